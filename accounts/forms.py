@@ -1,0 +1,34 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+from django_otp.forms import OTPAuthenticationForm, OTPAuthenticationFormMixin
+
+# One message for every failure: never tell whether the user exists or which
+# factor was wrong.
+SIGN_IN_FAILED = _("The user name, password or one-time password is not correct.")
+
+
+class SignInForm(OTPAuthenticationForm):
+    """User name, password and one-time password, checked together.
+
+    The device field is hidden: django-otp then tries every confirmed device
+    of the user, so a TOTP app or a backup code both work.
+    """
+
+    otp_error_messages = dict(
+        OTPAuthenticationFormMixin.otp_error_messages,
+        token_required=SIGN_IN_FAILED,
+        invalid_token=SIGN_IN_FAILED,
+    )
+    error_messages = dict(OTPAuthenticationForm.error_messages, invalid_login=SIGN_IN_FAILED)
+
+    otp_token = forms.CharField(
+        label=_("One-time password"),
+        max_length=16,
+        required=True,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["otp_device"].widget = forms.HiddenInput()
+        self.fields["otp_challenge"].widget = forms.HiddenInput()

@@ -1,0 +1,64 @@
+"""The audit trail: who did what to which patient data, and when.
+
+Each tenant's events live in its own schema, written in the same transaction
+as the change they record. Event types are numbered in ranges so that a
+search can ask for "all security events" by range.
+"""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class EventType(models.IntegerChoices):
+    # 1xx: authentication and security
+    LOGIN_SUCCEEDED = 100, _("Sign-in succeeded")
+    LOGIN_FAILED = 101, _("Sign-in failed")
+    LOGOUT = 102, _("Signed out")
+    ACCESS_DENIED = 110, _("Access denied")
+    API_TOKEN_ISSUED = 120, _("API token issued")
+    # 2xx: reading patient data
+    WORKLIST_SEARCHED = 200, _("Worklist searched")
+    STUDY_OPENED = 201, _("Study opened")
+    FRAMES_VIEWED = 202, _("Frames viewed")
+    REPORT_READ = 210, _("Report read")
+    DICOMWEB_QUERY = 220, _("DICOMweb query")
+    DICOMWEB_RETRIEVE = 221, _("DICOMweb retrieve")
+    # 3xx: changing clinical data
+    INSTANCE_STORED = 300, _("Instance stored")
+    REPORT_EDITED = 310, _("Report edited")
+    REPORT_DICTATED = 311, _("Dictation added to report")
+    REPORT_SIGNED = 312, _("Report signed")
+    # 4xx: data leaving Nimbus
+    HL7_DELIVERED = 400, _("Report delivered to RIS")
+    HL7_DELIVERY_FAILED = 401, _("Report delivery to RIS failed")
+    # 5xx: configuration
+    TENANT_CHANGED = 500, _("Tenant configuration changed")
+    USER_CHANGED = 501, _("User changed")
+
+
+class Outcome(models.TextChoices):
+    SUCCESS = "success", _("Success")
+    FAILURE = "failure", _("Failure")
+
+
+class AuditEvent(models.Model):
+    occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    event_type = models.PositiveIntegerField(choices=EventType.choices, db_index=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
+    # The actor is kept by name as well as id: the record must outlive the user row.
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor_username = models.CharField(max_length=150, blank=True, db_index=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=128, blank=True)
+    patient_id = models.CharField(max_length=64, blank=True, db_index=True)
+    study_instance_uid = models.CharField(max_length=64, blank=True, db_index=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.get_event_type_display()} {self.actor_username}"

@@ -1,0 +1,23 @@
+"""URLs of a tenant host (<tenant>.localhost): the reading application."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django_otp.admin import OTPAdminSite
+from drf_spectacular.views import SpectacularAPIView
+
+from config.health import healthz, readyz
+
+admin.site.__class__ = OTPAdminSite
+
+urlpatterns = [
+    path("", include("pacs.urls")),
+    path("accounts/", include("accounts.urls")),
+    path("viewer/", include("viewer.urls")),
+    path("reports/", include("reporting.urls")),
+    path("api/", include("reporting.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("dicomweb/", include("pacs.dicomweb.urls")),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz),
+    path("readyz", readyz),
+]

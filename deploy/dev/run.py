@@ -1,0 +1,96 @@
+"""`make run`: migrate, create the demo tenant and user, start every process.
+
+Runs inside deploy/dev/services.py, which provides DATABASE_URL and REDIS_URL.
+Ctrl-C (or SIGTERM) stops the web server, DICOM listener and worker together.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+DEMO = {
+    "schema": "demo",
+    "name": "Demo Hospital",
+    "domain": "demo.localhost",
+    "ae_title": "NIMBUS_DEMO",
+    "ris_host": "127.0.0.1",
+    "ris_port": "2575",
+    "username": "demo.radiologist",
+    "password": "Nimbus-demo-2026!",
+    "totp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+}
+
+
+def manage(*args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
+
+
+def bootstrap() -> None:
+    manage("migrate_schemas", "--shared", "--verbosity", "0")
+    manage(
+        "create_tenant", "--schema", DEMO["schema"], "--name", DEMO["name"],
+        "--domain", DEMO["domain"], "--ae-title", DEMO["ae_title"],
+        "--ris-host", DEMO["ris_host"], "--ris-port", DEMO["ris_port"],
+    )
+    manage("migrate_schemas", "--tenant", "--verbosity", "0")
+    manage(
+        "create_user", "--tenant", DEMO["schema"], "--username", DEMO["username"],
+        "--role", "radiologist", "--password", DEMO["password"], "--totp-secret", DEMO["totp_secret"],
+    )
+
+
+def processes() -> list[list[str]]:
+    web_host = os.environ.get("NIMBUS_WEB_HOST", "127.0.0.1")
+    web_port = os.environ.get("NIMBUS_WEB_PORT", "8000")
+    return [
+        [PYTHON, "-m", "daphne", "-b", web_host, "-p", web_port, "config.asgi:application"],
+        [PYTHON, "manage.py", "run_dicom_listener"],
+        [PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+    ]
+
+
+def main() -> int:
+    bootstrap()
+    port = os.environ.get("NIMBUS_WEB_PORT", "8000")
+    print(
+        "\nNimbus PACS is starting.\n"
+        f"  Worklist:       http://{DEMO['domain']}:{port}/\n"
+        f"  User:           {DEMO['username']}\n"
+        f"  Password:       {DEMO['password']}\n"
+        f"  TOTP secret:    {DEMO['totp_secret']} (add it to an authenticator app)\n"
+        f"  DICOM:          AE title {DEMO['ae_title']} on port "
+        f"{os.environ.get('NIMBUS_DICOM_PORT', '11112')}\n"
+        f"  RIS (HL7 MLLP): {DEMO['ris_host']}:{DEMO['ris_port']}\n"
+        "Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+    children = [subprocess.Popen(cmd, cwd=ROOT) for cmd in processes()]
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping and all(child.poll() is None for child in children):
+        time.sleep(0.5)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return 0 if stopping else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Helpers for reading DICOM values into Python types.
+
+Reading is lenient (PS3.5 values from the field are often slightly off);
+writing elsewhere is strict. ``configure_pydicom`` is the one place that sets
+both policies.
+"""
+
+import datetime
+import re
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+
+# PS3.5 9.1: a UID is dot-separated numeric components, at most 64 characters,
+# no leading zero in a component (lenient here: some vendors break that rule).
+UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+def configure_pydicom() -> None:
+    """Read leniently (warn), write strictly (raise)."""
+    pydicom.config.settings.reading_validation_mode = pydicom.config.WARN
+    pydicom.config.settings.writing_validation_mode = pydicom.config.RAISE
+
+
+def is_valid_uid(value: object) -> bool:
+    """Whether ``value`` is a syntactically valid UID, safe to use in a file path."""
+    return isinstance(value, str) and len(value) <= 64 and bool(UID_PATTERN.match(value))
+
+
+def text(dataset: Dataset, keyword: str, max_length: int = 64) -> str:
+    """A string value of ``keyword``, '' when absent; multi-values joined with '\\'."""
+    value = dataset.get(keyword)
+    if value is None or value == "":
+        return ""
+    if isinstance(value, pydicom.multival.MultiValue):
+        return "\\".join(str(v) for v in value)[:max_length]
+    return str(value).strip()[:max_length]
+
+
+def person_name(dataset: Dataset, keyword: str) -> str:
+    """A PN value in its DICOM form (family^given^middle^prefix^suffix), decoded."""
+    value = dataset.get(keyword)
+    if not value:
+        return ""
+    return str(value)[:324]
+
+
+def date_value(dataset: Dataset, keyword: str) -> datetime.date | None:
+    """A DA value (YYYYMMDD, or the retired YYYY.MM.DD) as a date, None if unparseable."""
+    raw = str(dataset.get(keyword, "") or "").strip().replace(".", "")
+    if len(raw) != 8 or not raw.isdigit():
+        return None
+    try:
+        return datetime.date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
+    except ValueError:
+        return None
+
+
+def time_value(dataset: Dataset, keyword: str) -> datetime.time | None:
+    """A TM value (HH[MM[SS[.F]]], or the retired HH:MM:SS) as a time."""
+    raw = str(dataset.get(keyword, "") or "").strip().replace(":", "")
+    match = re.match(r"^(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?$", raw)
+    if not match:
+        return None
+    hour, minute, second, fraction = match.groups()
+    try:
+        return datetime.time(
+            int(hour),
+            int(minute or 0),
+            min(int(second or 0), 59),  # a leap second (60) is legal in DICOM
+            int(float(fraction) * 1_000_000) if fraction else 0,
+        )
+    except ValueError:
+        return None
+
+
+def int_value(dataset: Dataset, keyword: str) -> int | None:
+    value = dataset.get(keyword)
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def float_list(dataset: Dataset, keyword: str, length: int) -> list[float] | None:
+    value: Any = dataset.get(keyword)
+    try:
+        numbers = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    return numbers if len(numbers) == length else None
+
+
+def first_float(dataset: Dataset, keyword: str) -> float | None:
+    value: Any = dataset.get(keyword)
+    if value is None or value == "":
+        return None
+    if isinstance(value, pydicom.multival.MultiValue):
+        value = value[0] if len(value) else None
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,206 @@
+"""The DICOM listener: Verification and Storage SCP for every tenant (PS3.4 A, B).
+
+One pynetdicom application entity serves all tenants; the called AE title of
+each association selects the tenant. Received instances go to the durable
+spool, and only then is success returned; indexing happens in a Celery task.
+"""
+
+import errno
+import logging
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django_tenants.utils import get_public_schema_name, schema_context
+
+from pynetdicom import AE, _config, evt
+from pynetdicom.events import Event
+from pynetdicom.presentation import AllStoragePresentationContexts
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from pacs import dicom, spool
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+# PS3.4 Table B.2-1 status codes.
+STATUS_SUCCESS = 0x0000
+STATUS_OUT_OF_RESOURCES = 0xA700
+STATUS_CANNOT_UNDERSTAND = 0xC000
+STATUS_PROCESSING_FAILURE = 0x0110
+
+# PS3.8 9.3.4 A-ASSOCIATE-RJ: rejected-permanent, service-user, called AE not recognised.
+REJECT_CALLED_AE = (0x01, 0x01, 0x07)
+
+# Offered in this order; the requestor's first acceptable one wins for each context.
+TRANSFER_SYNTAXES = [
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still sent)
+    "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.4.50",  # JPEG Baseline
+    "1.2.840.10008.1.2.4.51",  # JPEG Extended
+    "1.2.840.10008.1.2.4.57",  # JPEG Lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202",  # HTJ2K Lossless RPCL
+    "1.2.840.10008.1.2.4.203",  # HTJ2K
+    "1.2.840.10008.1.2.4.100",  # MPEG2 MP@ML
+    "1.2.840.10008.1.2.4.102",  # MPEG-4 AVC/H.264
+]
+
+
+def tenant_schema_for_ae_title(ae_title: str) -> str | None:
+    with schema_context(get_public_schema_name()):
+        return (
+            Tenant.objects.filter(ae_title=ae_title.strip(), is_active=True)
+            .exclude(schema_name=get_public_schema_name())
+            .values_list("schema_name", flat=True)
+            .first()
+        )
+
+
+def handle_requested(event: Event) -> None:
+    """Accept an association only for a known tenant's called AE title."""
+    assoc = event.assoc
+    called = assoc.requestor.primitive.called_ae_title.strip()
+    try:
+        schema = tenant_schema_for_ae_title(called)
+    finally:
+        connection.close()
+    if schema is None:
+        logger.warning(
+            "association rejected: unknown called AE %r from %s (%s)",
+            called,
+            assoc.requestor.address,
+            assoc.requestor.primitive.calling_ae_title.strip(),
+        )
+        assoc.acse.send_reject(*REJECT_CALLED_AE)
+        assoc.is_rejected = True
+        assoc.kill()
+        return
+    # Answer with the title the peer called, and remember whose data this is.
+    assoc.acceptor.ae_title = called
+    assoc.nimbus_schema = schema  # type: ignore[attr-defined]
+
+
+def handle_established(event: Event) -> None:
+    assoc = event.assoc
+    logger.info(
+        "association accepted calling=%s called=%s peer=%s",
+        assoc.requestor.ae_title.strip(),
+        assoc.acceptor.ae_title.strip(),
+        assoc.requestor.address,
+    )
+
+
+def handle_echo(event: Event) -> int:
+    return STATUS_SUCCESS
+
+
+def handle_store(event: Event) -> int:
+    """Spool the dataset exactly as received, then queue it for indexing.
+
+    Returns the C-STORE status: success only once the bytes are on disk.
+    """
+    schema: str = event.assoc.nimbus_schema  # type: ignore[attr-defined]
+    sop_uid = str(event.request.AffectedSOPInstanceUID or "")
+    if not dicom.is_valid_uid(sop_uid):
+        logger.warning("C-STORE refused: invalid SOP Instance UID")
+        return STATUS_CANNOT_UNDERSTAND
+    try:
+        path = spool.write_durably(schema, event.encoded_dataset(include_meta=True))
+    except OSError as error:
+        logger.error("C-STORE spool write failed: %s", error)
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return STATUS_OUT_OF_RESOURCES
+        return STATUS_PROCESSING_FAILURE
+    except Exception:
+        logger.exception("C-STORE could not encode the received dataset")
+        return STATUS_CANNOT_UNDERSTAND
+
+    queue_ingest(schema, path.name, event.assoc.requestor.ae_title.strip())
+    return STATUS_SUCCESS
+
+
+def queue_ingest(schema: str, spool_name: str, calling_ae_title: str = "") -> bool:
+    """Queue indexing; if the broker is down the file waits in the spool for the sweeper."""
+    from pacs.tasks import ingest_spooled_file
+
+    try:
+        ingest_spooled_file.apply_async(
+            args=[spool_name, calling_ae_title], headers={"_schema_name": schema}
+        )
+    except Exception as error:  # noqa: BLE001 - any broker failure; the spool keeps the file
+        logger.warning("ingest not queued (broker unavailable), left in spool: %s", error)
+        return False
+    return True
+
+
+def sweep_spool(older_than_seconds: float = 60.0) -> int:
+    """Queue again every spooled file that waited too long (lost or unsent message)."""
+    close_old_connections()
+    with schema_context(get_public_schema_name()):
+        schemas = list(
+            Tenant.objects.exclude(schema_name=get_public_schema_name()).values_list(
+                "schema_name", flat=True
+            )
+        )
+    connection.close()
+    queued = 0
+    for schema in schemas:
+        for path in spool.stale_files(schema, older_than_seconds):
+            if queue_ingest(schema, path.name):
+                path.touch()  # not again until it is stale once more
+                queued += 1
+    if queued:
+        logger.info("spool sweep queued %d waiting instances", queued)
+    return queued
+
+
+def build_ae() -> AE:
+    # Accept any storage SOP class, private ones included (PS3.4 B.5).
+    _config.UNRESTRICTED_STORAGE_SERVICE = True
+    ae = AE(ae_title=settings.NIMBUS_DICOM_AE_TITLE)
+    ae.require_called_aet = False  # checked per tenant in handle_requested
+    ae.maximum_associations = 50
+    ae.network_timeout = 60
+    ae.acse_timeout = 30
+    ae.dimse_timeout = 120
+    ae.maximum_pdu_size = 0  # unlimited: large CT frames in fewer PDUs
+    ae.add_supported_context(Verification)
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+    return ae
+
+
+HANDLERS: list[tuple[Any, Any]] = [
+    (evt.EVT_REQUESTED, handle_requested),
+    (evt.EVT_ESTABLISHED, handle_established),
+    (evt.EVT_C_ECHO, handle_echo),
+    (evt.EVT_C_STORE, handle_store),
+]
+
+
+def serve(host: str, port: int, stop: threading.Event | None = None) -> None:
+    """Run the listener until ``stop`` is set (or forever), sweeping the spool each minute."""
+    ae = build_ae()
+    server = ae.start_server((host, port), block=False, evt_handlers=HANDLERS)
+    logger.info("DICOM listener on %s:%d, AE %s", host, port, ae.ae_title)
+    stop = stop or threading.Event()
+    try:
+        sweep_spool(older_than_seconds=0)
+        while not stop.wait(60):
+            sweep_spool()
+    finally:
+        server.shutdown()
+        logger.info("DICOM listener stopped")
+
+
+

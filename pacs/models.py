@@ -1,0 +1,135 @@
+"""The archive index: patient, study, series and instance (PS3.3 C.7).
+
+Field names are the DICOM keywords in snake_case. The DICOM files themselves
+are kept as received in the file storage; these rows only index them.
+"""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class ReadingStatus(models.TextChoices):
+    UNREAD = "unread", _("Unread")
+    IN_PROGRESS = "in_progress", _("In progress")
+    PRELIMINARY = "preliminary", _("Preliminary")
+    SIGNED = "signed", _("Signed")
+
+
+class PixelStatus(models.TextChoices):
+    OK = "ok", _("Pixel data present")
+    NONE = "none", _("No pixel data")
+    TRUNCATED = "truncated", _("Pixel data truncated")
+    UNREADABLE = "unreadable", _("Pixel data unreadable")
+
+
+class Patient(models.Model):
+    patient_id = models.CharField(_("patient ID"), max_length=64, blank=True)
+    issuer_of_patient_id = models.CharField(max_length=64, blank=True)
+    patient_name = models.CharField(_("patient name"), max_length=324, blank=True)
+    patient_birth_date = models.DateField(null=True, blank=True)
+    patient_sex = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient_id", "issuer_of_patient_id"], name="unique_patient_per_issuer"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.patient_id or f"patient {self.pk}"
+
+
+class Study(models.Model):
+    study_instance_uid = models.CharField(max_length=64, unique=True)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
+    study_date = models.DateField(_("study date"), null=True, blank=True, db_index=True)
+    study_time = models.TimeField(null=True, blank=True)
+    accession_number = models.CharField(_("accession number"), max_length=64, blank=True, db_index=True)
+    study_id = models.CharField(max_length=64, blank=True)
+    study_description = models.CharField(_("description"), max_length=200, blank=True)
+    referring_physician_name = models.CharField(max_length=324, blank=True)
+    # Denormalised for the worklist, which must sort and filter without joins.
+    modalities_in_study = models.CharField(_("modalities"), max_length=64, blank=True)
+    number_of_study_related_series = models.PositiveIntegerField(default=0)
+    number_of_study_related_instances = models.PositiveIntegerField(default=0)
+    reading_status = models.CharField(
+        _("reading status"),
+        max_length=16,
+        choices=ReadingStatus.choices,
+        default=ReadingStatus.UNREAD,
+        db_index=True,
+    )
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-study_date", "-received_at"]
+
+    def __str__(self) -> str:
+        return self.study_instance_uid
+
+    @property
+    def modality_list(self) -> list[str]:
+        return [m for m in self.modalities_in_study.split("\\") if m]
+
+
+class Series(models.Model):
+    series_instance_uid = models.CharField(max_length=64, unique=True)
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
+    modality = models.CharField(max_length=16, blank=True)
+    series_number = models.IntegerField(null=True, blank=True)
+    series_description = models.CharField(max_length=200, blank=True)
+    body_part_examined = models.CharField(max_length=64, blank=True)
+    number_of_series_related_instances = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "series"
+        ordering = ["series_number", "pk"]
+
+    def __str__(self) -> str:
+        return self.series_instance_uid
+
+
+class Instance(models.Model):
+    sop_instance_uid = models.CharField(max_length=64, unique=True)
+    sop_class_uid = models.CharField(max_length=64)
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    instance_number = models.IntegerField(null=True, blank=True)
+    transfer_syntax_uid = models.CharField(max_length=64)
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    columns = models.PositiveIntegerField(null=True, blank=True)
+    number_of_frames = models.PositiveIntegerField(default=1)
+    # Along the slice normal; lets the viewer order slices by position, not number.
+    slice_position = models.FloatField(null=True, blank=True)
+    image_position_patient = models.JSONField(null=True, blank=True)
+    image_orientation_patient = models.JSONField(null=True, blank=True)
+    window_center = models.FloatField(null=True, blank=True)
+    window_width = models.FloatField(null=True, blank=True)
+    pixel_status = models.CharField(max_length=16, choices=PixelStatus.choices, default=PixelStatus.OK)
+    pixel_error = models.CharField(max_length=300, blank=True)
+    storage_path = models.CharField(max_length=300)
+    file_size = models.PositiveBigIntegerField()
+    calling_ae_title = models.CharField(max_length=16, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["instance_number", "pk"]
+        indexes = [models.Index(fields=["series", "instance_number"])]
+
+    def __str__(self) -> str:
+        return self.sop_instance_uid
+
+
+class IngestFailure(models.Model):
+    """A received file that could not be indexed. The file itself is kept."""
+
+    quarantine_path = models.CharField(max_length=300)
+    sop_instance_uid = models.CharField(max_length=64, blank=True)
+    error = models.TextField()
+    calling_ae_title = models.CharField(max_length=16, blank=True)
+    failed_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.failed_at:%Y-%m-%d %H:%M} {self.sop_instance_uid or self.quarantine_path}"

@@ -1,0 +1,60 @@
+"""Creating tenants: the one write path used by the admin's command-line twin."""
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from tenants.models import Domain, Tenant
+
+logger = logging.getLogger(__name__)
+
+PUBLIC_SCHEMA = "public"
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    schema: str
+    name: str
+    domain: str
+    ae_title: str
+    ris_host: str = ""
+    ris_port: int | None = None
+
+
+def do_ensure_public_tenant(domain: str = "localhost") -> Tenant:
+    """The public schema's row, so that the bare host reaches the platform admin."""
+    tenant, _ = Tenant.objects.get_or_create(
+        schema_name=PUBLIC_SCHEMA,
+        defaults={"name": "Nimbus platform", "ae_title": "NIMBUS_PUBLIC"},
+    )
+    Domain.objects.get_or_create(domain=domain, defaults={"tenant": tenant, "is_primary": True})
+    return tenant
+
+
+def do_create_tenant(spec: TenantSpec) -> tuple[Tenant, bool]:
+    """Create the tenant, its schema and its domain, or update them if present.
+
+    Returns the tenant and whether it was created.
+    """
+    tenant = Tenant.objects.filter(schema_name=spec.schema).first()
+    created = tenant is None
+    if tenant is None:
+        tenant = Tenant(schema_name=spec.schema)
+    tenant.name = spec.name
+    tenant.ae_title = spec.ae_title
+    tenant.ris_host = spec.ris_host
+    tenant.ris_port = spec.ris_port
+    tenant.full_clean(exclude=["schema_name"] if not created else None)
+    # save() creates the schema and migrates it when the tenant is new.
+    tenant.save()
+
+    with transaction.atomic():
+        domain, _ = Domain.objects.get_or_create(
+            domain=spec.domain, defaults={"tenant": tenant, "is_primary": True}
+        )
+        if domain.tenant_id != tenant.pk:
+            raise ValueError(f"Domain {spec.domain} already belongs to another tenant.")
+
+    logger.info("tenant %s %s", spec.schema, "created" if created else "updated")
+    return tenant, created

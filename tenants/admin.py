@@ -1,0 +1,33 @@
+from django.contrib import admin
+from django_tenants.admin import TenantAdminMixin
+
+from tenants.models import Domain, Tenant
+
+
+class DomainInline(admin.TabularInline):
+    model = Domain
+    extra = 1
+    min_num = 1
+
+
+@admin.register(Tenant)
+class TenantAdmin(TenantAdminMixin, admin.ModelAdmin):
+    list_display = ("name", "schema_name", "ae_title", "ris_host", "ris_port", "is_active")
+    search_fields = ("name", "schema_name", "ae_title")
+    list_filter = ("is_active",)
+    inlines = [DomainInline]
+    fieldsets = (
+        (None, {"fields": ("name", "schema_name", "is_active")}),
+        ("DICOM", {"fields": ("ae_title",)}),
+        (
+            "RIS (HL7 v2 over MLLP)",
+            {"fields": ("ris_host", "ris_port", "ris_receiving_application", "ris_receiving_facility")},
+        ),
+    )
+
+    def get_queryset(self, request):  # type: ignore[no-untyped-def]
+        return super().get_queryset(request).exclude(schema_name="public")
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        # A schema cannot be renamed once its tables exist.
+        return ("schema_name",) if obj else ()

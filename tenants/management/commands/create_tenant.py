@@ -1,0 +1,41 @@
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from tenants.actions import TenantSpec, do_create_tenant, do_ensure_public_tenant
+
+
+class Command(BaseCommand):
+    help = "Create a tenant (schema, domain, AE title, RIS endpoint), or update it. Idempotent."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--schema", required=True)
+        parser.add_argument("--name", required=True)
+        parser.add_argument("--domain", required=True)
+        parser.add_argument("--ae-title", required=True)
+        parser.add_argument("--ris-host", default="")
+        parser.add_argument("--ris-port", type=int, default=None)
+        parser.add_argument(
+            "--public-domain",
+            default="localhost",
+            help="Host of the platform admin (public schema), created if missing.",
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        do_ensure_public_tenant(str(options["public_domain"]))
+        spec = TenantSpec(
+            schema=str(options["schema"]),
+            name=str(options["name"]),
+            domain=str(options["domain"]),
+            ae_title=str(options["ae_title"]),
+            ris_host=str(options["ris_host"] or ""),
+            ris_port=options["ris_port"],  # type: ignore[arg-type]
+        )
+        try:
+            tenant, created = do_create_tenant(spec)
+        except (ValidationError, ValueError) as error:
+            raise CommandError(str(error)) from error
+        verb = "Created" if created else "Updated"
+        self.stdout.write(
+            f"{verb} tenant {tenant.schema_name} ({tenant.name}) at {spec.domain}, "
+            f"AE title {tenant.ae_title}, RIS {tenant.ris_host or '-'}:{tenant.ris_port or '-'}"
+        )

@@ -1,0 +1,71 @@
+"""The tenant registry, kept in the public schema.
+
+A tenant is one hospital (or reading group) with its own PostgreSQL schema.
+It is reached by host name over HTTP and by called AE title over DICOM.
+"""
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django_tenants.models import DomainMixin, TenantMixin
+
+# PS3.5 6.2: AE is up to 16 characters of the default repertoire, no
+# backslash or control characters; leading/trailing spaces are not significant.
+AE_TITLE_PATTERN = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
+
+
+def validate_ae_title(value: str) -> None:
+    if not AE_TITLE_PATTERN.match(value) or value.strip() != value or not value.strip():
+        raise ValidationError(
+            _("An AE title is 1 to 16 printable characters, no backslash, no surrounding spaces.")
+        )
+
+
+class Tenant(TenantMixin):
+    name = models.CharField(_("name"), max_length=200)
+    ae_title = models.CharField(
+        _("AE title"),
+        max_length=16,
+        unique=True,
+        validators=[validate_ae_title],
+        help_text=_("Called AE title that modalities use to send studies to this tenant."),
+    )
+    ris_host = models.CharField(_("RIS host"), max_length=255, blank=True)
+    ris_port = models.PositiveIntegerField(
+        _("RIS port"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(65535)],
+    )
+    ris_receiving_application = models.CharField(
+        _("RIS receiving application"), max_length=180, blank=True, default="RIS"
+    )
+    ris_receiving_facility = models.CharField(
+        _("RIS receiving facility"), max_length=180, blank=True
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Creating the schema runs every tenant migration; the admin form and
+    # create_tenant both rely on that.
+    auto_create_schema = True
+
+    class Meta:
+        verbose_name = _("tenant")
+        verbose_name_plural = _("tenants")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.schema_name})"
+
+    @property
+    def has_ris(self) -> bool:
+        return bool(self.ris_host and self.ris_port)
+
+
+class Domain(DomainMixin):
+    class Meta:
+        verbose_name = _("domain")
+        verbose_name_plural = _("domains")
