@@ -5,6 +5,7 @@ Development defaults are safe for 127.0.0.1 only; NIMBUS_PRODUCTION=true
 turns on the HTTPS-only settings and refuses to start without a secret key.
 """
 
+import os
 from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _
@@ -112,6 +113,10 @@ DATABASES = {
     "default": database_from_url(
         env_str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/nimbus")
     )
+}
+# Each test run gets its own database, so that parallel runs never collide.
+DATABASES["default"]["TEST"] = {
+    "NAME": env_str("NIMBUS_TEST_DATABASE", f"test_{DATABASES['default']['NAME']}_{os.getpid()}")
 }
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
