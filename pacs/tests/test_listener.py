@@ -1,0 +1,85 @@
+"""The DICOM listener, driven by dcmtk's echoscu and storescu over real associations."""
+
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+
+import pydicom
+import pytest
+import redis
+from django.conf import settings
+
+from conftest import CT_SERIES
+from pacs import spool
+from pacs.dimse.listener import serve
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def listener(storage_dirs, db, django_db_blocker) -> Iterator[int]:  # type: ignore[no-untyped-def]
+    port = free_port()
+    stop = threading.Event()
+    with django_db_blocker.unblock():
+        thread = threading.Thread(target=serve, args=("127.0.0.1", port, stop), daemon=True)
+        thread.start()
+        for _ in range(50):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            stop.wait(0.1)
+        yield port
+        stop.set()
+        thread.join(10)
+
+
+def dcmtk(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=60)
+
+
+def queued_messages() -> int:
+    return int(redis.Redis.from_url(settings.CELERY_BROKER_URL).llen("celery"))
+
+
+def test_it_answers_c_echo_for_a_tenant_ae_title(listener):
+    result = dcmtk("echoscu", "-aec", "NIMBUS_A", "127.0.0.1", str(listener))
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_it_rejects_an_unknown_called_ae_title(listener):
+    result = dcmtk("echoscu", "-aec", "NOT_A_TENANT", "127.0.0.1", str(listener))
+
+    assert result.returncode != 0
+    assert "Called AE Title Not Recognized" in result.stderr + result.stdout
+
+
+def test_it_spools_each_instance_before_answering_and_queues_it(listener):
+    files = sorted(CT_SERIES.glob("*.dcm"))[:3]
+    before = queued_messages()
+
+    result = dcmtk("storescu", "-aec", "NIMBUS_B", "127.0.0.1", str(listener), *map(str, files))
+
+    assert result.returncode == 0, result.stderr
+    spooled = sorted(spool.spool_dir("hospital_b").glob("*.dcm"))
+    assert len(spooled) == 3
+    received = {pydicom.dcmread(p).SOPInstanceUID: pydicom.dcmread(p) for p in spooled}
+    for path in files:
+        original = pydicom.dcmread(path)
+        assert received[original.SOPInstanceUID] == original
+    assert queued_messages() - before >= 3
+    assert not any(spool.spool_dir("hospital_a").glob("*.dcm"))
+
+
+def test_it_survives_a_peer_that_sends_garbage_and_hangs_up(listener):
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", listener), timeout=5) as sock:
+            sock.sendall(b"\x01\x00\x00\x00\xff\xffnot an association")
+
+    result = dcmtk("echoscu", "-aec", "NIMBUS_A", "127.0.0.1", str(listener))
+    assert result.returncode == 0, result.stderr
