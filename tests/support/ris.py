@@ -1,0 +1,67 @@
+"""A test RIS: an MLLP listener built on the python-hl7 library.
+
+It parses every message with the library, keeps it, and answers an ACK with
+the code the test chooses (AA by default).
+"""
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+
+import hl7
+from hl7.mllp import start_hl7_server
+
+
+@dataclass
+class RisListener:
+    host: str = "127.0.0.1"
+    port: int = 0
+    ack_code: str = "AA"
+    received: list[hl7.Message] = field(default_factory=list)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _server: asyncio.AbstractServer | None = None
+    _thread: threading.Thread | None = None
+
+    async def _handle(self, reader, writer) -> None:  # type: ignore[no-untyped-def]
+        try:
+            while not writer.is_closing():
+                message = await reader.readmessage()
+                self.received.append(message)
+                writer.writemessage(message.create_ack(ack_code=self.ack_code))
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            writer.close()
+
+    def start(self) -> "RisListener":
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            self._server = self._loop.run_until_complete(
+                start_hl7_server(self._handle, host=self.host, port=self.port, encoding="utf-8")
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._server is None:
+            return
+
+        async def close() -> None:
+            assert self._server is not None
+            self._server.close()
+            await self._server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        assert self._thread is not None
+        self._thread.join(10)

@@ -1,0 +1,182 @@
+"""The whole of Nimbus running as real processes, for end-to-end tests.
+
+A fresh PostgreSQL database and Redis database, the web server (Daphne), the
+DICOM listener and a Celery worker, each a subprocess started the way
+`make run` starts them. Nothing is mocked.
+"""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "E2e-reader-password-7"
+TOTP_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    web_port: int
+    dicom_port: int
+    ris_port: int
+    schema: str = "e2e"
+    host: str = "e2e.localhost"
+    ae_title: str = "NIMBUS_E2E"
+    username: str = "reader"
+    token: str = ""
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.web_port}"
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def sql(self, query: str, *params: object) -> list[tuple[object, ...]]:
+        with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
+            conn.execute(f"SET search_path TO {self.schema}, public")
+            return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+    def start(self, name: str, *command: str) -> subprocess.Popen[bytes]:
+        assert self.logs is not None
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        self.processes.append(process)
+        return process
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.web_port}{path}",
+            headers={"Host": f"{self.host}:{self.web_port}"}
+            | ({"Authorization": f"Bearer {token}"} if token else {}),
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+
+def _database_url(base: str, name: str) -> str:
+    parsed = urlparse(base)
+    return parsed._replace(path=f"/{name}").geturl()
+
+
+@contextlib.contextmanager
+def running_stack(tmp: Path, ris_port: int) -> Iterator[Stack]:
+    base_db = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/nimbus")
+    db_name = f"nimbus_e2e_{os.getpid()}"
+    admin_url = _database_url(base_db, "postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}"')
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+
+    redis_base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis_url = urlparse(redis_base)._replace(path="/14").geturl()
+    redis.Redis.from_url(redis_url).flushdb()
+
+    logs = tmp / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stack = Stack(
+        env={
+            **os.environ,
+            "DATABASE_URL": _database_url(base_db, db_name),
+            "REDIS_URL": redis_url,
+            "NIMBUS_VAR_DIR": str(tmp / "var"),
+            "NIMBUS_DICOM_PORT": "0",
+            "NIMBUS_HL7_RETRY_BASE_SECONDS": "1",
+            "NIMBUS_HL7_RETRY_MAX_SECONDS": "2",
+            "NIMBUS_HL7_TIMEOUT_SECONDS": "3",
+            "PYTHONUNBUFFERED": "1",
+        },
+        web_port=free_port(),
+        dicom_port=free_port(),
+        ris_port=ris_port,
+        logs=logs,
+    )
+    stack.env["NIMBUS_DICOM_PORT"] = str(stack.dicom_port)
+    try:
+        stack.manage("migrate_schemas", "--shared", "--verbosity", "0")
+        stack.manage(
+            "create_tenant", "--schema", stack.schema, "--name", "E2E Hospital",
+            "--domain", stack.host, "--ae-title", stack.ae_title,
+            "--ris-host", "127.0.0.1", "--ris-port", str(ris_port),
+        )
+        stack.manage(
+            "create_user", "--tenant", stack.schema, "--username", stack.username,
+            "--role", "radiologist", "--password", PASSWORD, "--totp-secret", TOTP_SECRET,
+        )
+        stack.token = stack.manage(
+            "create_api_token", "--tenant", stack.schema, "--username", stack.username
+        ).strip().splitlines()[-1]
+
+        py = sys.executable
+        stack.start(
+            "web", py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(stack.web_port),
+            "config.asgi:application",
+        )
+        stack.start("dicom", py, "manage.py", "run_dicom_listener", "--host", "127.0.0.1")
+        stack.start(
+            "worker", py, "-m", "celery", "-A", "config", "worker",
+            "--loglevel", "INFO", "--concurrency", "2", "--without-mingle", "--without-gossip",
+        )
+        wait_for_port(stack.web_port)
+        wait_for_port(stack.dicom_port)
+        _wait_until_ready(stack)
+        yield stack
+    finally:
+        for process in stack.processes:
+            process.terminate()
+        for process in stack.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+
+def _wait_until_ready(stack: Stack, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status, _ = stack.get("/readyz")
+        if status == 200:
+            return
+        time.sleep(1)
+    raise TimeoutError("the stack never became ready; see the logs under " + str(stack.logs))
