@@ -1,0 +1,60 @@
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_tenants.utils import tenant_context
+
+from accounts.authentication import user_for_bearer_token
+from accounts.models import ApiToken, User
+from conftest import TOTP_SECRET
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_create_user_prints_the_credentials_and_is_idempotent(tenant_b):
+    first = run("create_user", "--tenant", "hospital_b", "--username", "dr.x",
+                "--role", "radiologist", "--totp-secret", TOTP_SECRET)
+    again = run("create_user", "--tenant", "hospital_b", "--username", "dr.x",
+                "--role", "radiologist", "--totp-secret", TOTP_SECRET)
+
+    assert "Created user dr.x" in first and "Updated user dr.x" in again
+    assert f"TOTP secret: {TOTP_SECRET}" in first
+    with tenant_context(tenant_b):
+        user = User.objects.get(username="dr.x")
+        assert TOTPDevice.objects.filter(user=user, confirmed=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_create_user_refuses_a_weak_password_and_a_bad_secret(tenant_b):
+    with pytest.raises(CommandError):
+        run("create_user", "--tenant", "hospital_b", "--username", "weak",
+            "--role", "radiologist", "--password", "123")
+    with pytest.raises(CommandError, match="base32"):
+        run("create_user", "--tenant", "hospital_b", "--username", "weak",
+            "--role", "radiologist", "--totp-secret", "not base32!")
+
+
+@pytest.mark.django_db
+def test_create_api_token_prints_a_working_token_alone_on_its_last_line(tenant_b):
+    run("create_user", "--tenant", "hospital_b", "--username", "robot", "--role", "radiologist")
+
+    token = run("create_api_token", "--tenant", "hospital_b", "--username", "robot").splitlines()[-1]
+
+    with tenant_context(tenant_b):
+        assert user_for_bearer_token(token).username == "robot"
+        assert not ApiToken.objects.filter(key_hash=token).exists()  # only the hash is kept
+
+
+@pytest.mark.django_db
+def test_a_token_of_one_tenant_means_nothing_in_another(tenant_a, tenant_b):
+    run("create_user", "--tenant", "hospital_b", "--username", "robot", "--role", "radiologist")
+    token = run("create_api_token", "--tenant", "hospital_b", "--username", "robot").splitlines()[-1]
+
+    with tenant_context(tenant_a):
+        assert user_for_bearer_token(token) is None

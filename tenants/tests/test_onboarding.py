@@ -1,0 +1,69 @@
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_tenants.utils import schema_context
+
+from accounts.actions import do_create_user
+from accounts.models import Role
+from conftest import PASSWORD, TOTP_SECRET
+from tenants.models import Tenant
+
+
+@pytest.fixture
+def platform_admin_client(db):  # type: ignore[no-untyped-def]
+    connection.set_schema_to_public()
+    user, _ = do_create_user("platform", Role.PLATFORM_ADMIN, PASSWORD, TOTP_SECRET)
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user).persistent_id
+    session.save()
+    return client
+
+
+def test_it_shows_hospital_it_the_tenant_form_in_the_public_admin(platform_admin_client):
+    response = platform_admin_client.get("/tenants/tenant/add/")
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    for field in ("schema_name", "ae_title", "ris_host", "ris_port", "domains-0-domain"):
+        assert f'name="{field}"' in page
+
+
+def test_it_lists_tenants_but_not_the_public_schema(platform_admin_client):
+    page = platform_admin_client.get("/tenants/tenant/").content.decode()
+
+    assert "hospital_a" in page and "hospital_b" in page
+    assert "Nimbus platform" not in page
+
+
+def test_it_refuses_the_admin_to_a_password_only_session(db):
+    connection.set_schema_to_public()
+    user, _ = do_create_user("platform2", Role.PLATFORM_ADMIN, PASSWORD, TOTP_SECRET)
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+
+    assert client.get("/tenants/tenant/").status_code == 302
+
+
+def test_create_tenant_refuses_an_ae_title_already_in_use(db, capsys):
+    with pytest.raises(CommandError, match="AE title"):
+        call_command(
+            "create_tenant", "--schema", "other", "--name", "Other",
+            "--domain", "other.localhost", "--ae-title", "NIMBUS_A",
+        )
+    assert not Tenant.objects.filter(schema_name="other").exists()
+
+
+def test_create_tenant_is_idempotent(db, capsys):
+    call_command(
+        "create_tenant", "--schema", "hospital_b", "--name", "Hospital B",
+        "--domain", "b.localhost", "--ae-title", "NIMBUS_B",
+    )
+
+    assert "Updated tenant hospital_b" in capsys.readouterr().out
+    with schema_context("public"):
+        assert Tenant.objects.filter(ae_title="NIMBUS_B").count() == 1
