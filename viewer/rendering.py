@@ -272,14 +272,16 @@ def voi_lut_to_display(values: np.ndarray, ds: Dataset) -> np.ndarray:
 
 
 def present(display: np.ndarray, ds: Dataset, photometric: str) -> np.ndarray:
-    """Apply the presentation: MONOCHROME1 and an INVERSE shape show low as white.
+    """Show low values white for MONOCHROME1 or an INVERSE Presentation LUT Shape.
 
-    PS3.3 C.7.6.3.1.2 (MONOCHROME1) and C.11.6.1 (Presentation LUT Shape).
+    PS3.3 C.7.6.3.1.2 and C.11.6.1. The two are not applied twice: the DX
+    and MG modules (C.8.11.7) require INVERSE alongside MONOCHROME1, where it
+    describes the same single inversion.
     """
-    inverse = photometric == "MONOCHROME1"
-    if str(ds.get("PresentationLUTShape", "")).strip().upper() == "INVERSE":
-        inverse = not inverse
-    return (255 - display).astype(np.uint8) if inverse else display
+    shape = str(ds.get("PresentationLUTShape", "")).strip().upper()
+    if photometric == "MONOCHROME1" or shape == "INVERSE":
+        return (255 - display).astype(np.uint8)
+    return display
 
 
 def color_to_rgb(pixels: np.ndarray, ds: Dataset, photometric: str) -> np.ndarray:
