@@ -25,7 +25,9 @@ CT_SERIES = SHARED_DATA / "tcia-pancreas-ct" / "series-201"
 PASSWORD = "Correct-horse-battery-9"
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
-TENANT_A = TenantSpec("hospital_a", "Hospital A", "a.localhost", "NIMBUS_A", "127.0.0.1", 1)
+TENANT_A = TenantSpec(
+    "hospital_a", "Hospital A", "a.localhost", "NIMBUS_A", "127.0.0.1", 1
+)
 TENANT_B = TenantSpec("hospital_b", "Hospital B", "b.localhost", "NIMBUS_B")
 
 

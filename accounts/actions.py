@@ -55,6 +55,9 @@ def do_create_user(
 def do_issue_api_token(user: User, label: str = "") -> str:
     _, raw = ApiToken.issue(user, label=label)
     do_record_event(
-        EventType.API_TOKEN_ISSUED, actor_username="manage.py", object_type="user", object_id=str(user.pk)
+        EventType.API_TOKEN_ISSUED,
+        actor_username="manage.py",
+        object_type="user",
+        object_id=str(user.pk),
     )
     return raw

@@ -23,13 +23,17 @@ class SignInForm(OTPAuthenticationForm):
         invalid_token=SIGN_IN_FAILED,
         device_required=SIGN_IN_FAILED,
     )
-    error_messages = dict(OTPAuthenticationForm.error_messages, invalid_login=SIGN_IN_FAILED)
+    error_messages = dict(
+        OTPAuthenticationForm.error_messages, invalid_login=SIGN_IN_FAILED
+    )
 
     otp_token = forms.CharField(
         label=_("One-time password"),
         max_length=16,
         required=True,
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}
+        ),
     )
 
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]

@@ -21,9 +21,11 @@ CLINICAL_READER_ROLES = {Role.RADIOLOGIST, Role.TENANT_ADMIN}
 
 
 class User(AbstractUser):
-    """A person who signs in. Users live in their tenant's schema (or public, for platform staff)."""
+    """A person who signs in; kept in their tenant's schema (platform staff: public)."""
 
-    role = models.CharField(_("role"), max_length=32, choices=Role.choices, default=Role.RADIOLOGIST)
+    role = models.CharField(
+        _("role"), max_length=32, choices=Role.choices, default=Role.RADIOLOGIST
+    )
 
     @property
     def reads_studies(self) -> bool:
@@ -37,9 +39,13 @@ def hash_token(raw: str) -> str:
 class ApiToken(models.Model):
     """A bearer token for DICOMweb and API clients. Only its SHA-256 is stored."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
     key_hash = models.CharField(max_length=64, unique=True)
-    prefix = models.CharField(max_length=8, help_text=_("First characters, to recognise a token in lists."))
+    prefix = models.CharField(
+        max_length=8, help_text=_("First characters, to recognise a token in lists.")
+    )
     label = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -55,5 +61,7 @@ class ApiToken(models.Model):
     @classmethod
     def issue(cls, user: User, label: str = "") -> tuple["ApiToken", str]:
         raw = secrets.token_urlsafe(32)
-        token = cls.objects.create(user=user, key_hash=hash_token(raw), prefix=raw[:8], label=label)
+        token = cls.objects.create(
+            user=user, key_hash=hash_token(raw), prefix=raw[:8], label=label
+        )
         return token, raw

@@ -3,7 +3,11 @@
 import logging
 from typing import Any
 
-from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.contrib.auth.signals import (
+    user_logged_in,
+    user_logged_out,
+    user_login_failed,
+)
 from django.dispatch import receiver
 from django.http import HttpRequest
 
@@ -27,7 +31,10 @@ def record_logout(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -
 
 @receiver(user_login_failed)
 def record_login_failure(
-    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+    sender: Any,
+    credentials: dict[str, Any],
+    request: HttpRequest | None = None,
+    **kwargs: Any,
 ) -> None:
     username = str(credentials.get("username", ""))[:150]
     do_record_event(

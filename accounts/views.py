@@ -27,7 +27,9 @@ class SignInView(auth_views.LoginView):
                 outcome=Outcome.FAILURE,
                 detail={"reason": "otp"},
             )
-            security_logger.warning("sign-in failed (one-time password) user_id=%s", user.pk)
+            security_logger.warning(
+                "sign-in failed (one-time password) user_id=%s", user.pk
+            )
         return super().form_invalid(form)
 
 

@@ -29,7 +29,11 @@ def do_record_event(
     Call it inside the transaction of the change it records, so that the
     change and its record commit or roll back together.
     """
-    if actor is None and request is not None and getattr(request, "user", None) is not None:
+    if (
+        actor is None
+        and request is not None
+        and getattr(request, "user", None) is not None
+    ):
         actor = request.user if request.user.is_authenticated else None
     return AuditEvent.objects.create(
         event_type=event_type,

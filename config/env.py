@@ -46,7 +46,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 def database_from_url(url: str) -> dict[str, object]:
-    """Turn postgresql://user:pass@host:port/name?host=/socket into DATABASES['default']."""
+    """Turn postgresql://user:pass@host:port/name into a DATABASES entry."""
     parsed = urlparse(url)
     if parsed.scheme not in {"postgres", "postgresql"}:
         raise ImproperlyConfigured("DATABASE_URL must be a postgresql:// URL.")

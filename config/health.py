@@ -1,12 +1,12 @@
 """Liveness and readiness probes for load balancers and orchestrators."""
 
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from redis import Redis
 from redis.exceptions import RedisError
 
 from config.celery import app as celery_app
-from django.conf import settings
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -16,7 +16,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def readyz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database_ok(), "redis": _redis_ok(), "worker": _worker_ok()}
     ready = all(checks.values())
-    return JsonResponse({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    return JsonResponse(
+        {"ready": ready, "checks": checks}, status=200 if ready else 503
+    )
 
 
 def _database_ok() -> bool:

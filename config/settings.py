@@ -20,9 +20,13 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 if PRODUCTION:
     SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 else:
-    SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-key-never-use-in-production")
+    SECRET_KEY = env_str(
+        "DJANGO_SECRET_KEY", "dev-only-insecure-key-never-use-in-production"
+    )
 
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [".localhost", "localhost", "127.0.0.1"])
+ALLOWED_HOSTS = env_list(
+    "DJANGO_ALLOWED_HOSTS", [".localhost", "localhost", "127.0.0.1"]
+)
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 # --- Applications -----------------------------------------------------------
@@ -65,7 +69,9 @@ TENANT_APPS = [
     "viewer",
     "reporting",
 ]
-INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
+INSTALLED_APPS = list(SHARED_APPS) + [
+    app for app in TENANT_APPS if app not in SHARED_APPS
+]
 
 TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
@@ -116,7 +122,9 @@ DATABASES = {
 }
 # Each test run gets its own database, so that parallel runs never collide.
 DATABASES["default"]["TEST"] = {
-    "NAME": env_str("NIMBUS_TEST_DATABASE", f"test_{DATABASES['default']['NAME']}_{os.getpid()}")
+    "NAME": env_str(
+        "NIMBUS_TEST_DATABASE", f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
+    )
 }
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -156,14 +164,15 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "accounts:login"
+_VALIDATORS = "django.contrib.auth.password_validation"
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": f"{_VALIDATORS}.UserAttributeSimilarityValidator"},
     {
-        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "NAME": f"{_VALIDATORS}.MinimumLengthValidator",
         "OPTIONS": {"min_length": 12},
     },
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": f"{_VALIDATORS}.CommonPasswordValidator"},
+    {"NAME": f"{_VALIDATORS}.NumericPasswordValidator"},
 ]
 OTP_TOTP_ISSUER = "Nimbus PACS"
 SESSION_COOKIE_AGE = env_int("NIMBUS_SESSION_MAX_AGE_SECONDS", 12 * 3600)
@@ -200,7 +209,12 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- Internationalisation ---------------------------------------------------
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", _("English")), ("fr", _("French")), ("de", _("German")), ("nl", _("Dutch"))]
+LANGUAGES = [
+    ("en", _("English")),
+    ("fr", _("French")),
+    ("de", _("German")),
+    ("nl", _("Dutch")),
+]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env_str("NIMBUS_TIME_ZONE", "Europe/Brussels")
 USE_I18N = True

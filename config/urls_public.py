@@ -1,4 +1,4 @@
-"""URLs of the bare host (public schema): the platform admin where tenants are onboarded."""
+"""URLs of the bare host (public schema): the platform admin, for onboarding."""
 
 from django.contrib import admin
 from django.urls import include, path

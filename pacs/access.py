@@ -19,15 +19,20 @@ def studies_for(user: User) -> QuerySet[Study]:
 
 
 def get_study_for_user(user: User, study_instance_uid: str) -> Study:
-    study = studies_for(user).select_related("patient").filter(
-        study_instance_uid=study_instance_uid
-    ).first()
+    study = (
+        studies_for(user)
+        .select_related("patient")
+        .filter(study_instance_uid=study_instance_uid)
+        .first()
+    )
     if study is None:
         raise Http404("No such study.")
     return study
 
 
-def get_series_for_user(user: User, study_instance_uid: str, series_instance_uid: str) -> Series:
+def get_series_for_user(
+    user: User, study_instance_uid: str, series_instance_uid: str
+) -> Series:
     series = (
         Series.objects.select_related("study__patient")
         .filter(

@@ -25,7 +25,9 @@ def configure_pydicom() -> None:
 
 def is_valid_uid(value: object) -> bool:
     """Whether ``value`` is a syntactically valid UID, safe to use in a file path."""
-    return isinstance(value, str) and len(value) <= 64 and bool(UID_PATTERN.match(value))
+    return (
+        isinstance(value, str) and len(value) <= 64 and bool(UID_PATTERN.match(value))
+    )
 
 
 def text(dataset: Dataset, keyword: str, max_length: int = 64) -> str:
@@ -47,7 +49,7 @@ def person_name(dataset: Dataset, keyword: str) -> str:
 
 
 def date_value(dataset: Dataset, keyword: str) -> datetime.date | None:
-    """A DA value (YYYYMMDD, or the retired YYYY.MM.DD) as a date, None if unparseable."""
+    """A DA value (YYYYMMDD, or the retired YYYY.MM.DD) as a date, or None."""
     raw = str(dataset.get(keyword, "") or "").strip().replace(".", "")
     if len(raw) != 8 or not raw.isdigit():
         return None

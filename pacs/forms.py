@@ -6,7 +6,9 @@ from pacs.selectors import WORKLIST_SORTS, WorklistFilter
 
 
 class WorklistFilterForm(forms.Form):
-    patient_name = forms.CharField(label=_("Patient name"), required=False, max_length=64)
+    patient_name = forms.CharField(
+        label=_("Patient name"), required=False, max_length=64
+    )
     patient_id = forms.CharField(label=_("Patient ID"), required=False, max_length=64)
     date_from = forms.DateField(
         label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})

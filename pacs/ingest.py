@@ -46,10 +46,16 @@ class IngestResult:
 
 def storage_path(schema: str, ds: Dataset) -> str:
     """Where the file is kept: schema/study/series/instance, each a validated UID."""
-    uids = (ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID"), ds.get("SOPInstanceUID"))
+    uids = (
+        ds.get("StudyInstanceUID"),
+        ds.get("SeriesInstanceUID"),
+        ds.get("SOPInstanceUID"),
+    )
     for uid in uids:
         if not dicom.is_valid_uid(str(uid) if uid is not None else None):
-            raise IngestError("The study, series or SOP instance UID is missing or invalid.")
+            raise IngestError(
+                "The study, series or SOP instance UID is missing or invalid."
+            )
     study, series, sop = (str(uid) for uid in uids)
     return f"{schema}/{study}/{series}/{sop}.dcm"
 
@@ -63,7 +69,9 @@ def check_pixel_data(ds: Dataset, transfer_syntax_uid: str) -> tuple[str, str]:
         return PixelStatus.UNREADABLE, "Rows or Columns missing."
     if transfer_syntax_uid not in NATIVE_TRANSFER_SYNTAXES:
         try:
-            has_fragments = any(True for _ in pydicom.encaps.generate_fragments(ds.PixelData))
+            has_fragments = any(
+                True for _ in pydicom.encaps.generate_fragments(ds.PixelData)
+            )
         except (ValueError, TypeError, EOFError) as error:
             return PixelStatus.UNREADABLE, str(error)[:300]
         if not has_fragments:
@@ -84,11 +92,20 @@ def check_pixel_data(ds: Dataset, transfer_syntax_uid: str) -> tuple[str, str]:
 def read_dataset(path: Path) -> Dataset:
     try:
         return pydicom.dcmread(path, force=False)
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as error:
+    except (
+        InvalidDicomError,
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+    ) as error:
         raise IngestError(f"Not a readable DICOM file: {error}") from error
 
 
-def do_ingest_spooled_file(path: Path, calling_ae_title: str = "") -> IngestResult | None:
+def do_ingest_spooled_file(
+    path: Path, calling_ae_title: str = ""
+) -> IngestResult | None:
     """Index one spooled file, store it as received, and remove it from the spool.
 
     Idempotent: a SOP Instance UID already indexed is not indexed again, and
@@ -128,10 +145,15 @@ def do_ingest_spooled_file(path: Path, calling_ae_title: str = "") -> IngestResu
     return IngestResult(sop_uid, str(ds.StudyInstanceUID), created)
 
 
-def _quarantine(schema: str, path: Path, error: str, calling_ae_title: str, sop_uid: str) -> None:
+def _quarantine(
+    schema: str, path: Path, error: str, calling_ae_title: str, sop_uid: str
+) -> None:
     kept = move_to_quarantine(schema, path)
     IngestFailure.objects.create(
-        quarantine_path=str(kept), sop_instance_uid=sop_uid[:64], error=error, calling_ae_title=calling_ae_title
+        quarantine_path=str(kept),
+        sop_instance_uid=sop_uid[:64],
+        error=error,
+        calling_ae_title=calling_ae_title,
     )
     logger.warning("ingest failed, file quarantined as %s: %s", kept.name, error)
 
@@ -212,7 +234,9 @@ def _index(ds: Dataset, name: str, file_size: int, calling_ae_title: str) -> boo
     return created
 
 
-def slice_position(position: list[float] | None, orientation: list[float] | None) -> float | None:
+def slice_position(
+    position: list[float] | None, orientation: list[float] | None
+) -> float | None:
     """Distance of the slice along its normal (row cosine x column cosine)."""
     if position is None or orientation is None:
         return None
@@ -224,8 +248,12 @@ def slice_position(position: list[float] | None, orientation: list[float] | None
 def _refresh_counters(study: Study, series: Series) -> None:
     series.number_of_series_related_instances = series.instances.count()
     series.save(update_fields=["number_of_series_related_instances"])
-    counts = study.series.aggregate(series=Count("id", distinct=True), instances=Count("instances"))
-    modalities = sorted({m for m in study.series.values_list("modality", flat=True) if m})
+    counts = study.series.aggregate(
+        series=Count("id", distinct=True), instances=Count("instances")
+    )
+    modalities = sorted(
+        {m for m in study.series.values_list("modality", flat=True) if m}
+    )
     study.number_of_study_related_series = counts["series"]
     study.number_of_study_related_instances = counts["instances"]
     study.modalities_in_study = "\\".join(modalities)[:64]

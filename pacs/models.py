@@ -32,7 +32,8 @@ class Patient(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["patient_id", "issuer_of_patient_id"], name="unique_patient_per_issuer"
+                fields=["patient_id", "issuer_of_patient_id"],
+                name="unique_patient_per_issuer",
             )
         ]
 
@@ -42,10 +43,14 @@ class Patient(models.Model):
 
 class Study(models.Model):
     study_instance_uid = models.CharField(max_length=64, unique=True)
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="studies"
+    )
     study_date = models.DateField(_("study date"), null=True, blank=True, db_index=True)
     study_time = models.TimeField(null=True, blank=True)
-    accession_number = models.CharField(_("accession number"), max_length=64, blank=True, db_index=True)
+    accession_number = models.CharField(
+        _("accession number"), max_length=64, blank=True, db_index=True
+    )
     study_id = models.CharField(max_length=64, blank=True)
     study_description = models.CharField(_("description"), max_length=200, blank=True)
     referring_physician_name = models.CharField(max_length=324, blank=True)
@@ -95,7 +100,9 @@ class Series(models.Model):
 class Instance(models.Model):
     sop_instance_uid = models.CharField(max_length=64, unique=True)
     sop_class_uid = models.CharField(max_length=64)
-    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    series = models.ForeignKey(
+        Series, on_delete=models.CASCADE, related_name="instances"
+    )
     instance_number = models.IntegerField(null=True, blank=True)
     transfer_syntax_uid = models.CharField(max_length=64)
     rows = models.PositiveIntegerField(null=True, blank=True)
@@ -107,7 +114,9 @@ class Instance(models.Model):
     image_orientation_patient = models.JSONField(null=True, blank=True)
     window_center = models.FloatField(null=True, blank=True)
     window_width = models.FloatField(null=True, blank=True)
-    pixel_status = models.CharField(max_length=16, choices=PixelStatus.choices, default=PixelStatus.OK)
+    pixel_status = models.CharField(
+        max_length=16, choices=PixelStatus.choices, default=PixelStatus.OK
+    )
     pixel_error = models.CharField(max_length=300, blank=True)
     storage_path = models.CharField(max_length=300)
     file_size = models.PositiveBigIntegerField()
@@ -132,4 +141,5 @@ class IngestFailure(models.Model):
     failed_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
-        return f"{self.failed_at:%Y-%m-%d %H:%M} {self.sop_instance_uid or self.quarantine_path}"
+        what = self.sop_instance_uid or self.quarantine_path
+        return f"{self.failed_at:%Y-%m-%d %H:%M} {what}"

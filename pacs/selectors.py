@@ -57,7 +57,9 @@ def worklist(studies: QuerySet[Study], query: WorklistFilter) -> QuerySet[Study]
     columns = WORKLIST_SORTS.get(query.sort.lstrip("-"), WORKLIST_SORTS["date"])
     # Studies without a date (or name...) go last whichever way the list is sorted.
     order = [
-        F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True)
+        F(column).desc(nulls_last=True)
+        if descending
+        else F(column).asc(nulls_last=True)
         for column in columns
     ]
     return studies.select_related("patient").order_by(*order, "-received_at")

@@ -26,7 +26,12 @@ def worklist_view(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "pacs/worklist.html",
-        {"form": form, "page": page, "sort": query.sort, "query_string": _without(request, "sort", "page")},
+        {
+            "form": form,
+            "page": page,
+            "sort": query.sort,
+            "query_string": _without(request, "sort", "page"),
+        },
     )
 
 

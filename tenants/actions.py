@@ -28,7 +28,9 @@ def do_ensure_public_tenant(domain: str = "localhost") -> Tenant:
         schema_name=PUBLIC_SCHEMA,
         defaults={"name": "Nimbus platform", "ae_title": "NIMBUS_PUBLIC"},
     )
-    Domain.objects.get_or_create(domain=domain, defaults={"tenant": tenant, "is_primary": True})
+    Domain.objects.get_or_create(
+        domain=domain, defaults={"tenant": tenant, "is_primary": True}
+    )
     return tenant
 
 

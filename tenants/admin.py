@@ -12,7 +12,14 @@ class DomainInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(TenantAdminMixin, admin.ModelAdmin):
-    list_display = ("name", "schema_name", "ae_title", "ris_host", "ris_port", "is_active")
+    list_display = (
+        "name",
+        "schema_name",
+        "ae_title",
+        "ris_host",
+        "ris_port",
+        "is_active",
+    )
     search_fields = ("name", "schema_name", "ae_title")
     list_filter = ("is_active",)
     inlines = [DomainInline]
@@ -21,7 +28,14 @@ class TenantAdmin(TenantAdminMixin, admin.ModelAdmin):
         ("DICOM", {"fields": ("ae_title",)}),
         (
             "RIS (HL7 v2 over MLLP)",
-            {"fields": ("ris_host", "ris_port", "ris_receiving_application", "ris_receiving_facility")},
+            {
+                "fields": (
+                    "ris_host",
+                    "ris_port",
+                    "ris_receiving_application",
+                    "ris_receiving_facility",
+                )
+            },
         ),
     )
 

@@ -11,11 +11,16 @@ from urllib.parse import urlparse
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    load_backend,
+)
 from django.contrib.auth.models import AnonymousUser
 from django.utils.crypto import constant_time_compare
-from django.utils.module_loading import import_string
 from django.utils.http import is_same_domain
+from django.utils.module_loading import import_string
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.models import Device
 from django_tenants.utils import get_public_schema_name, schema_context
@@ -25,7 +30,10 @@ from tenants.models import Domain
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:
-    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+    return {
+        name.decode("latin-1").lower(): value.decode("latin-1")
+        for name, value in scope["headers"]
+    }
 
 
 def _hostname(headers: dict[str, str]) -> str:
@@ -41,7 +49,11 @@ def _origin_allowed(origin: str) -> bool:
 def tenant_schema_for_host(hostname: str) -> str | None:
     with schema_context(get_public_schema_name()):
         domain = Domain.objects.select_related("tenant").filter(domain=hostname).first()
-    if domain is None or not domain.tenant.is_active or domain.tenant.schema_name == "public":
+    if (
+        domain is None
+        or not domain.tenant.is_active
+        or domain.tenant.schema_name == "public"
+    ):
         return None
     return domain.tenant.schema_name
 
@@ -58,7 +70,9 @@ def _session_user(session_key: str) -> Any:
         return None
     # A password change ends every session, as it does over HTTP.
     session_hash = session.get(HASH_SESSION_KEY)
-    if not session_hash or not constant_time_compare(session_hash, user.get_session_auth_hash()):
+    if not session_hash or not constant_time_compare(
+        session_hash, user.get_session_auth_hash()
+    ):
         return None
     device = Device.from_persistent_id(session.get(DEVICE_ID_SESSION_KEY) or "")
     if device is None or device.user_id != user.pk:

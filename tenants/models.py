@@ -20,7 +20,10 @@ AE_TITLE_PATTERN = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
 def validate_ae_title(value: str) -> None:
     if not AE_TITLE_PATTERN.match(value) or value.strip() != value or not value.strip():
         raise ValidationError(
-            _("An AE title is 1 to 16 printable characters, no backslash, no surrounding spaces.")
+            _(
+                "An AE title is 1 to 16 printable characters, "
+                "without backslash or surrounding spaces."
+            )
         )
 
 
@@ -31,7 +34,9 @@ class Tenant(TenantMixin):
         max_length=16,
         unique=True,
         validators=[validate_ae_title],
-        help_text=_("Called AE title that modalities use to send studies to this tenant."),
+        help_text=_(
+            "Called AE title that modalities use to send studies to this tenant."
+        ),
     )
     ris_host = models.CharField(_("RIS host"), max_length=255, blank=True)
     ris_port = models.PositiveIntegerField(

@@ -18,10 +18,28 @@ def run(*args: str) -> str:
 
 @pytest.mark.django_db
 def test_create_user_prints_the_credentials_and_is_idempotent(tenant_b):
-    first = run("create_user", "--tenant", "hospital_b", "--username", "dr.x",
-                "--role", "radiologist", "--totp-secret", TOTP_SECRET)
-    again = run("create_user", "--tenant", "hospital_b", "--username", "dr.x",
-                "--role", "radiologist", "--totp-secret", TOTP_SECRET)
+    first = run(
+        "create_user",
+        "--tenant",
+        "hospital_b",
+        "--username",
+        "dr.x",
+        "--role",
+        "radiologist",
+        "--totp-secret",
+        TOTP_SECRET,
+    )
+    again = run(
+        "create_user",
+        "--tenant",
+        "hospital_b",
+        "--username",
+        "dr.x",
+        "--role",
+        "radiologist",
+        "--totp-secret",
+        TOTP_SECRET,
+    )
 
     assert "Created user dr.x" in first and "Updated user dr.x" in again
     assert f"TOTP secret: {TOTP_SECRET}" in first
@@ -33,28 +51,68 @@ def test_create_user_prints_the_credentials_and_is_idempotent(tenant_b):
 @pytest.mark.django_db
 def test_create_user_refuses_a_weak_password_and_a_bad_secret(tenant_b):
     with pytest.raises(CommandError):
-        run("create_user", "--tenant", "hospital_b", "--username", "weak",
-            "--role", "radiologist", "--password", "123")
+        run(
+            "create_user",
+            "--tenant",
+            "hospital_b",
+            "--username",
+            "weak",
+            "--role",
+            "radiologist",
+            "--password",
+            "123",
+        )
     with pytest.raises(CommandError, match="base32"):
-        run("create_user", "--tenant", "hospital_b", "--username", "weak",
-            "--role", "radiologist", "--totp-secret", "not base32!")
+        run(
+            "create_user",
+            "--tenant",
+            "hospital_b",
+            "--username",
+            "weak",
+            "--role",
+            "radiologist",
+            "--totp-secret",
+            "not base32!",
+        )
 
 
 @pytest.mark.django_db
 def test_create_api_token_prints_a_working_token_alone_on_its_last_line(tenant_b):
-    run("create_user", "--tenant", "hospital_b", "--username", "robot", "--role", "radiologist")
+    run(
+        "create_user",
+        "--tenant",
+        "hospital_b",
+        "--username",
+        "robot",
+        "--role",
+        "radiologist",
+    )
 
-    token = run("create_api_token", "--tenant", "hospital_b", "--username", "robot").splitlines()[-1]
+    token = run(
+        "create_api_token", "--tenant", "hospital_b", "--username", "robot"
+    ).splitlines()[-1]
 
     with tenant_context(tenant_b):
         assert user_for_bearer_token(token).username == "robot"
-        assert not ApiToken.objects.filter(key_hash=token).exists()  # only the hash is kept
+        assert not ApiToken.objects.filter(
+            key_hash=token
+        ).exists()  # only the hash is kept
 
 
 @pytest.mark.django_db
 def test_a_token_of_one_tenant_means_nothing_in_another(tenant_a, tenant_b):
-    run("create_user", "--tenant", "hospital_b", "--username", "robot", "--role", "radiologist")
-    token = run("create_api_token", "--tenant", "hospital_b", "--username", "robot").splitlines()[-1]
+    run(
+        "create_user",
+        "--tenant",
+        "hospital_b",
+        "--username",
+        "robot",
+        "--role",
+        "radiologist",
+    )
+    token = run(
+        "create_api_token", "--tenant", "hospital_b", "--username", "robot"
+    ).splitlines()[-1]
 
     with tenant_context(tenant_a):
         assert user_for_bearer_token(token) is None

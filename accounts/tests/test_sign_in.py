@@ -7,7 +7,8 @@ from conftest import PASSWORD, current_totp, tenant_client
 
 def sign_in(client, username, password, otp):  # type: ignore[no-untyped-def]
     return client.post(
-        "/accounts/login/", {"username": username, "password": password, "otp_token": otp}
+        "/accounts/login/",
+        {"username": username, "password": password, "otp_token": otp},
     )
 
 
@@ -58,7 +59,9 @@ def test_it_gives_the_same_message_for_an_unknown_user(tenant_a, radiologist):
 
 
 @pytest.mark.django_db
-def test_it_does_not_let_a_user_of_one_tenant_sign_in_at_another(tenant_a, tenant_b, radiologist):
+def test_it_does_not_let_a_user_of_one_tenant_sign_in_at_another(
+    tenant_a, tenant_b, radiologist
+):
     client = tenant_client(tenant_b)
     response = sign_in(client, "rad.a", PASSWORD, current_totp())
 

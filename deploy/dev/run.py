@@ -34,14 +34,33 @@ def manage(*args: str) -> None:
 def bootstrap() -> None:
     manage("migrate_schemas", "--shared", "--verbosity", "0")
     manage(
-        "create_tenant", "--schema", DEMO["schema"], "--name", DEMO["name"],
-        "--domain", DEMO["domain"], "--ae-title", DEMO["ae_title"],
-        "--ris-host", DEMO["ris_host"], "--ris-port", DEMO["ris_port"],
+        "create_tenant",
+        "--schema",
+        DEMO["schema"],
+        "--name",
+        DEMO["name"],
+        "--domain",
+        DEMO["domain"],
+        "--ae-title",
+        DEMO["ae_title"],
+        "--ris-host",
+        DEMO["ris_host"],
+        "--ris-port",
+        DEMO["ris_port"],
     )
     manage("migrate_schemas", "--tenant", "--verbosity", "0")
     manage(
-        "create_user", "--tenant", DEMO["schema"], "--username", DEMO["username"],
-        "--role", "radiologist", "--password", DEMO["password"], "--totp-secret", DEMO["totp_secret"],
+        "create_user",
+        "--tenant",
+        DEMO["schema"],
+        "--username",
+        DEMO["username"],
+        "--role",
+        "radiologist",
+        "--password",
+        DEMO["password"],
+        "--totp-secret",
+        DEMO["totp_secret"],
     )
 
 
@@ -49,9 +68,29 @@ def processes() -> list[list[str]]:
     web_host = os.environ.get("NIMBUS_WEB_HOST", "127.0.0.1")
     web_port = os.environ.get("NIMBUS_WEB_PORT", "8000")
     return [
-        [PYTHON, "-m", "daphne", "-b", web_host, "-p", web_port, "config.asgi:application"],
+        [
+            PYTHON,
+            "-m",
+            "daphne",
+            "-b",
+            web_host,
+            "-p",
+            web_port,
+            "config.asgi:application",
+        ],
         [PYTHON, "manage.py", "run_dicom_listener"],
-        [PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+        ],
     ]
 
 

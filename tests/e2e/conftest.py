@@ -1,5 +1,4 @@
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +14,8 @@ def ris() -> Iterator[RisListener]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, ris: RisListener) -> Iterator[Stack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, ris: RisListener
+) -> Iterator[Stack]:
     with running_stack(tmp_path_factory.mktemp("stack"), ris.port) as running:
         yield running

@@ -5,51 +5,30 @@ plays the radiologist, dicomweb-client plays a DICOMweb consumer, and an MLLP
 listener built on python-hl7 plays the hospital RIS.
 """
 
-import json
 import re
 import shutil
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import hl7
 import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
-from django_otp.oath import totp
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.support.ris import RisListener
-from tests.support.stack import PASSWORD, TOTP_SECRET, Stack
+from tests.support.stack import PASSWORD, Stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-CT_SERIES = ROOT.parent / "shared" / "data" / "dicom" / "tcia-pancreas-ct" / "series-201"
+CT_SERIES = (
+    ROOT.parent / "shared" / "data" / "dicom" / "tcia-pancreas-ct" / "series-201"
+)
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 ACCESSION = "E2E-ACC-0001"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def fresh_otp(after: float = 0.0) -> str:
-    """A TOTP code from a later time step than ``after`` (django-otp refuses replays)."""
-    import base64
-
-    key = base64.b32decode(TOTP_SECRET)
-    while int(time.time()) // 30 <= int(after) // 30:
-        time.sleep(0.5)
-    return f"{totp(key):06d}"
-
-
-def wait_for(predicate, seconds: float = 60, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +42,8 @@ def study_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         copies.append(target)
     subprocess.run(
         ["dcmodify", "-nb", "-i", f"(0008,0050)={ACCESSION}", *map(str, copies)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     return copies
 
@@ -71,37 +51,52 @@ def study_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 @pytest.fixture(scope="module")
 def stored_study(stack: Stack, study_files: list[Path]) -> pydicom.Dataset:
     result = subprocess.run(
-        ["storescu", "-aec", stack.ae_title, "127.0.0.1", str(stack.dicom_port),
-         *map(str, study_files)],
-        capture_output=True, text=True, timeout=300,
+        [
+            "storescu",
+            "-aec",
+            stack.ae_title,
+            "127.0.0.1",
+            str(stack.dicom_port),
+            *map(str, study_files),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     first = pydicom.dcmread(study_files[0], stop_before_pixels=True)
     wait_for(
-        lambda: stack.sql(
-            "SELECT number_of_study_related_instances FROM pacs_study "
-            "WHERE study_instance_uid = %s", first.StudyInstanceUID,
-        ) == [(len(study_files),)],
+        lambda: (
+            stack.sql(
+                "SELECT number_of_study_related_instances FROM pacs_study "
+                "WHERE study_instance_uid = %s",
+                first.StudyInstanceUID,
+            )
+            == [(len(study_files),)]
+        ),
         what="all instances indexed",
     )
     return first
 
 
-def sign_in(page: Page, stack: Stack) -> float:
+def sign_in(page: Page, stack: Stack) -> None:
     page.goto(f"{stack.base_url}/accounts/login/")
     page.fill("#id_username", stack.username)
     page.fill("#id_password", PASSWORD)
-    used_at = time.time()
-    page.fill("#id_otp_token", fresh_otp())
+    page.fill("#id_otp_token", stack.fresh_otp())
     page.click("button[type=submit]")
     expect(page.locator("table.studies")).to_be_visible()
-    return used_at
 
 
-def test_storescu_sends_the_ct_series_and_dicomweb_finds_it(stack, stored_study, study_files):
+def test_storescu_sends_the_ct_series_and_dicomweb_finds_it(
+    stack, stored_study, study_files
+):
     client = DICOMwebClient(
         url=f"http://127.0.0.1:{stack.web_port}/dicomweb",
-        headers={"Authorization": f"Bearer {stack.token}", "Host": f"{stack.host}:{stack.web_port}"},
+        headers={
+            "Authorization": f"Bearer {stack.token}",
+            "Host": f"{stack.host}:{stack.web_port}",
+        },
     )
     found = client.search_for_studies(search_filters={"AccessionNumber": ACCESSION})
 
@@ -112,9 +107,17 @@ def test_storescu_sends_the_ct_series_and_dicomweb_finds_it(stack, stored_study,
     assert int(study.NumberOfStudyRelatedInstances) == len(study_files)
 
     resending = subprocess.run(
-        ["storescu", "-aec", stack.ae_title, "127.0.0.1", str(stack.dicom_port),
-         str(study_files[0])],
-        capture_output=True, text=True, timeout=60,
+        [
+            "storescu",
+            "-aec",
+            stack.ae_title,
+            "127.0.0.1",
+            str(stack.dicom_port),
+            str(study_files[0]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert resending.returncode == 0
     time.sleep(3)
@@ -128,11 +131,17 @@ def test_a_radiologist_reads_reports_and_signs_and_the_ris_receives_it(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         page = browser.new_page(viewport={"width": 1440, "height": 900})
-        login_step = sign_in(page, stack)
+        sign_in(page, stack)
 
         row = page.locator(f'tr[data-study-uid="{stored_study.StudyInstanceUID}"]')
         expect(row.locator(".image-count")).to_have_text("64")
@@ -147,9 +156,11 @@ def test_a_radiologist_reads_reports_and_signs_and_the_ris_receives_it(
         page.screenshot(path=SCREENSHOTS / "report.png")
 
         page.click("#sign-button")
-        page.fill("#sign-otp", fresh_otp(after=login_step))
+        page.fill("#sign-otp", stack.fresh_otp())
         page.click("#sign-confirm")
-        expect(page.locator("#report-status")).to_have_attribute("data-status", "signed")
+        expect(page.locator("#report-status")).to_have_attribute(
+            "data-status", "signed"
+        )
         expect(page.locator("#delivery-state")).to_have_attribute(
             "data-state", "delivered", timeout=60_000
         )
@@ -171,8 +182,10 @@ def view_the_study(page: Page, row) -> None:  # type: ignore[no-untyped-def]
     row.locator("a", has_text="View").click()
     image = page.locator("#viewer-image")
     expect(image).to_be_visible()
-    wait_for(lambda: image.evaluate("img => img.complete && img.naturalWidth > 0"),
-             what="first frame")
+    wait_for(
+        lambda: image.evaluate("img => img.complete && img.naturalWidth > 0"),
+        what="first frame",
+    )
     position = page.locator("#overlay-position")
     first_position = position.inner_text()
 
@@ -189,38 +202,42 @@ def view_the_study(page: Page, row) -> None:  # type: ignore[no-untyped-def]
     assert box is not None
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] / 2 + 120, box["y"] + box["height"] / 2 + 60,
-                    steps=10)
+    page.mouse.move(
+        box["x"] + box["width"] / 2 + 120, box["y"] + box["height"] / 2 + 60, steps=10
+    )
     page.mouse.up()
     expect(window).not_to_have_text(before)
-    wait_for(lambda: image.evaluate("img => img.complete && img.naturalWidth > 0"),
-             what="re-windowed frame")
+    wait_for(
+        lambda: image.evaluate("img => img.complete && img.naturalWidth > 0"),
+        what="re-windowed frame",
+    )
 
 
-def edit_and_dictate(page: Page, stack: Stack, study: pydicom.Dataset, typed: str) -> None:
+def edit_and_dictate(
+    page: Page, stack: Stack, study: pydicom.Dataset, typed: str
+) -> None:
     page.goto(f"{stack.base_url}/reports/studies/{study.StudyInstanceUID}/")
     editor = page.locator("#report-text")
     editor.click()
     editor.press_sequentially(typed, delay=10)
     wait_for(
-        lambda: stack.sql(
-            "SELECT r.text FROM reporting_report r JOIN pacs_study s ON s.id = r.study_id "
-            "WHERE s.study_instance_uid = %s", study.StudyInstanceUID,
-        ) == [(typed,)],
+        lambda: (
+            stack.sql(
+                "SELECT r.text FROM reporting_report r JOIN pacs_study s ON s.id = r.study_id "
+                "WHERE s.study_instance_uid = %s",
+                study.StudyInstanceUID,
+            )
+            == [(typed,)]
+        ),
         what="autosave",
     )
 
     dictated = "Impression: no acute abnormality."
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{stack.web_port}/api/studies/{study.StudyInstanceUID}/report/dictation",
-        data=json.dumps({"text": dictated}).encode(),
-        method="POST",
-        headers={
-            "Host": f"{stack.host}:{stack.web_port}",
-            "Authorization": f"Bearer {stack.token}",
-            "Content-Type": "application/json",
-        },
+    status, _ = stack.call(
+        "POST",
+        f"/api/studies/{study.StudyInstanceUID}/report/dictation",
+        {"text": dictated},
+        token=stack.token,
     )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-        assert response.status in (200, 201)
+    assert status in (200, 201)
     expect(editor).to_have_value(re.compile(r"no acute abnormality"))

@@ -41,7 +41,9 @@ class RisListener:
             self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._loop)
             self._server = self._loop.run_until_complete(
-                start_hl7_server(self._handle, host=self.host, port=self.port, encoding="utf-8")
+                start_hl7_server(
+                    self._handle, host=self.host, port=self.port, encoding="utf-8"
+                )
             )
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()

@@ -5,7 +5,9 @@ DICOM listener and a Celery worker, each a subprocess started the way
 `make run` starts them. Nothing is mocked.
 """
 
+import base64
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -19,10 +21,22 @@ from urllib.parse import urlparse
 
 import psycopg
 import redis
+from django_otp.oath import totp
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "E2e-reader-password-7"
 TOTP_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+
+
+def wait_for(predicate, seconds: float = 60, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def free_port() -> int:
@@ -54,6 +68,15 @@ class Stack:
     token: str = ""
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: Path | None = None
+    last_otp_step: int = -1
+
+    def fresh_otp(self) -> str:
+        """A TOTP code from a time step not used before: django-otp refuses replays."""
+        key = base64.b32decode(TOTP_SECRET)
+        while int(time.time()) // 30 <= self.last_otp_step:
+            time.sleep(0.5)
+        self.last_otp_step = int(time.time()) // 30
+        return f"{totp(key):06d}"
 
     @property
     def base_url(self) -> str:
@@ -62,10 +85,16 @@ class Stack:
     def manage(self, *args: str) -> str:
         result = subprocess.run(
             [sys.executable, "manage.py", *args],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}")
+            raise RuntimeError(
+                f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}"
+            )
         return result.stdout
 
     def sql(self, query: str, *params: object) -> list[tuple[object, ...]]:
@@ -76,15 +105,31 @@ class Stack:
     def start(self, name: str, *command: str) -> subprocess.Popen[bytes]:
         assert self.logs is not None
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=log, stderr=log
+        )
         self.processes.append(process)
         return process
 
     def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
+        return self.call("GET", path, token=token)
+
+    def call(
+        self, method: str, path: str, body: object = None, token: str | None = None
+    ) -> tuple[int, bytes]:
+        """An HTTP request to the web process, on the tenant's host name."""
+        headers = {"Host": f"{self.host}:{self.web_port}"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.web_port}{path}",
-            headers={"Host": f"{self.host}:{self.web_port}"}
-            | ({"Authorization": f"Bearer {token}"} if token else {}),
+            data=data,
+            method=method,
+            headers=headers,
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
@@ -100,7 +145,9 @@ def _database_url(base: str, name: str) -> str:
 
 @contextlib.contextmanager
 def running_stack(tmp: Path, ris_port: int) -> Iterator[Stack]:
-    base_db = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/nimbus")
+    base_db = os.environ.get(
+        "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/nimbus"
+    )
     db_name = f"nimbus_e2e_{os.getpid()}"
     admin_url = _database_url(base_db, "postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -134,27 +181,74 @@ def running_stack(tmp: Path, ris_port: int) -> Iterator[Stack]:
     try:
         stack.manage("migrate_schemas", "--shared", "--verbosity", "0")
         stack.manage(
-            "create_tenant", "--schema", stack.schema, "--name", "E2E Hospital",
-            "--domain", stack.host, "--ae-title", stack.ae_title,
-            "--ris-host", "127.0.0.1", "--ris-port", str(ris_port),
+            "create_tenant",
+            "--schema",
+            stack.schema,
+            "--name",
+            "E2E Hospital",
+            "--domain",
+            stack.host,
+            "--ae-title",
+            stack.ae_title,
+            "--ris-host",
+            "127.0.0.1",
+            "--ris-port",
+            str(ris_port),
         )
         stack.manage(
-            "create_user", "--tenant", stack.schema, "--username", stack.username,
-            "--role", "radiologist", "--password", PASSWORD, "--totp-secret", TOTP_SECRET,
+            "create_user",
+            "--tenant",
+            stack.schema,
+            "--username",
+            stack.username,
+            "--role",
+            "radiologist",
+            "--password",
+            PASSWORD,
+            "--totp-secret",
+            TOTP_SECRET,
         )
-        stack.token = stack.manage(
-            "create_api_token", "--tenant", stack.schema, "--username", stack.username
-        ).strip().splitlines()[-1]
+        stack.token = (
+            stack.manage(
+                "create_api_token",
+                "--tenant",
+                stack.schema,
+                "--username",
+                stack.username,
+            )
+            .strip()
+            .splitlines()[-1]
+        )
 
         py = sys.executable
         stack.start(
-            "web", py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(stack.web_port),
+            "web",
+            py,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(stack.web_port),
             "config.asgi:application",
         )
-        stack.start("dicom", py, "manage.py", "run_dicom_listener", "--host", "127.0.0.1")
         stack.start(
-            "worker", py, "-m", "celery", "-A", "config", "worker",
-            "--loglevel", "INFO", "--concurrency", "2", "--without-mingle", "--without-gossip",
+            "dicom", py, "manage.py", "run_dicom_listener", "--host", "127.0.0.1"
+        )
+        stack.start(
+            "worker",
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+            "--without-mingle",
+            "--without-gossip",
         )
         wait_for_port(stack.web_port)
         wait_for_port(stack.dicom_port)
@@ -179,4 +273,6 @@ def _wait_until_ready(stack: Stack, seconds: float = 90) -> None:
         if status == 200:
             return
         time.sleep(1)
-    raise TimeoutError("the stack never became ready; see the logs under " + str(stack.logs))
+    raise TimeoutError(
+        "the stack never became ready; see the logs under " + str(stack.logs)
+    )

@@ -20,9 +20,15 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: str) -> None:
         tenant = get_tenant(options["tenant"])
         with tenant_context(tenant):
-            user = User.objects.filter(username=options["username"], is_active=True).first()
+            user = User.objects.filter(
+                username=options["username"], is_active=True
+            ).first()
             if user is None:
-                raise CommandError(f"No active user {options['username']!r} in {tenant.schema_name}.")
+                raise CommandError(
+                    f"No active user {options['username']!r} in {tenant.schema_name}."
+                )
             raw = do_issue_api_token(user, label=options["label"])
-        self.stdout.write(f"Issued an API token for {user.username} in tenant {tenant.schema_name}:")
+        self.stdout.write(
+            f"Issued an API token for {user.username} in tenant {tenant.schema_name}:"
+        )
         self.stdout.write(raw)

@@ -11,14 +11,18 @@ from accounts.models import Role
 
 
 class Command(BaseCommand):
-    help = "Create a user in a tenant (or update one) with a password and a TOTP secret. Idempotent."
+    help = "Create or update a tenant user with a password and a TOTP secret."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--tenant", required=True, help="Schema name of the tenant.")
+        parser.add_argument(
+            "--tenant", required=True, help="Schema name of the tenant."
+        )
         parser.add_argument("--username", required=True)
         parser.add_argument("--role", required=True, choices=Role.values)
         parser.add_argument("--password", help="Generated and printed if omitted.")
-        parser.add_argument("--totp-secret", help="Base32 TOTP secret; generated if omitted.")
+        parser.add_argument(
+            "--totp-secret", help="Base32 TOTP secret; generated if omitted."
+        )
 
     def handle(self, *args: object, **options: str | None) -> None:
         tenant = get_tenant(str(options["tenant"]))
@@ -39,6 +43,8 @@ class Command(BaseCommand):
             )
 
         verb = "Created" if created else "Updated"
-        self.stdout.write(f"{verb} user {user.username} ({user.role}) in tenant {tenant.schema_name}")
+        self.stdout.write(
+            f"{verb} user {user.username} ({user.role}) in tenant {tenant.schema_name}"
+        )
         self.stdout.write(f"password: {password}")
         self.stdout.write(f"TOTP secret: {totp_secret}")

@@ -5,7 +5,7 @@ from tenants.actions import TenantSpec, do_create_tenant, do_ensure_public_tenan
 
 
 class Command(BaseCommand):
-    help = "Create a tenant (schema, domain, AE title, RIS endpoint), or update it. Idempotent."
+    help = "Create or update a tenant: schema, domain, AE title, RIS endpoint."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--schema", required=True)
@@ -37,5 +37,6 @@ class Command(BaseCommand):
         verb = "Created" if created else "Updated"
         self.stdout.write(
             f"{verb} tenant {tenant.schema_name} ({tenant.name}) at {spec.domain}, "
-            f"AE title {tenant.ae_title}, RIS {tenant.ris_host or '-'}:{tenant.ris_port or '-'}"
+            f"AE title {tenant.ae_title}, "
+            f"RIS {tenant.ris_host or '-'}:{tenant.ris_port or '-'}"
         )
