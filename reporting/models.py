@@ -17,16 +17,26 @@ class Report(models.Model):
     """One report per study. Once signed its text never changes."""
 
     study = models.OneToOneField(Study, on_delete=models.PROTECT, related_name="report")
-    status = models.CharField(max_length=16, choices=ReportStatus.choices, default=ReportStatus.DRAFT)
+    status = models.CharField(
+        max_length=16, choices=ReportStatus.choices, default=ReportStatus.DRAFT
+    )
     text = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_edited_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     signed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     signed_at = models.DateTimeField(null=True, blank=True)
 
@@ -41,7 +51,9 @@ class Report(models.Model):
 class ReportVersion(models.Model):
     """Every saved state of a report, kept for the record."""
 
-    report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="versions")
+    report = models.ForeignKey(
+        Report, on_delete=models.CASCADE, related_name="versions"
+    )
     version = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=ReportStatus.choices)
     text = models.TextField(blank=True)
@@ -53,7 +65,9 @@ class ReportVersion(models.Model):
     class Meta:
         ordering = ["version"]
         constraints = [
-            models.UniqueConstraint(fields=["report", "version"], name="unique_report_version")
+            models.UniqueConstraint(
+                fields=["report", "version"], name="unique_report_version"
+            )
         ]
 
 
@@ -68,11 +82,15 @@ class DeliveryState(models.TextChoices):
 class OutboundMessage(models.Model):
     """One HL7 v2 message to the tenant's RIS, kept until acknowledged and after."""
 
-    report = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="messages")
+    report = models.ForeignKey(
+        Report, on_delete=models.PROTECT, related_name="messages"
+    )
     message_control_id = models.CharField(max_length=20, unique=True)
     message_type = models.CharField(max_length=16, default="ORU^R01")
     payload = models.TextField()
-    state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    state = models.CharField(
+        max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING
+    )
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     ack_code = models.CharField(max_length=4, blank=True)

@@ -1,0 +1,484 @@
+"""The one write layer of reporting: every change of a report and its delivery.
+
+Each action writes its audit record in the transaction of the change, and
+after commit tells every open editor of the report (a Channels group per
+report and tenant) and queues HL7 delivery where the change calls for it.
+"""
+
+import logging
+import time
+from functools import partial
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_otp import devices_for_user
+
+from accounts.models import User
+from audit.actions import do_record_event
+from audit.models import EventType, Outcome
+from pacs.models import ReadingStatus, Study
+from reporting import hl7, mllp
+from reporting.models import (
+    DeliveryState,
+    OutboundMessage,
+    Report,
+    ReportStatus,
+    ReportVersion,
+)
+from reporting.selectors import report_state
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+DELIVERY_ACTOR = "hl7-delivery"
+# Messages in these states are done: delivered, or refused for good by the
+# RIS (resending the same bytes would be refused again).
+FINISHED_STATES = frozenset({DeliveryState.DELIVERED, DeliveryState.REJECTED})
+
+
+class ReportError(Exception):
+    """A change that the report's state does not allow; the message is for people."""
+
+    def __init__(self, message: Any) -> None:
+        super().__init__(str(message))
+        self.message = message
+
+
+class ReportIsSigned(ReportError):
+    def __init__(self) -> None:
+        super().__init__(_("This report is signed and can no longer be changed."))
+
+
+class EmptyReport(ReportError):
+    def __init__(self) -> None:
+        super().__init__(_("An empty report cannot be signed."))
+
+
+class OneTimePasswordRefused(ReportError):
+    def __init__(self) -> None:
+        super().__init__(_("The one-time password is wrong or was already used."))
+
+
+def report_group_name(schema: str, report_id: int) -> str:
+    """The Channels group of one report; the schema keeps hospitals apart."""
+    return f"report.{schema}.{report_id}"
+
+
+def do_get_or_create_report(study: Study) -> Report:
+    report, _created = Report.objects.get_or_create(study=study)
+    return report
+
+
+def do_read_report(
+    user: User, study: Study, *, request: HttpRequest | None = None, via: str = "api"
+) -> Report:
+    with transaction.atomic():
+        report = do_get_or_create_report(study)
+        _record(EventType.REPORT_READ, report, user, request, detail={"via": via})
+    return report
+
+
+def do_save_report_draft(
+    user: User, study: Study, text: str, *, request: HttpRequest | None = None
+) -> Report:
+    """Save the whole text as a new version; an unchanged text saves nothing."""
+    with transaction.atomic():
+        report = _locked_report(study)
+        if report.is_signed:
+            raise ReportIsSigned
+        if report.text == text:
+            return report
+
+        previous = report.version
+        _save_new_version(report, user, text)
+        _mark_study(study, ReadingStatus.IN_PROGRESS)
+        _record(
+            EventType.REPORT_EDITED,
+            report,
+            user,
+            request,
+            detail={"version_from": previous, "version_to": report.version},
+        )
+        _broadcast_on_commit(report)
+    return report
+
+
+def do_append_report_dictation(
+    user: User, study: Study, text: str, *, request: HttpRequest | None = None
+) -> Report:
+    """Append recognised text to the report, as a new version."""
+    dictated = text.strip()
+    with transaction.atomic():
+        report = _locked_report(study)
+        if report.is_signed:
+            raise ReportIsSigned
+        if not dictated:
+            return report
+
+        joiner = "" if not report.text or report.text[-1].isspace() else " "
+        previous = report.version
+        _save_new_version(report, user, report.text + joiner + dictated)
+        _mark_study(study, ReadingStatus.IN_PROGRESS)
+        _record(
+            EventType.REPORT_DICTATED,
+            report,
+            user,
+            request,
+            detail={
+                "version_from": previous,
+                "version_to": report.version,
+                "characters": len(dictated),
+            },
+        )
+        _broadcast_on_commit(report)
+    return report
+
+
+def do_sign_report(
+    user: User, study: Study, otp: str, *, request: HttpRequest | None = None
+) -> Report:
+    """Sign with a fresh one-time password, then queue delivery to the RIS."""
+    report = do_get_or_create_report(study)
+    if report.is_signed:
+        raise ReportIsSigned
+    if not report.text.strip():
+        raise EmptyReport
+    if not _verify_fresh_otp(user, otp):
+        _record(
+            EventType.REPORT_SIGNED,
+            report,
+            user,
+            request,
+            outcome=Outcome.FAILURE,
+            detail={"reason": "one-time password refused"},
+        )
+        raise OneTimePasswordRefused
+
+    with transaction.atomic():
+        report = _locked_report(study)
+        if report.is_signed:
+            raise ReportIsSigned
+        report.status = ReportStatus.SIGNED
+        report.signed_by = user
+        report.signed_at = timezone.now()
+        _save_new_version(report, user, report.text)
+        _mark_study(study, ReadingStatus.SIGNED)
+        message = _create_outbound_message(report, user)
+        _record(
+            EventType.REPORT_SIGNED,
+            report,
+            user,
+            request,
+            detail={
+                "version": report.version,
+                "message_control_id": message.message_control_id,
+            },
+        )
+        transaction.on_commit(
+            partial(_queue_delivery, connection.schema_name, message.pk), robust=True
+        )
+        _broadcast_on_commit(report)
+    return report
+
+
+def do_deliver_message(message_id: int) -> int | None:
+    """Try once to deliver an HL7 message to the tenant's RIS.
+
+    Returns the seconds to wait before the next try, or None when the message
+    needs no more tries (delivered, refused, or gone).
+    """
+    tenant = Tenant.objects.get(schema_name=connection.schema_name)
+    with transaction.atomic():
+        message = OutboundMessage.objects.filter(pk=message_id).first()
+        if message is None:
+            logger.warning(
+                "HL7 message %s does not exist; dropping the task", message_id
+            )
+            return None
+        # The report's row lock serialises delivery per study: a redelivered
+        # task or a second worker would otherwise send the same message twice
+        # at once, or a later message before an earlier one.
+        report = (
+            Report.objects.select_for_update(of=("self",))
+            .select_related("study__patient")
+            .get(pk=message.report_id)
+        )
+        message.refresh_from_db()
+        if message.state in FINISHED_STATES:
+            return None
+        if _has_earlier_undelivered(message, report):
+            logger.info("HL7 message %s waits for an earlier one", message.pk)
+            return settings.NIMBUS_HL7_RETRY_BASE_SECONDS
+        if not tenant.has_ris:
+            return _wait_for_ris_configuration(message, report)
+
+        message.attempts += 1
+        message.last_attempt_at = timezone.now()
+        started = time.monotonic()
+        try:
+            ack = mllp.send_message(
+                tenant.ris_host,
+                int(tenant.ris_port or 0),
+                message.payload,
+                settings.NIMBUS_HL7_TIMEOUT_SECONDS,
+            )
+        except mllp.MllpError as error:
+            return _delivery_failed_for_now(message, report, str(error))
+        if ack.control_id and ack.control_id != message.message_control_id:
+            return _delivery_failed_for_now(
+                message, report, "The RIS acknowledged another message."
+            )
+
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        if ack.accepted:
+            _delivered(message, report, ack, elapsed_ms)
+        else:
+            _refused(message, report, ack)
+        _broadcast_on_commit(report)
+    return None
+
+
+def retry_delay_seconds(attempts: int) -> int:
+    """Exponential back-off: base, 2 x base, 4 x base ... capped at the maximum."""
+    base = settings.NIMBUS_HL7_RETRY_BASE_SECONDS
+    ceiling = settings.NIMBUS_HL7_RETRY_MAX_SECONDS
+    exponent = min(max(attempts - 1, 0), 30)
+    return int(min(base * 2**exponent, ceiling))
+
+
+def _locked_report(study: Study) -> Report:
+    # Lock the row so that two saves or dictations on the same report take
+    # turns: otherwise both would read version n and one append would be lost.
+    do_get_or_create_report(study)
+    return (
+        Report.objects.select_for_update(of=("self",))
+        .select_related("study__patient")
+        .get(study=study)
+    )
+
+
+def _save_new_version(report: Report, user: User, text: str) -> None:
+    report.text = text
+    report.version += 1
+    report.last_edited_by = user
+    report.save()
+    ReportVersion.objects.create(
+        report=report,
+        version=report.version,
+        status=report.status,
+        text=text,
+        saved_by=user,
+    )
+
+
+def _mark_study(study: Study, status: ReadingStatus) -> None:
+    Study.objects.filter(pk=study.pk).exclude(
+        reading_status=ReadingStatus.SIGNED
+    ).update(reading_status=status)
+
+
+def _verify_fresh_otp(user: User, token: str) -> bool:
+    """Check a one-time password against the user's own devices.
+
+    Each device refuses a token it has accepted before (TOTP keeps the last
+    time step) and throttles failures. Its own transaction keeps both
+    counters even when the sign that follows is refused.
+    """
+    token = token.strip()
+    if not token:
+        return False
+    with transaction.atomic():
+        for device in devices_for_user(user, confirmed=True, for_verify=True):
+            if device.verify_token(token):
+                return True
+    return False
+
+
+def _create_outbound_message(report: Report, signer: User) -> OutboundMessage:
+    tenant = Tenant.objects.get(schema_name=connection.schema_name)
+    study = report.study
+    patient = study.patient
+    content = hl7.OruContent(
+        patient_id=patient.patient_id,
+        issuer_of_patient_id=patient.issuer_of_patient_id,
+        patient_name=patient.patient_name,
+        patient_birth_date=patient.patient_birth_date,
+        patient_sex=patient.patient_sex,
+        accession_number=study.accession_number,
+        study_instance_uid=study.study_instance_uid,
+        study_description=study.study_description,
+        study_date=study.study_date,
+        study_time=study.study_time,
+        report_text=report.text,
+        result_status=hl7.ResultStatus.FINAL,
+        status_changed_at=report.signed_at or timezone.now(),
+        interpreter_id=signer.username,
+        interpreter_family_name=signer.last_name,
+        interpreter_given_name=signer.first_name,
+    )
+    endpoints = hl7.Endpoints(
+        sending_application=settings.NIMBUS_HL7_SENDING_APPLICATION,
+        sending_facility=tenant.schema_name,
+        receiving_application=tenant.ris_receiving_application,
+        receiving_facility=tenant.ris_receiving_facility,
+    )
+    control_id = hl7.new_message_control_id()
+    return OutboundMessage.objects.create(
+        report=report,
+        message_control_id=control_id,
+        payload=hl7.build_oru_r01(content, endpoints, control_id),
+    )
+
+
+def _queue_delivery(schema: str, message_id: int) -> None:
+    from reporting.tasks import deliver_message
+
+    # The header picks the tenant's schema in the worker (tenant-schemas-celery).
+    deliver_message.apply_async(args=[message_id], headers={"_schema_name": schema})
+
+
+def _has_earlier_undelivered(message: OutboundMessage, report: Report) -> bool:
+    return (
+        OutboundMessage.objects.filter(
+            report__study_id=report.study_id, id__lt=message.pk
+        )
+        .exclude(state__in=FINISHED_STATES)
+        .exists()
+    )
+
+
+def _wait_for_ris_configuration(message: OutboundMessage, report: Report) -> int:
+    # Kept and retried slowly rather than dropped: nothing signed is lost
+    # when hospital IT configures the RIS endpoint later.
+    if message.state != DeliveryState.NO_RIS:
+        message.state = DeliveryState.NO_RIS
+        message.save(update_fields=["state"])
+        _record_delivery(message, report, Outcome.FAILURE, {"reason": "no RIS"})
+        _broadcast_on_commit(report)
+    return settings.NIMBUS_HL7_RETRY_MAX_SECONDS
+
+
+def _delivery_failed_for_now(
+    message: OutboundMessage, report: Report, error: str
+) -> int:
+    message.state = DeliveryState.RETRYING
+    message.last_error = error[:500]
+    message.save(update_fields=["state", "attempts", "last_attempt_at", "last_error"])
+    delay = retry_delay_seconds(message.attempts)
+    logger.warning(
+        "HL7 message %s not delivered (attempt %d): %s; next try in %d s",
+        message.pk,
+        message.attempts,
+        error,
+        delay,
+    )
+    # One audit record when the trouble starts, not one per retry.
+    if message.attempts == 1:
+        _record_delivery(message, report, Outcome.FAILURE, {"error": error[:500]})
+    _broadcast_on_commit(report)
+    return delay
+
+
+def _delivered(
+    message: OutboundMessage, report: Report, ack: mllp.Acknowledgement, ms: int
+) -> None:
+    message.state = DeliveryState.DELIVERED
+    message.ack_code = ack.code
+    message.last_error = ""
+    message.delivered_at = timezone.now()
+    message.save()
+    _record_delivery(message, report, Outcome.SUCCESS, {"ack_code": ack.code})
+    logger.info(
+        "HL7 message %s delivered for report %s after %d attempts in %d ms",
+        message.pk,
+        report.pk,
+        message.attempts,
+        ms,
+    )
+
+
+def _refused(
+    message: OutboundMessage, report: Report, ack: mllp.Acknowledgement
+) -> None:
+    message.state = DeliveryState.REJECTED
+    message.ack_code = ack.code
+    message.last_error = (ack.text or str(_("No reason given.")))[:500]
+    message.save()
+    _record_delivery(
+        message, report, Outcome.FAILURE, {"ack_code": ack.code, "error": ack.text}
+    )
+    # The RIS's text may quote patient data: it stays in the database and UI.
+    logger.warning("HL7 message %s refused by the RIS with %s", message.pk, ack.code)
+
+
+def _record_delivery(
+    message: OutboundMessage,
+    report: Report,
+    outcome: Outcome,
+    detail: dict[str, Any],
+) -> None:
+    event = (
+        EventType.HL7_DELIVERED
+        if outcome == Outcome.SUCCESS
+        else EventType.HL7_DELIVERY_FAILED
+    )
+    do_record_event(
+        event,
+        actor_username=DELIVERY_ACTOR,
+        outcome=outcome,
+        object_type="hl7_message",
+        object_id=str(message.pk),
+        patient_id=report.study.patient.patient_id,
+        study_instance_uid=report.study.study_instance_uid,
+        detail={
+            "message_control_id": message.message_control_id,
+            "attempts": message.attempts,
+            **detail,
+        },
+    )
+
+
+def _record(
+    event_type: EventType,
+    report: Report,
+    user: User,
+    request: HttpRequest | None,
+    *,
+    outcome: Outcome = Outcome.SUCCESS,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    do_record_event(
+        event_type,
+        request=request,
+        actor=user,
+        outcome=outcome,
+        object_type="report",
+        object_id=str(report.pk),
+        patient_id=report.study.patient.patient_id,
+        study_instance_uid=report.study.study_instance_uid,
+        detail=detail,
+    )
+
+
+def _broadcast_on_commit(report: Report) -> None:
+    # The state is read now, inside the transaction; it is sent only once the
+    # change is committed, so no editor ever shows text that was rolled back.
+    payload = report_state(report)
+    schema = connection.schema_name
+    transaction.on_commit(
+        partial(_broadcast, report_group_name(schema, report.pk), payload),
+        robust=True,
+    )
+
+
+def _broadcast(group: str, payload: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    async_to_sync(layer.group_send)(group, {"type": "report.update", "report": payload})
