@@ -32,6 +32,7 @@ def manage(*args: str) -> None:
 
 
 def bootstrap() -> None:
+    manage("collectstatic", "--noinput", "--verbosity", "0")
     manage("migrate_schemas", "--shared", "--verbosity", "0")
     manage(
         "create_tenant",
