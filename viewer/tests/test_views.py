@@ -1,0 +1,292 @@
+import io
+import json
+import re
+
+import pydicom
+import pytest
+from django.urls import reverse
+from django_tenants.utils import tenant_context
+from PIL import Image
+
+from accounts.models import Role
+from audit.models import AuditEvent, EventType
+from conftest import CT_SERIES, SHARED_DATA, make_user, tenant_client
+from pacs.models import Instance, Series, Study
+
+CT_FILES = ["1-030.dcm", "1-031.dcm", "1-032.dcm", "1-033.dcm"]
+
+
+@pytest.fixture
+def ct_study(ingest) -> Study:
+    """Four slices of the real CT series, ingested out of order."""
+    for name in reversed(CT_FILES):
+        ingest(CT_SERIES / name)
+    return Study.objects.get()
+
+
+@pytest.fixture
+def ct_series(ct_study) -> Series:
+    return ct_study.series.get()
+
+
+def frame_url(instance: Instance, frame: int = 1) -> str:
+    series = instance.series
+    return reverse(
+        "viewer:frame",
+        args=[
+            series.study.study_instance_uid,
+            series.series_instance_uid,
+            instance.sop_instance_uid,
+            frame,
+        ],
+    )
+
+
+def series_url(series: Series) -> str:
+    return reverse(
+        "viewer:series",
+        args=[series.study.study_instance_uid, series.series_instance_uid],
+    )
+
+
+def events(event_type: EventType) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(event_type=event_type))
+
+
+@pytest.mark.django_db
+def test_it_shows_the_viewer_page_to_a_radiologist(client_a, ct_study):
+    response = client_a.get(reverse("viewer:study", args=[ct_study.study_instance_uid]))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="viewer-image"' in html
+    assert 'id="overlay-wl"' in html and 'id="overlay-position"' in html
+    assert html.count('class="series-thumb') == 1
+    assert 'data-preset="lung"' in html and 'data-preset="brain"' in html
+    assert ct_study.patient.patient_id in html
+    assert 'type="module"' in html and "js/viewer.js" in html
+
+
+@pytest.mark.django_db
+def test_it_puts_no_inline_script_on_the_page(client_a, ct_study):
+    response = client_a.get(reverse("viewer:study", args=[ct_study.study_instance_uid]))
+
+    scripts = re.findall(
+        r"<script([^>]*)>(.*?)</script>", response.content.decode(), re.S
+    )
+    for attributes, body in scripts:
+        if 'type="application/json"' in attributes:
+            json.loads(body)
+        else:
+            assert "src=" in attributes and not body.strip()
+
+
+@pytest.mark.django_db
+def test_it_lists_a_series_in_slice_order_with_display_defaults(client_a, ct_series):
+    response = client_a.get(series_url(ct_series))
+
+    data = response.json()
+    positions = [image["slice_position"] for image in data["images"]]
+    assert response.status_code == 200
+    assert len(positions) == len(CT_FILES)
+    assert positions == sorted(positions)
+    assert data["default_window"] == {"center": 60.0, "width": 400.0}
+    assert data["images"][0]["url"].endswith("/frames/1.png")
+
+
+@pytest.mark.django_db
+def test_it_orders_by_instance_number_when_there_is_no_position(client_a, ingest):
+    path = SHARED_DATA / "pydicom" / "examples_ybr_color.dcm"
+    instance = ingest(path)
+
+    data = client_a.get(series_url(instance.series)).json()
+
+    assert [image["frame"] for image in data["images"]] == list(range(1, 31))
+    assert data["default_window"] is None
+
+
+@pytest.mark.django_db
+def test_it_serves_a_frame_as_png_with_its_window(client_a, ct_series):
+    instance = ct_series.instances.first()
+
+    response = client_a.get(frame_url(instance))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response["X-Window-Center"] == "60" and response["X-Window-Width"] == "400"
+    assert Image.open(io.BytesIO(response.content)).size == (512, 512)
+
+
+@pytest.mark.django_db
+def test_it_applies_the_requested_window(client_a, ct_series):
+    instance = ct_series.instances.first()
+
+    response = client_a.get(frame_url(instance), {"wc": "-600", "ww": "1500"})
+
+    assert response.status_code == 200
+    assert response["X-Window-Center"] == "-600"
+    assert response["X-Window-Width"] == "1500"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"wc": "abc", "ww": "400"},
+        {"wc": "40"},
+        {"ww": "400"},
+        {"wc": "40", "ww": "0"},
+        {"wc": "nan", "ww": "400"},
+        {"wc": "40", "ww": "inf"},
+        {"wc": "40", "ww": "1e400"},
+        {"wc": "", "ww": ""},
+    ],
+)
+def test_it_refuses_a_window_that_is_not_a_pair_of_numbers(client_a, ct_series, query):
+    response = client_a.get(frame_url(ct_series.instances.first()), query)
+
+    assert response.status_code == 400
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("frame", [0, 2])
+def test_it_answers_404_for_a_frame_that_does_not_exist(client_a, ct_series, frame):
+    response = client_a.get(frame_url(ct_series.instances.first(), frame))
+
+    assert response.status_code == 404
+
+
+@pytest.mark.django_db
+def test_it_serves_a_small_thumbnail(client_a, ct_series):
+    url = reverse(
+        "viewer:thumbnail",
+        args=[ct_series.study.study_instance_uid, ct_series.series_instance_uid],
+    )
+
+    response = client_a.get(url)
+
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert max(Image.open(io.BytesIO(response.content)).size) <= 128
+
+
+@pytest.mark.django_db
+def test_it_serves_an_error_image_for_truncated_pixel_data(client_a, ingest, tmp_path):
+    ds = pydicom.dcmread(CT_SERIES / "1-060.dcm")
+    ds.PixelData = ds.PixelData[:1000]
+    truncated = tmp_path / "truncated.dcm"
+    ds.save_as(truncated)
+    instance = ingest(truncated)
+
+    response = client_a.get(frame_url(instance))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response["X-Render-Error"] == "1"
+    assert Image.open(io.BytesIO(response.content)).format == "PNG"
+
+
+@pytest.mark.django_db
+def test_it_forbids_every_cache_to_keep_viewer_responses(client_a, ct_series):
+    instance = ct_series.instances.first()
+    study_uid = ct_series.study.study_instance_uid
+
+    for url in (
+        reverse("viewer:study", args=[study_uid]),
+        series_url(ct_series),
+        frame_url(instance),
+        reverse("viewer:thumbnail", args=[study_uid, ct_series.series_instance_uid]),
+    ):
+        cache_control = client_a.get(url)["Cache-Control"]
+        assert "no-store" in cache_control and "private" in cache_control, url
+
+
+@pytest.mark.django_db
+def test_it_hides_every_viewer_url_from_a_referrer(tenant_a, referrer, ct_series):
+    client = tenant_client(tenant_a, referrer)
+    instance = ct_series.instances.first()
+    study_uid = ct_series.study.study_instance_uid
+
+    for url in (
+        reverse("viewer:study", args=[study_uid]),
+        series_url(ct_series),
+        frame_url(instance),
+        reverse("viewer:thumbnail", args=[study_uid, ct_series.series_instance_uid]),
+    ):
+        assert client.get(url).status_code == 404, url
+
+
+@pytest.mark.django_db
+def test_it_hides_a_study_from_a_radiologist_of_another_tenant(
+    tenant_a, ct_series, tenant_b, radiologist_b
+):
+    with tenant_context(tenant_a):
+        instance = ct_series.instances.first()
+        study_uid = ct_series.study.study_instance_uid
+        urls = (
+            reverse("viewer:study", args=[study_uid]),
+            series_url(ct_series),
+            frame_url(instance),
+        )
+    client = tenant_client(tenant_b, radiologist_b)
+
+    for url in urls:
+        assert client.get(url).status_code == 404, url
+
+
+@pytest.mark.django_db
+def test_it_sends_an_anonymous_visitor_to_sign_in(tenant_a, ct_series):
+    client = tenant_client(tenant_a)
+
+    response = client.get(frame_url(ct_series.instances.first()))
+
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_it_records_study_opened_on_each_page_load(client_a, radiologist, ct_study):
+    url = reverse("viewer:study", args=[ct_study.study_instance_uid])
+
+    client_a.get(url)
+    client_a.get(url)
+
+    opened = events(EventType.STUDY_OPENED)
+    assert len(opened) == 2
+    assert opened[0].actor_username == radiologist.username
+    assert opened[0].study_instance_uid == ct_study.study_instance_uid
+    assert opened[0].patient_id == ct_study.patient.patient_id
+
+
+@pytest.mark.django_db
+def test_it_records_frames_viewed_once_per_series_while_scrolling(client_a, ct_series):
+    for instance in ct_series.instances.all():
+        client_a.get(frame_url(instance))
+        client_a.get(frame_url(instance), {"wc": "40", "ww": "80"})
+
+    viewed = events(EventType.FRAMES_VIEWED)
+    assert len(viewed) == 1
+    assert viewed[0].object_id == ct_series.series_instance_uid
+
+
+@pytest.mark.django_db
+def test_it_records_frames_viewed_for_each_series_and_each_user(
+    tenant_a, client_a, ct_series, ingest
+):
+    other = ingest(SHARED_DATA / "pydicom" / "CT_small.dcm")
+    colleague = make_user(tenant_a, "rad.a2", Role.RADIOLOGIST)
+    first = ct_series.instances.first()
+
+    client_a.get(frame_url(first))
+    client_a.get(frame_url(other))
+    tenant_client(tenant_a, colleague).get(frame_url(first))
+
+    assert len(events(EventType.FRAMES_VIEWED)) == 3
+
+
+@pytest.mark.django_db
+def test_it_writes_no_frames_viewed_for_a_refused_request(
+    tenant_a, referrer, ct_series
+):
+    tenant_client(tenant_a, referrer).get(frame_url(ct_series.instances.first()))
+
+    assert events(EventType.FRAMES_VIEWED) == []
