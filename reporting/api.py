@@ -2,13 +2,14 @@
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, permissions, status
+from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Role
 from pacs.access import get_study_for_user
+from pacs.models import Study
 from reporting import actions
 from reporting.models import Report
 from reporting.selectors import report_state
@@ -37,17 +38,19 @@ class Refused(exceptions.APIException):
     default_code = "refused"
 
 
-class WritesReports(permissions.BasePermission):
-    message = _("Only radiologists may write or sign reports.")
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        if request.method in permissions.SAFE_METHODS:
-            return True
-        return getattr(request.user, "role", None) == Role.RADIOLOGIST
-
-
 class ReportAPIView(APIView):
-    permission_classes = [permissions.IsAuthenticated, WritesReports]
+    def writable_study(self, request: Request, study_uid: str) -> Study:
+        """The study, for a user who may write its report.
+
+        Outsiders get 404 before anything else, so a refusal never tells them
+        that the study exists.
+        """
+        study = get_study_for_user(request.user, study_uid)
+        if getattr(request.user, "role", None) != Role.RADIOLOGIST:
+            raise exceptions.PermissionDenied(
+                _("Only radiologists may write or sign reports.")
+            )
+        return study
 
     def answer(self, report: Report) -> Response:
         return Response(ReportSerializer(report_state(report)).data)
@@ -76,7 +79,7 @@ class ReportView(ReportAPIView):
         },
     )
     def put(self, request: Request, study_uid: str) -> Response:
-        study = get_study_for_user(request.user, study_uid)
+        study = self.writable_study(request, study_uid)
         body = ReportTextSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -104,7 +107,7 @@ class DictationView(ReportAPIView):
         },
     )
     def post(self, request: Request, study_uid: str) -> Response:
-        study = get_study_for_user(request.user, study_uid)
+        study = self.writable_study(request, study_uid)
         body = DictationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -136,7 +139,7 @@ class SignView(ReportAPIView):
         },
     )
     def post(self, request: Request, study_uid: str) -> Response:
-        study = get_study_for_user(request.user, study_uid)
+        study = self.writable_study(request, study_uid)
         body = SignSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
