@@ -11,7 +11,7 @@ const KEEP_RADIUS = 10;      // blob URLs further than this are dropped
 const WL_THROTTLE_MS = 120;  // at most one window request per interval while dragging
 const LOADING_DELAY_MS = 150;
 const SCROLL_DRAG_PX = 8;    // drag distance per image when scrolling by drag
-const WHEEL_STEP_PX = 40;    // pixel-mode wheel distance per image (touchpads)
+const WHEEL_STEP_PX = 50;    // touchpad scroll distance per image
 const PAGE_STEP = 10;
 
 const config = JSON.parse(document.getElementById("viewer-config").textContent);
@@ -346,18 +346,20 @@ function onPointerUp(event) {
 
 let wheelTravel = 0;
 
+// One image per mouse-wheel notch; a touchpad's small deltas add up first.
 function onWheel(event) {
   if (!state.images.length) return;
   event.preventDefault();
-  if (event.deltaMode !== WheelEvent.DOM_DELTA_PIXEL) {
+  const pixels = event.deltaMode === WheelEvent.DOM_DELTA_PIXEL;
+  if (!pixels || Math.abs(event.deltaY) >= WHEEL_STEP_PX) {
+    wheelTravel = 0;
     show(state.index + Math.sign(event.deltaY));
     return;
   }
   wheelTravel += event.deltaY;
-  const steps = Math.trunc(wheelTravel / WHEEL_STEP_PX);
-  if (!steps) return;
-  wheelTravel -= steps * WHEEL_STEP_PX;
-  show(state.index + Math.sign(steps) * Math.min(Math.abs(steps), 3));
+  if (Math.abs(wheelTravel) < WHEEL_STEP_PX) return;
+  show(state.index + Math.sign(wheelTravel));
+  wheelTravel = 0;
 }
 
 const KEY_MOVES = {
