@@ -302,3 +302,31 @@ def test_it_does_not_cache_error_images(ingest, tmp_path):
 
     assert cached_render(instance).error
     assert cache.get(render_key(instance, 0, None, None)) is None
+
+
+@pytest.mark.django_db
+def test_it_spans_the_full_range_of_a_frame_without_a_window(ingest):
+    path = SHARED_DATA / "pydicom-data" / "emri_small.dcm"
+    instance = ingest(path)
+    frame = pydicom.pixels.pixel_array(str(path), index=3).astype(np.float64)
+
+    rendered = render_frame(instance, 3)
+
+    pixels = png_pixels(rendered.png)
+    assert rendered.window is not None
+    assert pixels[np.unravel_index(frame.argmin(), frame.shape)] == 0
+    assert pixels[np.unravel_index(frame.argmax(), frame.shape)] == 255
+    assert_close(pixels, window_by_hand(frame, *rendered.window))
+
+
+@pytest.mark.django_db
+def test_it_thresholds_at_the_center_for_a_window_one_wide(ingest):
+    path = CT_SERIES / "1-030.dcm"
+    instance = ingest(path)
+    _, values = modality_values(path)
+
+    pixels = png_pixels(render_png(instance, window=(0.0, 1.0)))
+
+    # C.11.2.1.2.1: at width 1, values above center - 0.5 are white.
+    assert np.array_equal(pixels == 255, values > -0.5)
+    assert set(np.unique(pixels)) <= {0, 255}
