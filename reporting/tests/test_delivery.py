@@ -20,7 +20,7 @@ from reporting.actions import (
 from reporting.models import DeliveryState, OutboundMessage, Report
 from reporting.tasks import deliver_message
 from reporting.tests.conftest import free_port, point_ris_at
-from reporting.tests.ris import RisListener
+from tests.support.ris import RisListener
 from tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db

@@ -1,7 +1,9 @@
 """A test RIS: an MLLP listener built on the python-hl7 library.
 
 It parses every message with the library, keeps it, and answers an ACK with
-the code the test chooses (AA by default).
+the code the test chooses (AA by default, or AE/AR with a reason in MSA-3).
+It can be stopped and started again on the same port, like a RIS that goes
+down and comes back.
 """
 
 import asyncio
@@ -17,6 +19,7 @@ class RisListener:
     host: str = "127.0.0.1"
     port: int = 0
     ack_code: str = "AA"
+    error_text: str = ""
     received: list[hl7.Message] = field(default_factory=list)
     _loop: asyncio.AbstractEventLoop | None = None
     _server: asyncio.AbstractServer | None = None
@@ -27,12 +30,24 @@ class RisListener:
             while not writer.is_closing():
                 message = await reader.readmessage()
                 self.received.append(message)
-                writer.writemessage(message.create_ack(ack_code=self.ack_code))
+                writer.writemessage(self.acknowledge(message))
                 await writer.drain()
         except asyncio.IncompleteReadError:
             pass
         finally:
             writer.close()
+
+    def acknowledge(self, message: hl7.Message) -> hl7.Message:
+        ack = str(message.create_ack(ack_code=self.ack_code)).rstrip("\r")
+        if self.error_text:  # MSA-3, the RIS's reason for refusing
+            ack += "|" + self.error_text.replace("^", "\\S\\")
+        return hl7.parse(ack + "\r")
+
+    def __enter__(self) -> "RisListener":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def start(self) -> "RisListener":
         ready = threading.Event()
