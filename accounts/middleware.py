@@ -5,6 +5,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 
+MACHINE_PATHS = ("/api/", "/dicomweb/")
+
+
 class RequireVerifiedUserMiddleware:
     """Treat a session whose second factor is not verified as signed out.
 
@@ -19,5 +22,7 @@ class RequireVerifiedUserMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and not user.is_verified():
             logout(request)
-            return redirect("accounts:login")
+            # Machine clients cannot follow a login page: let the API answer 401.
+            if not request.path.startswith(MACHINE_PATHS):
+                return redirect("accounts:login")
         return self.get_response(request)

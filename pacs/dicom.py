@@ -104,3 +104,12 @@ def first_float(dataset: Dataset, keyword: str) -> float | None:
         return float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def display_person_name(value: str) -> str:
+    """'Doe^John^A^Dr' -> 'Doe, Dr John A' (PS3.5 6.2.1: alphabetic group only)."""
+    alphabetic = (value or "").split("=")[0]
+    family, given, middle, prefix, suffix = (alphabetic.split("^") + [""] * 5)[:5]
+    first = " ".join(part for part in (prefix, given, middle) if part)
+    name = ", ".join(part for part in (family, first) if part)
+    return f"{name} {suffix}".strip()

@@ -31,16 +31,41 @@ CT_PRESETS = (
 
 
 def ordered_instances(series: Series) -> QuerySet[Instance]:
-    """The series' instances along the slice normal, else by instance number.
+    """The series' instances in reading order along the slice normal.
 
+    Radiologists read axial stacks head first, sagittal right to left and
+    coronal front to back, whatever order the modality numbered them in.
     Instances without a position (localisers, secondary captures) follow
     the positioned ones, so a stack stays contiguous.
     """
+    position = F("slice_position")
+    if _reads_against_normal(series):
+        by_position = position.desc(nulls_last=True)
+    else:
+        by_position = position.asc(nulls_last=True)
     return series.instances.order_by(
-        F("slice_position").asc(nulls_last=True),
-        F("instance_number").asc(nulls_last=True),
-        "pk",
+        by_position, F("instance_number").asc(nulls_last=True), "pk"
     )
+
+
+def _reads_against_normal(series: Series) -> bool:
+    """Whether reading order runs against the slice normal (row x column cosines).
+
+    In the patient coordinate system (PS3.3 C.7.6.2.1.1) +x is left, +y is
+    posterior and +z is head: reading order goes up x and y, down z.
+    """
+    orientation = (
+        series.instances.exclude(image_orientation_patient=None)
+        .values_list("image_orientation_patient", flat=True)
+        .first()
+    )
+    if not orientation or len(orientation) != 6:
+        return False
+    rx, ry, rz, cx, cy, cz = orientation
+    normal = (ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx)
+    axis = max(range(3), key=lambda i: abs(normal[i]))
+    ascending_coordinate = axis != 2
+    return (normal[axis] > 0) != ascending_coordinate
 
 
 def study_series(study: Study) -> QuerySet[Series]:

@@ -99,3 +99,19 @@ def test_it_keeps_the_worklist_out_of_every_cache(client_a, three_studies):
     response = client_a.get("/")
 
     assert "no-store" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("Doe^John", "Doe, John"),
+        ("Doe^John^Adam^Dr^Jr", "Doe, Dr John Adam Jr"),
+        ("Pancreas-CT-CB_001", "Pancreas-CT-CB_001"),
+        ("Yamada^Tarou=山田^太郎", "Yamada, Tarou"),
+        ("", ""),
+    ],
+)
+def test_it_shows_person_names_as_people_write_them(stored, shown):
+    from pacs.dicom import display_person_name
+
+    assert display_person_name(stored) == shown

@@ -13,6 +13,7 @@ from audit.models import AuditEvent, EventType
 from conftest import CT_SERIES, SHARED_DATA, make_user, tenant_client
 from pacs.models import Instance, Series, Study
 
+MR_SAGITTAL = SHARED_DATA / "dcm_qa_decubitus" / "HFS" / "3_t1_fl2d_sag"
 CT_FILES = ["1-030.dcm", "1-031.dcm", "1-032.dcm", "1-033.dcm"]
 
 
@@ -82,16 +83,33 @@ def test_it_puts_no_inline_script_on_the_page(client_a, ct_study):
 
 
 @pytest.mark.django_db
-def test_it_lists_a_series_in_slice_order_with_display_defaults(client_a, ct_series):
+def test_it_lists_an_axial_series_head_first_with_display_defaults(client_a, ct_series):
     response = client_a.get(series_url(ct_series))
 
     data = response.json()
     positions = [image["slice_position"] for image in data["images"]]
     assert response.status_code == 200
     assert len(positions) == len(CT_FILES)
-    assert positions == sorted(positions)
+    assert positions == sorted(positions, reverse=True)
     assert data["default_window"] == {"center": 60.0, "width": 400.0}
     assert data["images"][0]["url"].endswith("/frames/1.png")
+
+
+@pytest.mark.django_db
+def test_it_lists_a_sagittal_series_from_the_right_to_the_left(client_a, ingest):
+    files = sorted(MR_SAGITTAL.glob("*.dcm"))[:6]
+    instances = [ingest(path) for path in files]
+
+    data = client_a.get(series_url(instances[0].series)).json()
+
+    # +x is the patient's left (PS3.3 C.7.6.2.1.1): x must grow down the list.
+    x = [
+        pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[0]
+        for p in files
+    ]
+    by_uid = dict(zip((i.sop_instance_uid for i in instances), x, strict=True))
+    listed = [by_uid[image["sop_instance_uid"]] for image in data["images"]]
+    assert listed == sorted(x)
 
 
 @pytest.mark.django_db
