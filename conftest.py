@@ -26,9 +26,9 @@ PASSWORD = "Correct-horse-battery-9"
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 TENANT_A = TenantSpec(
-    "hospital_a", "Hospital A", "a.localhost", "NIMBUS_A", "127.0.0.1", 1
+    "hospital_a", "Hospital A", ("a.localhost",), "NIMBUS_A", "127.0.0.1", 1
 )
-TENANT_B = TenantSpec("hospital_b", "Hospital B", "b.localhost", "NIMBUS_B")
+TENANT_B = TenantSpec("hospital_b", "Hospital B", ("b.localhost",), "NIMBUS_B")
 
 
 def current_totp(secret: str = TOTP_SECRET) -> str:

@@ -4,7 +4,6 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-
 MACHINE_PATHS = ("/api/", "/dicomweb/")
 
 

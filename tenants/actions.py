@@ -3,8 +3,6 @@
 import logging
 from dataclasses import dataclass
 
-from django.db import transaction
-
 from tenants.models import Domain, Tenant
 
 logger = logging.getLogger(__name__)
@@ -16,7 +14,7 @@ PUBLIC_SCHEMA = "public"
 class TenantSpec:
     schema: str
     name: str
-    domain: str
+    domains: tuple[str, ...]
     ae_title: str
     ris_host: str = ""
     ris_port: int | None = None
@@ -35,10 +33,21 @@ def do_ensure_public_tenant(domain: str = "localhost") -> Tenant:
 
 
 def do_create_tenant(spec: TenantSpec) -> tuple[Tenant, bool]:
-    """Create the tenant, its schema and its domain, or update them if present.
+    """Create the tenant, its schema and its domains, or update them if present.
 
-    Returns the tenant and whether it was created.
+    The first domain is the primary one. Returns the tenant and whether it
+    was created. Nothing is created when a domain belongs to another tenant.
     """
+    taken = (
+        Domain.objects.filter(domain__in=spec.domains)
+        .exclude(tenant__schema_name=spec.schema)
+        .values_list("domain", flat=True)
+    )
+    if taken:
+        raise ValueError(
+            f"Domain {', '.join(taken)} already belongs to another tenant."
+        )
+
     tenant = Tenant.objects.filter(schema_name=spec.schema).first()
     created = tenant is None
     if tenant is None:
@@ -47,16 +56,13 @@ def do_create_tenant(spec: TenantSpec) -> tuple[Tenant, bool]:
     tenant.ae_title = spec.ae_title
     tenant.ris_host = spec.ris_host
     tenant.ris_port = spec.ris_port
-    tenant.full_clean(exclude=["schema_name"] if not created else None)
+    tenant.full_clean(exclude=None if created else ["schema_name"])
     # save() creates the schema and migrates it when the tenant is new.
     tenant.save()
 
-    with transaction.atomic():
-        domain, _ = Domain.objects.get_or_create(
-            domain=spec.domain, defaults={"tenant": tenant, "is_primary": True}
+    for position, name in enumerate(spec.domains):
+        Domain.objects.update_or_create(
+            domain=name, defaults={"tenant": tenant, "is_primary": position == 0}
         )
-        if domain.tenant_id != tenant.pk:
-            raise ValueError(f"Domain {spec.domain} already belongs to another tenant.")
-
     logger.info("tenant %s %s", spec.schema, "created" if created else "updated")
     return tenant, created

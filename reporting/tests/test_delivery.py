@@ -20,8 +20,8 @@ from reporting.actions import (
 from reporting.models import DeliveryState, OutboundMessage, Report
 from reporting.tasks import deliver_message
 from reporting.tests.conftest import free_port, point_ris_at
-from tests.support.ris import RisListener
 from tenants.models import Tenant
+from tests.support.ris import RisListener
 
 pytestmark = pytest.mark.django_db
 

@@ -148,6 +148,7 @@ function mergeRemoteText(remoteText) {
 function renderStatus(state) {
   statusBadge.textContent = strings[`status_${state.status}`] || state.status;
   statusBadge.className = `status status-${state.status}`;
+  statusBadge.dataset.status = state.status;
   const signed = state.status === "signed";
   textArea.readOnly = signed || !mayWrite;
   if (signButton) signButton.hidden = signed;
@@ -168,6 +169,7 @@ function renderDelivery(delivery) {
     error: delivery ? delivery.last_error : "",
   });
   deliveryState.className = `delivery-state delivery-${state}`;
+  deliveryState.dataset.state = state;
 }
 
 async function sign(event) {

@@ -39,7 +39,7 @@ const state = {
   shownWindow: null,   // the window of the image on screen, from the server
   seriesDefault: null, // the series' default window, for W/L on a fresh series
   invert: false,
-  tool: "scroll",
+  tool: "wl",
   generation: 0,
   displayedUrl: null,
 };
@@ -410,6 +410,6 @@ function bind() {
 }
 
 bind();
-setTool("scroll");
+setTool(state.tool);
 if (config.firstSeries) openSeries(config.firstSeries);
 else showMessage(labels.empty);

@@ -89,3 +89,39 @@ def test_create_tenant_is_idempotent(db, capsys):
     assert "Updated tenant hospital_b" in capsys.readouterr().out
     with schema_context("public"):
         assert Tenant.objects.filter(ae_title="NIMBUS_B").count() == 1
+
+
+def test_create_tenant_takes_domain_aliases_and_refuses_a_taken_one(db, capsys):
+    call_command(
+        "create_tenant",
+        "--schema",
+        "hospital_b",
+        "--name",
+        "Hospital B",
+        "--domain",
+        "b.localhost",
+        "--domain",
+        "pacs.hospital-b.example",
+        "--ae-title",
+        "NIMBUS_B",
+    )
+    with pytest.raises(CommandError, match="a.localhost"):
+        call_command(
+            "create_tenant",
+            "--schema",
+            "thief",
+            "--name",
+            "Thief",
+            "--domain",
+            "a.localhost",
+            "--ae-title",
+            "THIEF",
+        )
+
+    hospital_b = Tenant.objects.get(schema_name="hospital_b")
+    assert sorted(hospital_b.domains.values_list("domain", flat=True)) == [
+        "b.localhost",
+        "pacs.hospital-b.example",
+    ]
+    assert hospital_b.get_primary_domain().domain == "b.localhost"
+    assert not Tenant.objects.filter(schema_name="thief").exists()

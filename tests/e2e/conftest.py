@@ -1,9 +1,11 @@
+import shutil
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.support.ris import RisListener
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import PASSWORD, Stack, running_stack
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +21,44 @@ def stack(
 ) -> Iterator[Stack]:
     with running_stack(tmp_path_factory.mktemp("stack"), ris.port) as running:
         yield running
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, with none of its calls to the outside world."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+def sign_in(page: Page, stack: Stack) -> None:
+    page.goto(f"{stack.base_url}/accounts/login/")
+    page.fill("#id_username", stack.username)
+    page.fill("#id_password", PASSWORD)
+    page.fill("#id_otp_token", stack.fresh_otp())
+    page.click("button[type=submit]")
+    expect(page.locator("table.studies")).to_be_visible()
+
+
+@pytest.fixture
+def page(browser: Browser, stack: Stack) -> Iterator[Page]:
+    """A new browser context, signed in as the stack's radiologist."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    signed_in = context.new_page()
+    sign_in(signed_in, stack)
+    yield signed_in
+    context.close()

@@ -1,13 +1,12 @@
 """Bad input against the running stack: each gets a clear error and nothing is lost."""
 
-import io
 import json
 import subprocess
 from pathlib import Path
 
 import pydicom
 import pytest
-from PIL import Image
+from playwright.sync_api import Page
 
 from tests.support.ris import RisListener
 from tests.support.stack import Stack, wait_for
@@ -15,6 +14,7 @@ from tests.support.stack import Stack, wait_for
 pytestmark = pytest.mark.e2e
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "dicom"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 MR_SERIES = DATA / "dcm_qa_decubitus" / "HFS" / "3_t1_fl2d_sag"
 
 
@@ -52,8 +52,8 @@ def test_an_unknown_called_ae_title_is_rejected_and_stores_nothing(stack: Stack)
     assert status == 200
 
 
-def test_truncated_pixel_data_is_stored_flagged_and_rendered_as_an_error_image(
-    stack: Stack, tmp_path: Path
+def test_truncated_pixel_data_is_stored_flagged_and_the_viewer_shows_an_error_image(
+    stack: Stack, tmp_path: Path, page: Page
 ):
     ds = pydicom.dcmread(DATA / "pydicom" / "CT_small.dcm")
     ds.PixelData = ds.PixelData[: len(ds.PixelData) // 3]
@@ -70,13 +70,24 @@ def test_truncated_pixel_data_is_stored_flagged_and_rendered_as_an_error_image(
         what="the truncated instance indexed",
     )
     assert flagged == [("truncated",)]
-    status, body = stack.get(
-        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-        f"/instances/{ds.SOPInstanceUID}/rendered",
-        token=stack.token,
+    page.goto(f"{stack.base_url}/viewer/studies/{ds.StudyInstanceUID}/")
+    image = page.locator("#viewer-image")
+    wait_for(
+        lambda: image.evaluate("img => img.complete && img.naturalWidth > 0"),
+        what="the error image in the viewer",
     )
-    assert status == 200
-    assert Image.open(io.BytesIO(body)).format == "PNG"
+    # Fetched by the page itself: the same session, the same host resolution.
+    status, render_error, content_type = page.evaluate(
+        """async url => {
+            const response = await fetch(url, {cache: "no-store"});
+            return [response.status, response.headers.get("x-render-error"),
+                    response.headers.get("content-type")];
+        }""",
+        f"/viewer/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/frames/1.png",
+    )
+    assert (status, render_error, content_type) == (200, "1", "image/png")
+    page.screenshot(path=SCREENSHOTS / "viewer-error-image.png")
 
 
 def test_a_report_signed_while_the_ris_is_down_is_delivered_once_it_is_back(

@@ -188,6 +188,10 @@ def running_stack(tmp: Path, ris_port: int) -> Iterator[Stack]:
             "E2E Hospital",
             "--domain",
             stack.host,
+            # An alias on the loopback address, for clients that cannot
+            # resolve *.localhost (Python's resolver, Node's).
+            "--domain",
+            "127.0.0.1",
             "--ae-title",
             stack.ae_title,
             "--ris-host",

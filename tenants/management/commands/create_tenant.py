@@ -10,7 +10,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--schema", required=True)
         parser.add_argument("--name", required=True)
-        parser.add_argument("--domain", required=True)
+        parser.add_argument(
+            "--domain",
+            required=True,
+            action="append",
+            help="Host name of the tenant; repeat for aliases (the first is primary).",
+        )
         parser.add_argument("--ae-title", required=True)
         parser.add_argument("--ris-host", default="")
         parser.add_argument("--ris-port", type=int, default=None)
@@ -25,7 +30,7 @@ class Command(BaseCommand):
         spec = TenantSpec(
             schema=str(options["schema"]),
             name=str(options["name"]),
-            domain=str(options["domain"]),
+            domains=tuple(options["domain"]),  # type: ignore[arg-type]
             ae_title=str(options["ae_title"]),
             ris_host=str(options["ris_host"] or ""),
             ris_port=options["ris_port"],  # type: ignore[arg-type]
@@ -36,7 +41,8 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from error
         verb = "Created" if created else "Updated"
         self.stdout.write(
-            f"{verb} tenant {tenant.schema_name} ({tenant.name}) at {spec.domain}, "
+            f"{verb} tenant {tenant.schema_name} ({tenant.name}) "
+            f"at {', '.join(spec.domains)}, "
             f"AE title {tenant.ae_title}, "
             f"RIS {tenant.ris_host or '-'}:{tenant.ris_port or '-'}"
         )
