@@ -158,6 +158,15 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Periodic work, sent to every tenant's schema (tenant-schemas-celery's beat
+# scheduler sends an entry without "tenant_schemas" to all tenants).
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stalled-hl7-messages": {
+        "task": "reporting.requeue_stalled_messages",
+        "schedule": 60.0,
+    },
+}
+CELERY_BEAT_SCHEDULER = "tenant_schemas_celery.scheduler:TenantAwarePersistentScheduler"
 
 # --- Authentication ---------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -5,6 +5,7 @@ after commit tells every open editor of the report (a Channels group per
 report and tenant) and queues HL7 delivery where the change calls for it.
 """
 
+import datetime
 import logging
 import time
 from functools import partial
@@ -14,6 +15,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -482,3 +484,30 @@ def _broadcast(group: str, payload: dict[str, Any]) -> None:
     if layer is None:
         return
     async_to_sync(layer.group_send)(group, {"type": "report.update", "report": payload})
+
+
+def do_requeue_stalled_messages() -> int:
+    """Queue again every undelivered message that no task seems to be carrying.
+
+    A task can vanish (broker down at signing time, a worker killed before
+    its retry was published): a message untouched for twice the longest
+    back-off is queued again. A duplicate task is harmless, because delivery
+    re-checks the state under the report's row lock.
+    """
+    quiet_for = datetime.timedelta(seconds=2 * settings.NIMBUS_HL7_RETRY_MAX_SECONDS)
+    cutoff = timezone.now() - quiet_for
+    stalled = (
+        OutboundMessage.objects.exclude(state__in=FINISHED_STATES)
+        .filter(
+            Q(last_attempt_at__lt=cutoff)
+            | Q(last_attempt_at=None, created_at__lt=cutoff)
+        )
+        .values_list("pk", flat=True)
+    )
+    count = 0
+    for message_id in stalled:
+        _queue_delivery(connection.schema_name, message_id)
+        count += 1
+    if count:
+        logger.info("re-queued %d stalled HL7 messages", count)
+    return count

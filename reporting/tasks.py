@@ -5,7 +5,7 @@ import logging
 from celery import Task, shared_task
 from django.conf import settings
 
-from reporting.actions import do_deliver_message
+from reporting.actions import do_deliver_message, do_requeue_stalled_messages
 
 logger = logging.getLogger(__name__)
 
@@ -28,3 +28,9 @@ def deliver_message(self: Task, message_id: int) -> None:
         delay = settings.NIMBUS_HL7_RETRY_MAX_SECONDS
     if delay is not None:
         raise self.retry(countdown=delay)
+
+
+@shared_task(name="reporting.requeue_stalled_messages")
+def requeue_stalled_messages() -> int:
+    """Run by Celery beat in every tenant's schema: nothing signed is left behind."""
+    return do_requeue_stalled_messages()

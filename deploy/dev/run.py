@@ -92,6 +92,21 @@ def processes() -> list[list[str]]:
             "--concurrency",
             "2",
         ],
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(
+                Path(os.environ.get("NIMBUS_VAR_DIR", ROOT / "var"))
+                / "celerybeat-schedule"
+            ),
+        ],
     ]
 
 

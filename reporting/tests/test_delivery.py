@@ -1,3 +1,4 @@
+import datetime
 import json
 from typing import Any
 
@@ -5,6 +6,7 @@ import pytest
 import redis
 from celery.exceptions import Retry
 from django.conf import settings
+from django.utils import timezone
 
 from accounts.models import User
 from audit.models import AuditEvent, EventType, Outcome
@@ -13,6 +15,7 @@ from pacs.models import Study
 from reporting import hl7
 from reporting.actions import (
     do_deliver_message,
+    do_requeue_stalled_messages,
     do_save_report_draft,
     do_sign_report,
     retry_delay_seconds,
@@ -175,3 +178,31 @@ def test_it_queues_delivery_on_the_broker_in_the_tenants_schema(
     assert len(ours) == 1
     assert ours[0]["headers"]["_schema_name"] == "hospital_a"
     assert ours[0]["headers"]["argsrepr"] == f"[{report.messages.get().pk}]"
+
+
+def test_it_requeues_a_message_that_no_task_carries_any_more(
+    tenant_a: Tenant, radiologist: User, study: Study
+) -> None:
+    message = signed_message(study, radiologist, "Impression: normal.")
+    recent = OutboundMessage.objects.create(
+        report=message.report, message_control_id="RECENT1", payload=message.payload
+    )
+    stale = timezone.now() - datetime.timedelta(
+        seconds=3 * settings.NIMBUS_HL7_RETRY_MAX_SECONDS
+    )
+    OutboundMessage.objects.filter(pk=message.pk).update(
+        state=DeliveryState.RETRYING, last_attempt_at=stale
+    )
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    before = set(broker.lrange("celery", 0, -1))
+
+    assert do_requeue_stalled_messages() == 1
+
+    queued = [
+        json.loads(raw) for raw in broker.lrange("celery", 0, -1) if raw not in before
+    ]
+    for raw in set(broker.lrange("celery", 0, -1)) - before:
+        broker.lrem("celery", 1, raw)  # no worker of this test run takes it
+    assert [q["headers"]["argsrepr"] for q in queued] == [f"[{message.pk}]"]
+    assert queued[0]["headers"]["_schema_name"] == "hospital_a"
+    assert recent.pk not in [int(q["headers"]["argsrepr"][1:-1]) for q in queued]
