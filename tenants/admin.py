@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django_tenants.admin import TenantAdminMixin
 
+from audit.actions import do_record_event
+from audit.models import EventType
 from tenants.models import Domain, Tenant
 
 
@@ -41,6 +43,17 @@ class TenantAdmin(TenantAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):  # type: ignore[no-untyped-def]
         return super().get_queryset(request).exclude(schema_name="public")
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        super().save_model(request, obj, form, change)
+        # Recorded in the public schema, where platform staff work.
+        do_record_event(
+            EventType.TENANT_CHANGED,
+            request=request,
+            object_type="tenant",
+            object_id=obj.schema_name,
+            detail={"created": not change, "changed": sorted(form.changed_data)},
+        )
 
     def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
         # A schema cannot be renamed once its tables exist.

@@ -7,6 +7,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import schema_context
 
 from accounts.actions import do_create_user
+from audit.models import AuditEvent, EventType
 from accounts.models import Role
 from conftest import PASSWORD, TOTP_SECRET
 from tenants.models import Tenant
@@ -125,3 +126,41 @@ def test_create_tenant_takes_domain_aliases_and_refuses_a_taken_one(db, capsys):
     ]
     assert hospital_b.get_primary_domain().domain == "b.localhost"
     assert not Tenant.objects.filter(schema_name="thief").exists()
+
+
+def test_hospital_it_creates_a_tenant_with_its_schema_in_the_admin(
+    platform_admin_client,
+):
+    response = platform_admin_client.post(
+        "/tenants/tenant/add/",
+        {
+            "name": "St Luke",
+            "schema_name": "stluke",
+            "is_active": "on",
+            "ae_title": "STLUKE",
+            "ris_host": "127.0.0.1",
+            "ris_port": "2575",
+            "ris_receiving_application": "RIS",
+            "ris_receiving_facility": "",
+            "domains-TOTAL_FORMS": "1",
+            "domains-INITIAL_FORMS": "0",
+            "domains-MIN_NUM_FORMS": "1",
+            "domains-MAX_NUM_FORMS": "1000",
+            "domains-0-domain": "stluke.localhost",
+            "domains-0-is_primary": "on",
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    tenant = Tenant.objects.get(schema_name="stluke")
+    assert (tenant.ae_title, tenant.ris_port) == ("STLUKE", 2575)
+    assert tenant.get_primary_domain().domain == "stluke.localhost"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM information_schema.tables "
+            "WHERE table_schema = 'stluke' AND table_name = 'pacs_study'"
+        )
+        assert cursor.fetchone() == (1,)
+    event = AuditEvent.objects.get(event_type=EventType.TENANT_CHANGED)
+    assert (event.actor_username, event.object_id) == ("platform", "stluke")
+    assert event.detail["created"] is True
