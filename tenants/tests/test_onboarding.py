@@ -7,8 +7,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import schema_context
 
 from accounts.actions import do_create_user
-from audit.models import AuditEvent, EventType
 from accounts.models import Role
+from audit.models import AuditEvent, EventType
 from conftest import PASSWORD, TOTP_SECRET
 from tenants.models import Tenant
 
