@@ -17,9 +17,10 @@ install: $(VENV)/.installed
 
 # dcmtk is the independent DICOM peer in tests; Chromium drives the browser tests.
 system-deps:
-	@deploy/dev/apt-install.sh dcmtk:storescu chromium:chromium
+	@deploy/dev/apt-install.sh dcmtk:storescu chromium:chromium fonts-dejavu-core
 
 run: install
+	@deploy/dev/apt-install.sh fonts-dejavu-core
 	$(SERVICES) $(BIN)/python deploy/dev/run.py
 
 test: install system-deps

@@ -6,6 +6,7 @@ inside one tenant who may not read a study (referrers, patients, helpdesk).
 
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from pacs.models import Instance, Series, Study
@@ -26,7 +27,7 @@ def get_study_for_user(user: User, study_instance_uid: str) -> Study:
         .first()
     )
     if study is None:
-        raise Http404("No such study.")
+        raise Http404(_("No such study."))
     return study
 
 
@@ -43,7 +44,7 @@ def get_series_for_user(
         .first()
     )
     if series is None:
-        raise Http404("No such series.")
+        raise Http404(_("No such series."))
     return series
 
 
@@ -61,5 +62,5 @@ def get_instance_for_user(
         .first()
     )
     if instance is None:
-        raise Http404("No such instance.")
+        raise Http404(_("No such instance."))
     return instance

@@ -323,12 +323,29 @@ def encode_png(image: np.ndarray, max_size: int | None = None) -> bytes:
     return buffer.getvalue()
 
 
+# Pillow's built-in font has no accented letters; the translated messages
+# (French, German, Dutch) need a TrueType font with full Latin coverage.
+MESSAGE_FONTS = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+)
+
+
+def message_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    for path in MESSAGE_FONTS:
+        try:
+            return ImageFont.truetype(path, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size=size)
+
+
 def error_png(message: str, max_size: int | None = None) -> bytes:
     """A dark PNG carrying ``message``, shown where a frame cannot be rendered."""
     size = min(max_size or 512, 512)
     picture = Image.new("RGB", (size, size), ERROR_BACKGROUND)
     draw = ImageDraw.Draw(picture)
-    font = ImageFont.load_default(size=max(10, size // 24))
+    font = message_font(max(10, size // 24))
     lines = wrap_text(draw, message, font, size - size // 8)
     text = "\n".join(lines)
     draw.multiline_text(
