@@ -25,6 +25,9 @@ from pacs.spool import move_to_quarantine
 logger = logging.getLogger(__name__)
 
 # Encapsulated transfer syntaxes carry fragments, not a plain pixel array.
+# Pixel data and its variants (PS3.5 7.1) stay in the file, never in the index.
+PIXEL_DATA_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+
 NATIVE_TRANSFER_SYNTAXES = {
     "1.2.840.10008.1.2",
     "1.2.840.10008.1.2.1",
@@ -215,6 +218,7 @@ def _index(ds: Dataset, name: str, file_size: int, calling_ae_title: str) -> boo
             "window_width": dicom.first_float(ds, "WindowWidth"),
             "pixel_status": pixel_status,
             "pixel_error": pixel_error,
+            "metadata": dicom_json(ds),
             "storage_path": name,
             "file_size": file_size,
             "calling_ae_title": calling_ae_title[:16],
@@ -232,6 +236,48 @@ def _index(ds: Dataset, name: str, file_size: int, calling_ae_title: str) -> boo
             detail={"pixel_status": pixel_status},
         )
     return created
+
+
+# Binary values above this size are left in the file, referenced as bulk data.
+BULK_DATA_THRESHOLD = 1024
+
+
+def dicom_json(ds: Dataset) -> dict[str, object]:
+    """The dataset in the DICOM JSON model, without pixel data (PS3.18 F.2).
+
+    A value that cannot be encoded (a malformed element from a lenient read)
+    is left out rather than failing the whole instance.
+    """
+    header = Dataset()
+    for element in ds:
+        if element.tag in PIXEL_DATA_TAGS:
+            continue
+        header.add(element)
+    try:
+        return header.to_json_dict(
+            bulk_data_threshold=BULK_DATA_THRESHOLD,
+            bulk_data_element_handler=lambda _element: "",
+        )
+    except (ValueError, TypeError, OverflowError):
+        logger.warning("instance header not fully encodable as DICOM JSON")
+        return _encodable_elements(header)
+
+
+def _encodable_elements(header: Dataset) -> dict[str, object]:
+    encoded: dict[str, object] = {}
+    for element in header:
+        single = Dataset()
+        single.add(element)
+        try:
+            encoded.update(
+                single.to_json_dict(
+                    bulk_data_threshold=BULK_DATA_THRESHOLD,
+                    bulk_data_element_handler=lambda _element: "",
+                )
+            )
+        except (ValueError, TypeError, OverflowError):
+            continue
+    return encoded
 
 
 def slice_position(

@@ -118,6 +118,10 @@ class Instance(models.Model):
         max_length=16, choices=PixelStatus.choices, default=PixelStatus.OK
     )
     pixel_error = models.CharField(max_length=300, blank=True)
+    # The dataset in the DICOM JSON model (PS3.18 F.2) without pixel data;
+    # large binary values carry an empty "BulkDataURI" that responses fill
+    # in. It answers metadata and query requests without opening the file.
+    metadata = models.JSONField(default=dict, blank=True)
     storage_path = models.CharField(max_length=300)
     file_size = models.PositiveBigIntegerField()
     calling_ae_title = models.CharField(max_length=16, blank=True)

@@ -102,3 +102,32 @@ def test_it_refuses_a_uid_that_would_escape_the_storage_folder(
     assert do_ingest_spooled_file(spool_copy(evil)) is None
     assert "invalid" in IngestFailure.objects.get().error
     shutil.rmtree(tmp_path / "storage", ignore_errors=True)
+
+
+@pytest.mark.django_db
+def test_it_keeps_the_header_as_dicom_json_without_pixel_data(tenant_a, storage_dirs):
+    source = CT_SERIES / "1-032.dcm"
+    do_ingest_spooled_file(spool_copy(source))
+
+    ds = pydicom.dcmread(source)
+    metadata = Instance.objects.get(sop_instance_uid=ds.SOPInstanceUID).metadata
+    assert "7FE00010" not in metadata
+    restored = pydicom.Dataset.from_json(metadata)
+    assert restored.PatientID == ds.PatientID
+    assert restored.ImagePositionPatient == ds.ImagePositionPatient
+    assert restored.RescaleIntercept == ds.RescaleIntercept
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "name",
+    ["pydicom/charset/chrX1.dcm", "pydicom/test-SR.dcm", "pydicom-data/emri_small.dcm"],
+)
+def test_it_indexes_headers_of_every_kind(tenant_a, storage_dirs, name):
+    source = SHARED_DATA / name
+    do_ingest_spooled_file(spool_copy(source))
+
+    ds = pydicom.dcmread(source, stop_before_pixels=True)
+    instance = Instance.objects.get(sop_instance_uid=ds.SOPInstanceUID)
+    restored = pydicom.Dataset.from_json(instance.metadata)
+    assert str(restored.PatientName) == str(ds.PatientName)
