@@ -57,6 +57,14 @@ class ReportIsSigned(ReportError):
         super().__init__(_("This report is signed and can no longer be changed."))
 
 
+class ReportChangedMeanwhile(ReportError):
+    def __init__(self, report: Report) -> None:
+        super().__init__(
+            _("The report changed since you opened it; merge the new text first.")
+        )
+        self.report = report
+
+
 class EmptyReport(ReportError):
     def __init__(self) -> None:
         super().__init__(_("An empty report cannot be signed."))
@@ -87,15 +95,27 @@ def do_read_report(
 
 
 def do_save_report_draft(
-    user: User, study: Study, text: str, *, request: HttpRequest | None = None
+    user: User,
+    study: Study,
+    text: str,
+    *,
+    base_version: int | None = None,
+    request: HttpRequest | None = None,
 ) -> Report:
-    """Save the whole text as a new version; an unchanged text saves nothing."""
+    """Save the whole text as a new version; an unchanged text saves nothing.
+
+    ``base_version`` is the version the editor started from. When the report
+    moved on since (text dictated elsewhere), saving would silently drop that
+    text, so the save is refused and the editor merges first.
+    """
     with transaction.atomic():
         report = _locked_report(study)
         if report.is_signed:
             raise ReportIsSigned
         if report.text == text:
             return report
+        if base_version is not None and base_version != report.version:
+            raise ReportChangedMeanwhile(report)
 
         previous = report.version
         _save_new_version(report, user, text)

@@ -87,10 +87,17 @@ class ReportView(ReportAPIView):
                 request.user,
                 study,
                 body.validated_data["text"],
+                base_version=body.validated_data.get("version"),
                 request=request._request,
             )
         except actions.ReportIsSigned as error:
             raise Conflict(error.message) from error
+        except actions.ReportChangedMeanwhile as error:
+            # The current report comes back with the refusal, to merge from.
+            current = ReportSerializer(report_state(error.report)).data
+            return Response(
+                {**current, "detail": error.message}, status=status.HTTP_409_CONFLICT
+            )
         return self.answer(report)
 
 

@@ -11,6 +11,14 @@ class ReportTextSerializer(serializers.Serializer[None]):
     text = serializers.CharField(
         allow_blank=True, trim_whitespace=False, max_length=MAX_REPORT_CHARACTERS
     )
+    version = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        help_text=(
+            "The version this text was edited from. If the report has moved on "
+            "since, the save is refused with 409 and the current report."
+        ),
+    )
 
 
 class DictationSerializer(serializers.Serializer[None]):

@@ -19,7 +19,6 @@ from django.contrib.auth import (
 )
 from django.contrib.auth.models import AnonymousUser
 from django.utils.crypto import constant_time_compare
-from django.utils.http import is_same_domain
 from django.utils.module_loading import import_string
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.models import Device
@@ -41,9 +40,19 @@ def _hostname(headers: dict[str, str]) -> str:
     return host.rsplit(":", 1)[0] if not host.endswith("]") else host
 
 
-def _origin_allowed(origin: str) -> bool:
-    host = urlparse(origin).hostname or ""
-    return any(is_same_domain(host, pattern) for pattern in settings.ALLOWED_HOSTS)
+def _origin_allowed(origin: str, headers: dict[str, str]) -> bool:
+    """Only a page of the same tenant host may open a websocket to it.
+
+    Matching ALLOWED_HOSTS is not enough: it covers every tenant's host, and
+    a page on one hospital's host must not read another hospital's reports.
+    """
+    parsed = urlparse(origin)
+    origin_host = (parsed.hostname or "").lower()
+    if not origin_host or origin_host != _hostname(headers).lower():
+        return False
+    request_port = headers.get("host", "").rpartition(":")[2]
+    origin_port = str(parsed.port) if parsed.port else ""
+    return not request_port.isdigit() or origin_port in ("", request_port)
 
 
 def tenant_schema_for_host(hostname: str) -> str | None:
@@ -107,7 +116,7 @@ class TenantAuthMiddleware:
         origin = headers.get("origin")
         # Browsers always send Origin: a foreign one is cross-site websocket
         # hijacking. Clients without Origin must present a bearer token.
-        if origin is not None and not _origin_allowed(origin):
+        if origin is not None and not _origin_allowed(origin, headers):
             return await self._deny(send)
         if origin is None and "authorization" not in headers:
             return await self._deny(send)

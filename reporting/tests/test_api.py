@@ -222,3 +222,29 @@ def test_it_documents_the_report_calls_in_the_openapi_schema(client_a: Client) -
     assert {"get", "put"} <= set(paths["/api/studies/{study_uid}/report"])
     assert "/api/studies/{study_uid}/report/dictation" in paths
     assert "/api/studies/{study_uid}/report/sign" in paths
+
+
+def test_it_refuses_a_save_from_a_stale_version_so_dictation_is_not_lost(
+    client_a: Client, study: Study
+) -> None:
+    first = put_text(client_a, study, "Typed before.").json()
+    post(client_a, study, "/dictation", {"text": "DICTATED."})
+
+    stale = client_a.put(
+        url(study),
+        json.dumps({"text": "Typed before. Typed later.", "version": first["version"]}),
+        "application/json",
+    )
+
+    assert stale.status_code == 409
+    assert stale.json()["text"] == "Typed before. DICTATED."
+    assert stale.json()["version"] == first["version"] + 1
+    merged = client_a.put(
+        url(study),
+        json.dumps(
+            {"text": "Typed before. DICTATED. Typed later.", "version": first["version"] + 1}
+        ),
+        "application/json",
+    )
+    assert merged.status_code == 200
+    assert merged.json()["text"] == "Typed before. DICTATED. Typed later."

@@ -1,3 +1,4 @@
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -133,6 +134,64 @@ def test_it_refuses_a_handshake_without_credentials(study: Study) -> None:
     async def scenario() -> None:
         socket = socket_for(study, cookie="sessionid=forged")
         connected, _code = await socket.connect()
+        assert not connected
+
+    run(scenario)
+
+
+def test_it_keeps_an_idle_editor_connected_past_the_redis_read_timeout(
+    client_a: Client, study: Study
+) -> None:
+    # channels_redis waits on Redis with 5-second blocking reads: a client
+    # socket timeout at or under that would drop every idle editor.
+    async def scenario() -> None:
+        browser = socket_for(study, cookie=session_cookie(client_a))
+        try:
+            assert (await browser.connect())[0]
+            await browser.receive_json_from(timeout=5)
+            await asyncio.sleep(8)
+            assert await browser.receive_nothing(timeout=0.5)
+            await browser.send_to(text_data="{}")
+            assert await browser.receive_nothing(timeout=0.5)
+        finally:
+            await browser.disconnect()
+
+    run(scenario)
+
+
+def test_it_refuses_a_page_of_another_tenant_as_origin(
+    client_a: Client, study: Study
+) -> None:
+    cookie = session_cookie(client_a)
+    path = f"/ws/studies/{study.study_instance_uid}/report/"
+    headers = [
+        (b"host", b"a.localhost"),
+        (b"origin", b"http://b.localhost"),
+        (b"cookie", cookie.encode()),
+    ]
+
+    async def scenario() -> None:
+        socket = WebsocketCommunicator(application, path, headers=headers)
+        connected, _ = await socket.connect()
+        assert not connected
+
+    run(scenario)
+
+
+def test_it_closes_a_socket_to_an_unknown_path_instead_of_failing(
+    client_a: Client, study: Study
+) -> None:
+    headers = [
+        (b"host", b"a.localhost"),
+        (b"origin", b"http://a.localhost"),
+        (b"cookie", session_cookie(client_a).encode()),
+    ]
+
+    async def scenario() -> None:
+        socket = WebsocketCommunicator(
+            application, "/ws/studies/../../etc/passwd/report/", headers=headers
+        )
+        connected, _ = await socket.connect()
         assert not connected
 
     run(scenario)

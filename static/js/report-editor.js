@@ -83,9 +83,13 @@ async function save() {
   const text = textArea.value;
   inFlightText = text;
   try {
-    const result = await callApi(apiUrl, "PUT", { text });
+    const result = await callApi(apiUrl, "PUT", { text, version: serverVersion });
     if (result.ok) {
       applyServerState(result.data, { fromOwnSave: true });
+    } else if (result.status === 409 && result.data.status && result.data.status !== "signed") {
+      // Text arrived elsewhere (dictation) since our last save: merge it into
+      // what was typed here, then save again from the new version.
+      applyServerState(result.data, { fromOwnSave: false });
     } else {
       showSaveState(format(strings.save_failed, { error: errorText(result.data) }), true);
       if (result.status === 409) await refresh();

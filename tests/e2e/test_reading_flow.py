@@ -5,6 +5,7 @@ plays the radiologist, dicomweb-client plays a DICOMweb consumer, and an MLLP
 listener built on python-hl7 plays the hospital RIS.
 """
 
+import json
 import re
 import shutil
 import subprocess
@@ -218,3 +219,65 @@ def edit_and_dictate(
     )
     assert status in (200, 201)
     expect(editor).to_have_value(re.compile(r"no acute abnormality"))
+
+
+def test_typing_while_the_live_connection_is_down_never_loses_a_dictation(
+    stack: Stack, page: Page, tmp_path: Path
+):
+    source = CT_SERIES.parent.parent / "pydicom" / "MR_small.dcm"
+    ds = pydicom.dcmread(source, stop_before_pixels=True)
+    sent = subprocess.run(
+        [
+            "storescu",
+            "-aec",
+            stack.ae_title,
+            "127.0.0.1",
+            str(stack.dicom_port),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sent.returncode == 0, sent.stderr
+    wait_for(
+        lambda: stack.sql(
+            "SELECT 1 FROM pacs_study WHERE study_instance_uid = %s",
+            ds.StudyInstanceUID,
+        ),
+        what="the MR study indexed",
+    )
+    # The editor's websocket never reaches the server: no live updates at all.
+    page.route_web_socket(re.compile(r"/ws/"), lambda socket: None)
+    page.goto(f"{stack.base_url}/reports/studies/{ds.StudyInstanceUID}/")
+    editor = page.locator("#report-text")
+    editor.click()
+    editor.press_sequentially("Typed first.", delay=5)
+    report = f"/api/studies/{ds.StudyInstanceUID}/report"
+    wait_for(lambda: _server_text(stack, report) == "Typed first.", what="autosave")
+
+    status, _ = stack.call(
+        "POST", report + "/dictation", {"text": "DICTATED."}, stack.token
+    )
+    assert status == 200
+    editor.press("End")
+    editor.press_sequentially(" Typed later.", delay=5)
+
+    # The dictation goes after what was typed here (the editor could not know
+    # where it was spoken); nothing of either is lost.
+    merged = wait_for(
+        lambda: (
+            (text := _server_text(stack, report)).count("DICTATED.") == 1
+            and "Typed later." in text
+            and text
+        ),
+        what="the merged text saved",
+    )
+    assert merged.startswith("Typed first.")
+    expect(editor).to_have_value(merged)
+
+
+def _server_text(stack: Stack, report_path: str) -> str:
+    status, body = stack.get(report_path, token=stack.token)
+    assert status == 200, body
+    return str(json.loads(body)["text"])
