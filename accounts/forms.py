@@ -22,6 +22,9 @@ class SignInForm(OTPAuthenticationForm):
         token_required=SIGN_IN_FAILED,
         invalid_token=SIGN_IN_FAILED,
         device_required=SIGN_IN_FAILED,
+        # django-otp says so only after a right password: that would confirm it.
+        n_failed_attempts=SIGN_IN_FAILED,
+        verification_not_allowed=SIGN_IN_FAILED,
     )
     error_messages = dict(
         OTPAuthenticationForm.error_messages, invalid_login=SIGN_IN_FAILED

@@ -17,7 +17,8 @@ class Role(models.TextChoices):
 
 
 # Roles that read images and report text of any study in their tenant.
-CLINICAL_READER_ROLES = {Role.RADIOLOGIST, Role.TENANT_ADMIN}
+# Hospital IT (tenant_admin) manages users and connections, not patient data.
+CLINICAL_READER_ROLES = {Role.RADIOLOGIST}
 
 
 class User(AbstractUser):

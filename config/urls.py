@@ -5,8 +5,6 @@ from django.urls import include, path
 from django_otp.admin import OTPAdminSite
 from drf_spectacular.views import SpectacularAPIView
 
-from config.health import healthz, readyz
-
 admin.site.__class__ = OTPAdminSite
 
 urlpatterns = [
@@ -18,6 +16,4 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("dicomweb/", include("pacs.dicomweb.urls")),
     path("admin/", admin.site.urls),
-    path("healthz", healthz),
-    path("readyz", readyz),
 ]

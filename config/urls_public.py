@@ -4,13 +4,9 @@ from django.contrib import admin
 from django.urls import include, path
 from django_otp.admin import OTPAdminSite
 
-from config.health import healthz, readyz
-
 admin.site.__class__ = OTPAdminSite
 
 urlpatterns = [
     path("", admin.site.urls),
     path("accounts/", include("accounts.urls")),
-    path("healthz", healthz),
-    path("readyz", readyz),
 ]

@@ -16,7 +16,8 @@ class TenantSpec:
     name: str
     domains: tuple[str, ...]
     ae_title: str
-    ris_host: str = ""
+    # None keeps what the tenant has; "" (or 0) clears it.
+    ris_host: str | None = None
     ris_port: int | None = None
 
 
@@ -54,8 +55,10 @@ def do_create_tenant(spec: TenantSpec) -> tuple[Tenant, bool]:
         tenant = Tenant(schema_name=spec.schema)
     tenant.name = spec.name
     tenant.ae_title = spec.ae_title
-    tenant.ris_host = spec.ris_host
-    tenant.ris_port = spec.ris_port
+    if spec.ris_host is not None:
+        tenant.ris_host = spec.ris_host
+    if spec.ris_port is not None:
+        tenant.ris_port = spec.ris_port or None
     tenant.full_clean(exclude=None if created else ["schema_name"])
     # save() creates the schema and migrates it when the tenant is new.
     tenant.save()

@@ -80,3 +80,18 @@ def test_it_treats_a_session_without_second_factor_as_signed_out(tenant_a, radio
 
     assert response.status_code == 302
     assert "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_it_does_not_confirm_the_password_while_the_otp_is_throttled(
+    tenant_a, radiologist
+):
+    wrong = f"{(int(current_totp()) + 1) % 1_000_000:06d}"
+    sign_in(tenant_client(tenant_a), "rad.a", PASSWORD, wrong)  # throttles the device
+
+    right_password = sign_in(tenant_client(tenant_a), "rad.a", PASSWORD, wrong)
+    wrong_password = sign_in(tenant_client(tenant_a), "rad.a", "nope", wrong)
+
+    assert right_password.context["form"].non_field_errors() == (
+        wrong_password.context["form"].non_field_errors()
+    )

@@ -115,3 +115,14 @@ def test_it_shows_person_names_as_people_write_them(stored, shown):
     from pacs.dicom import display_person_name
 
     assert display_person_name(stored) == shown
+
+
+@pytest.mark.django_db
+def test_it_shows_hospital_it_no_patient_data(tenant_a, three_studies):
+    from accounts.models import Role
+    from conftest import make_user
+
+    it_admin = make_user(tenant_a, "it.a", Role.TENANT_ADMIN)
+    response = tenant_client(tenant_a, it_admin).get("/")
+
+    assert uids(response) == []

@@ -242,7 +242,10 @@ def test_it_refuses_a_save_from_a_stale_version_so_dictation_is_not_lost(
     merged = client_a.put(
         url(study),
         json.dumps(
-            {"text": "Typed before. DICTATED. Typed later.", "version": first["version"] + 1}
+            {
+                "text": "Typed before. DICTATED. Typed later.",
+                "version": first["version"] + 1,
+            }
         ),
         "application/json",
     )

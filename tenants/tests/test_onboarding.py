@@ -164,3 +164,24 @@ def test_hospital_it_creates_a_tenant_with_its_schema_in_the_admin(
     event = AuditEvent.objects.get(event_type=EventType.TENANT_CHANGED)
     assert (event.actor_username, event.object_id) == ("platform", "stluke")
     assert event.detail["created"] is True
+
+
+def test_create_tenant_keeps_the_ris_endpoint_when_it_is_not_given(db, capsys):
+    call_command(
+        "create_tenant",
+        "--schema",
+        "hospital_a",
+        "--name",
+        "Hospital A renamed",
+        "--domain",
+        "a.localhost",
+        "--ae-title",
+        "NIMBUS_A",
+    )
+
+    hospital_a = Tenant.objects.get(schema_name="hospital_a")
+    assert (hospital_a.name, hospital_a.ris_host, hospital_a.ris_port) == (
+        "Hospital A renamed",
+        "127.0.0.1",
+        1,
+    )

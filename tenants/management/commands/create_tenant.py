@@ -17,7 +17,7 @@ class Command(BaseCommand):
             help="Host name of the tenant; repeat for aliases (the first is primary).",
         )
         parser.add_argument("--ae-title", required=True)
-        parser.add_argument("--ris-host", default="")
+        parser.add_argument("--ris-host", default=None)
         parser.add_argument("--ris-port", type=int, default=None)
         parser.add_argument(
             "--public-domain",
@@ -32,7 +32,7 @@ class Command(BaseCommand):
             name=str(options["name"]),
             domains=tuple(options["domain"]),  # type: ignore[arg-type]
             ae_title=str(options["ae_title"]),
-            ris_host=str(options["ris_host"] or ""),
+            ris_host=options["ris_host"],  # type: ignore[arg-type]
             ris_port=options["ris_port"],  # type: ignore[arg-type]
         )
         try:
