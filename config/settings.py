@@ -254,6 +254,7 @@ STORAGES = {
 NIMBUS_DICOM_HOST = env_str("NIMBUS_DICOM_HOST", "0.0.0.0")  # noqa: S104 - a listener must bind
 NIMBUS_DICOM_PORT = env_int("NIMBUS_DICOM_PORT", 11112)
 NIMBUS_DICOM_AE_TITLE = env_str("NIMBUS_DICOM_AE_TITLE", "NIMBUS")
+NIMBUS_DICOM_MAX_ASSOCIATIONS = env_int("NIMBUS_DICOM_MAX_ASSOCIATIONS", 200)
 
 # --- HL7 delivery -------------------------------------------------------------
 NIMBUS_HL7_SENDING_APPLICATION = env_str("NIMBUS_HL7_SENDING_APPLICATION", "NIMBUS")

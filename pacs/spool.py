@@ -36,8 +36,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_durably(schema: str, data: bytes) -> Path:
+def write_durably(schema: str, data: bytes, *, quarantine: bool = False) -> Path:
     """Write ``data`` to a new spool file for ``schema`` and return its path.
+
+    With ``quarantine``, the file goes where the sweeper never looks: kept
+    for inspection, never indexed.
 
     Written under a temporary name and renamed, so that a crash never leaves
     a half-written file where the sweeper would pick it up.
@@ -47,7 +50,7 @@ def write_durably(schema: str, data: bytes) -> Path:
     OSError
         When the disk is full or not writable; nothing is left behind.
     """
-    directory = spool_dir(schema)
+    directory = quarantine_dir(schema) if quarantine else spool_dir(schema)
     directory.mkdir(parents=True, exist_ok=True)
     name = uuid.uuid4().hex
     partial = directory / (name + PARTIAL_SUFFIX)

@@ -363,6 +363,13 @@ def parse_study_query(params: QueryDict) -> StudyQuery:
         value = values[0].strip()
         if value in ("", "*"):
             continue
+        if any(ord(character) < 0x20 for character in value):
+            # PostgreSQL cannot store NUL in text; PS3.5 allows no control
+            # characters in the matchable VRs either.
+            raise QueryError(
+                _("The value of %(name)s contains a control character.")
+                % {"name": name}
+            )
         condition &= STUDY_MATCH_KEYS[keyword](value)
         match_keys[keyword] = value
 

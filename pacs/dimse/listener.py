@@ -6,10 +6,13 @@ spool, and only then is success returned; indexing happens in a Celery task.
 """
 
 import errno
+import io
 import logging
 import threading
+import warnings
 from typing import Any
 
+import pydicom
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django_tenants.utils import get_public_schema_name, schema_context
@@ -115,7 +118,9 @@ def handle_store(event: Event) -> int:
         logger.warning("C-STORE refused: invalid SOP Instance UID")
         return STATUS_CANNOT_UNDERSTAND
     try:
-        path = spool.write_durably(schema, event.encoded_dataset(include_meta=True))
+        data = event.encoded_dataset(include_meta=True)
+        readable = header_is_readable(data, sop_uid)
+        path = spool.write_durably(schema, data, quarantine=not readable)
     except OSError as error:
         logger.error("C-STORE spool write failed: %s", error)
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -125,8 +130,32 @@ def handle_store(event: Event) -> int:
         logger.exception("C-STORE could not encode the received dataset")
         return STATUS_CANNOT_UNDERSTAND
 
+    if not readable:
+        # Kept, so nothing is lost, but the sender must know it failed.
+        logger.warning("C-STORE refused: unreadable dataset kept as %s", path.name)
+        return STATUS_CANNOT_UNDERSTAND
     queue_ingest(schema, path.name, event.assoc.requestor.ae_title.strip())
     return STATUS_SUCCESS
+
+
+def header_is_readable(data: bytes, sop_instance_uid: str) -> bool:
+    """Whether the dataset reads up to its pixel data and is the instance announced.
+
+    pydicom reads almost any bytes leniently, so the test is that the SOP
+    Instance UID inside matches the C-STORE request's Affected SOP Instance
+    UID (PS3.4 B.2.3); a dataset that garbles it is not understood.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(
+                io.BytesIO(data),
+                stop_before_pixels=True,
+                specific_tags=["SOPInstanceUID"],
+            )
+            return str(ds.get("SOPInstanceUID", "")).strip() == sop_instance_uid
+    except Exception:  # noqa: BLE001 - any parse failure means unreadable
+        return False
 
 
 def queue_ingest(schema: str, spool_name: str, calling_ae_title: str = "") -> bool:
@@ -171,9 +200,10 @@ def build_ae() -> AE:
     _config.UNRESTRICTED_STORAGE_SERVICE = True
     ae = AE(ae_title=settings.NIMBUS_DICOM_AE_TITLE)
     ae.require_called_aet = False  # checked per tenant in handle_requested
-    ae.maximum_associations = 50
+    ae.maximum_associations = settings.NIMBUS_DICOM_MAX_ASSOCIATIONS
     ae.network_timeout = 60
-    ae.acse_timeout = 30
+    # A peer that connects and says nothing holds a slot only this long.
+    ae.acse_timeout = 10
     ae.dimse_timeout = 120
     ae.maximum_pdu_size = 0  # unlimited: large CT frames in fewer PDUs
     ae.add_supported_context(Verification)

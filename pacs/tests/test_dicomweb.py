@@ -626,3 +626,11 @@ def test_it_records_the_retrieve_in_the_audit_trail(api, tenant_a, radiologist):
     assert event.study_instance_uid == ds.StudyInstanceUID
     assert event.patient_id == ds.PatientID
     assert event.detail["window"][:2] == [600.0, 1200.0]
+
+
+@pytest.mark.parametrize("key", ["PatientName", "PatientID", "AccessionNumber"])
+def test_it_refuses_a_control_character_in_a_match_value(api, key):
+    response = api.get(SEARCH, {key: "Doe\x00"})
+
+    assert response.status_code == 400
+    assert b"control character" in response.content

@@ -87,3 +87,49 @@ def test_it_survives_a_peer_that_sends_garbage_and_hangs_up(listener):
 
     result = dcmtk("echoscu", "-aec", "NIMBUS_A", "127.0.0.1", str(listener))
     assert result.returncode == 0, result.stderr
+
+
+def test_it_answers_cannot_understand_to_a_dataset_it_cannot_read_and_keeps_it(
+    listener, tmp_path, monkeypatch
+):
+    from pydicom.dataset import FileMetaDataset
+    from pynetdicom import AE, _config
+    from pynetdicom.sop_class import CTImageStorage
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.999"
+    meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    garbage = tmp_path / "garbage.dcm"
+    with open(garbage, "wb") as handle:
+        handle.write(b"\0" * 128 + b"DICM")
+        pydicom.filewriter.write_file_meta_info(handle, meta)
+        handle.write(b"\x08\x00\x18\x00UI\xff\x7fnot a dataset at all")
+    # Send the bytes as they are, without decoding them first.
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
+    scu = AE(ae_title="HOSTILE")
+    scu.add_requested_context(CTImageStorage, "1.2.840.10008.1.2.1")
+
+    assoc = scu.associate("127.0.0.1", listener, ae_title="NIMBUS_A")
+    assert assoc.is_established
+    status = assoc.send_c_store(garbage)
+    assoc.release()
+
+    assert status.Status == 0xC000
+    assert not any(spool.spool_dir("hospital_a").glob("*.dcm"))
+    assert len(list(spool.quarantine_dir("hospital_a").glob("*.dcm"))) == 1
+    echo = dcmtk("echoscu", "-aec", "NIMBUS_A", "127.0.0.1", str(listener))
+    assert echo.returncode == 0
+
+
+def test_it_still_serves_modalities_while_sixty_idle_connections_are_held(listener):
+    idle = [
+        socket.create_connection(("127.0.0.1", listener), timeout=5) for _ in range(60)
+    ]
+    try:
+        result = dcmtk("echoscu", "-aec", "NIMBUS_A", "127.0.0.1", str(listener))
+    finally:
+        for connection in idle:
+            connection.close()
+
+    assert result.returncode == 0, result.stderr
