@@ -241,6 +241,7 @@ def serve(host: str, port: int, stop: threading.Event | None = None) -> None:
     server = ae.make_server(
         (host, port), evt_handlers=HANDLERS, server_class=NoDelayAssociationServer
     )
+    ae._servers.append(server)  # as start_server() does; shutdown() expects it
     threading.Thread(
         target=server.serve_forever, name="dicom-listener", daemon=True
     ).start()
