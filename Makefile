@@ -27,7 +27,7 @@ test: install system-deps
 	$(SERVICES) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install system-deps
-	@deploy/dev/apt-install.sh orthanc:Orthanc
+	@deploy/dev/apt-install.sh orthanc:Orthanc orthanc-dicomweb
 	$(SERVICES) $(BIN)/python bench/run.py
 
 lint: install
