@@ -12,7 +12,7 @@ import pydicom
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import F
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
@@ -187,7 +187,7 @@ def _index(ds: Dataset, name: str, file_size: int, calling_ae_title: str) -> boo
     # Serialise ingests of one study so that its counters stay exact.
     study = Study.objects.select_for_update().get(pk=study.pk)
 
-    series, _ = Series.objects.get_or_create(
+    series, new_series = Series.objects.get_or_create(
         series_instance_uid=str(ds.SeriesInstanceUID),
         defaults={
             "study": study,
@@ -225,7 +225,7 @@ def _index(ds: Dataset, name: str, file_size: int, calling_ae_title: str) -> boo
         },
     )
     if created:
-        _refresh_counters(study, series)
+        _count_new_instance(study, series, new_series)
         do_record_event(
             EventType.INSTANCE_STORED,
             actor_username=calling_ae_title or "DICOM",
@@ -291,23 +291,21 @@ def slice_position(
     return sum(p * n for p, n in zip(position, normal, strict=True))
 
 
-def _refresh_counters(study: Study, series: Series) -> None:
-    series.number_of_series_related_instances = series.instances.count()
-    series.save(update_fields=["number_of_series_related_instances"])
-    counts = study.series.aggregate(
-        series=Count("id", distinct=True), instances=Count("instances")
+def _count_new_instance(study: Study, series: Series, new_series: bool) -> None:
+    """Add the new instance to the denormalised counters.
+
+    Increments, not recounts: recounting a study on every instance makes a
+    2,000-slice series cost quadratic time. The study row is locked by the
+    caller, so concurrent ingests of one study take turns here.
+    """
+    Series.objects.filter(pk=series.pk).update(
+        number_of_series_related_instances=F("number_of_series_related_instances") + 1
     )
-    modalities = sorted(
-        {m for m in study.series.values_list("modality", flat=True) if m}
-    )
-    study.number_of_study_related_series = counts["series"]
-    study.number_of_study_related_instances = counts["instances"]
-    study.modalities_in_study = "\\".join(modalities)[:64]
-    study.save(
-        update_fields=[
-            "number_of_study_related_series",
-            "number_of_study_related_instances",
-            "modalities_in_study",
-            "updated_at",
-        ]
-    )
+    study.number_of_study_related_instances += 1
+    fields = ["number_of_study_related_instances", "updated_at"]
+    if new_series:
+        modalities = set(study.modality_list) | ({series.modality} - {""})
+        study.number_of_study_related_series += 1
+        study.modalities_in_study = "\\".join(sorted(modalities))[:64]
+        fields += ["number_of_study_related_series", "modalities_in_study"]
+    study.save(update_fields=fields)
