@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path, register_converter
 
-from pacs.dicomweb import views
+from pacs.dicomweb import stow, thumbnail, views, wado
 
 
 class DicomUidConverter:
@@ -27,7 +27,11 @@ INSTANCE = (
 )
 
 urlpatterns = [
-    re_path(r"^studies/?$", views.search_for_studies, name="studies"),
+    re_path(
+        r"^studies/?$",
+        stow.accepting_stow(views.search_for_studies),
+        name="studies",
+    ),
     path(
         f"{INSTANCE}/rendered",
         views.retrieve_rendered_instance,
@@ -37,5 +41,54 @@ urlpatterns = [
         f"{INSTANCE}/frames/<str:frame_list>/rendered",
         views.retrieve_rendered_frames,
         name="frames-rendered",
+    ),
+    # WADO-RS retrieve, metadata, frames, bulk data and thumbnails (PS3.18
+    # 10.4, 10.7) and STOW-RS to a study (10.5): pacs/dicomweb/wado.py etc.
+    path(
+        "studies/<dicom_uid:study_uid>",
+        stow.accepting_stow(wado.retrieve_study),
+        name="study",
+    ),
+    path(
+        "studies/<dicom_uid:study_uid>/metadata",
+        wado.retrieve_study_metadata,
+        name="study-metadata",
+    ),
+    path(
+        "studies/<dicom_uid:study_uid>/thumbnail",
+        thumbnail.study_thumbnail,
+        name="study-thumbnail",
+    ),
+    path(
+        "studies/<dicom_uid:study_uid>/series/<dicom_uid:series_uid>",
+        wado.retrieve_series,
+        name="series-retrieve",
+    ),
+    path(
+        "studies/<dicom_uid:study_uid>/series/<dicom_uid:series_uid>/metadata",
+        wado.retrieve_series_metadata,
+        name="series-metadata",
+    ),
+    path(
+        "studies/<dicom_uid:study_uid>/series/<dicom_uid:series_uid>/thumbnail",
+        thumbnail.series_thumbnail,
+        name="series-thumbnail",
+    ),
+    path(INSTANCE, wado.retrieve_instance, name="instance"),
+    path(
+        f"{INSTANCE}/metadata",
+        wado.retrieve_instance_metadata,
+        name="instance-metadata",
+    ),
+    path(
+        f"{INSTANCE}/thumbnail",
+        thumbnail.instance_thumbnail,
+        name="instance-thumbnail",
+    ),
+    path(f"{INSTANCE}/frames/<str:frame_list>", wado.retrieve_frames, name="frames"),
+    path(
+        f"{INSTANCE}/bulkdata/<path:tag_path>",
+        wado.retrieve_bulk_data,
+        name="bulkdata",
     ),
 ]
