@@ -23,6 +23,8 @@ class EventType(models.IntegerChoices):
     REPORT_READ = 210, _("Report read")
     DICOMWEB_QUERY = 220, _("DICOMweb query")
     DICOMWEB_RETRIEVE = 221, _("DICOMweb retrieve")
+    DICOM_MOVE = 230, _("DICOM C-MOVE retrieve")
+    DICOM_GET = 231, _("DICOM C-GET retrieve")
     # 3xx: changing clinical data
     INSTANCE_STORED = 300, _("Instance stored")
     REPORT_EDITED = 310, _("Report edited")

@@ -4,8 +4,11 @@ Field names are the DICOM keywords in snake_case. The DICOM files themselves
 are kept as received in the file storage; these rows only index them.
 """
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from tenants.models import validate_ae_title
 
 
 class ReadingStatus(models.TextChoices):
@@ -147,3 +150,41 @@ class IngestFailure(models.Model):
     def __str__(self) -> str:
         what = self.sop_instance_uid or self.quarantine_path
         return f"{self.failed_at:%Y-%m-%d %H:%M} {what}"
+
+
+class RemoteApplicationEntity(models.Model):
+    """A DICOM peer this tenant knows: a C-MOVE destination or a trusted sender.
+
+    The title is what the peer calls itself (calling AE title) and what a
+    C-MOVE request names as Move Destination (PS3.4 C.4.2.1.3).
+    """
+
+    ae_title = models.CharField(
+        _("AE title"), max_length=16, unique=True, validators=[validate_ae_title]
+    )
+    host = models.CharField(_("host"), max_length=255)
+    port = models.PositiveIntegerField(
+        _("port"), validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    may_store = models.BooleanField(
+        _("may store"),
+        default=False,
+        help_text=_("This peer may send instances to this tenant (C-STORE)."),
+    )
+    may_retrieve = models.BooleanField(
+        _("may retrieve"),
+        default=False,
+        help_text=_(
+            "Instances may be sent to this peer: as a C-MOVE destination, "
+            "or to its own C-GET requests."
+        ),
+    )
+
+    class Meta:
+        ordering = ["ae_title"]
+        verbose_name = _("remote application entity")
+        verbose_name_plural = _("remote application entities")
+
+    def __str__(self) -> str:
+        return f"{self.ae_title} ({self.host}:{self.port})"

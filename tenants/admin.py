@@ -27,7 +27,7 @@ class TenantAdmin(TenantAdminMixin, admin.ModelAdmin):
     inlines = [DomainInline]
     fieldsets = (
         (None, {"fields": ("name", "schema_name", "is_active")}),
-        ("DICOM", {"fields": ("ae_title",)}),
+        ("DICOM", {"fields": ("ae_title", "only_known_peers_may_store")}),
         (
             "RIS (HL7 v2 over MLLP)",
             {

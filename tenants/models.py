@@ -51,6 +51,14 @@ class Tenant(TenantMixin):
     ris_receiving_facility = models.CharField(
         _("RIS receiving facility"), max_length=180, blank=True
     )
+    only_known_peers_may_store = models.BooleanField(
+        _("only known peers may store"),
+        default=False,
+        help_text=_(
+            "Refuse associations that would store instances unless the calling "
+            "AE title is a known remote AE allowed to store."
+        ),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -24,6 +24,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from pacs import dicom, spool
+from pacs.dimse import peers, retrieve
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -210,15 +211,23 @@ def build_ae() -> AE:
     ae.maximum_pdu_size = 0  # unlimited: large CT frames in fewer PDUs
     ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+        # Role selection accepted as proposed: a C-GET requestor takes the
+        # SCP role for the storage classes it retrieves (PS3.7 D.3.3.4).
+        ae.add_supported_context(
+            context.abstract_syntax, TRANSFER_SYNTAXES, scu_role=True, scp_role=True
+        )
+    retrieve.configure_retrieve(ae)
     return ae
 
 
 HANDLERS: list[tuple[Any, Any]] = [
     (evt.EVT_REQUESTED, handle_requested),
+    (evt.EVT_REQUESTED, peers.handle_requested),
     (evt.EVT_ESTABLISHED, handle_established),
     (evt.EVT_C_ECHO, handle_echo),
     (evt.EVT_C_STORE, handle_store),
+    (evt.EVT_C_MOVE, retrieve.handle_move),
+    (evt.EVT_C_GET, retrieve.handle_get),
 ]
 
 
