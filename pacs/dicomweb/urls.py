@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path, register_converter
 
-from pacs.dicomweb import stow, thumbnail, views, wado
+from pacs.dicomweb import search, stow, thumbnail, views, wado
 
 
 class DicomUidConverter:
@@ -29,8 +29,26 @@ INSTANCE = (
 urlpatterns = [
     re_path(
         r"^studies/?$",
-        stow.accepting_stow(views.search_for_studies),
+        stow.accepting_stow(search.search_for_studies),
         name="studies",
+    ),
+    # QIDO-RS at the series and instance levels (PS3.18 10.6.1).
+    path("series", search.search_for_series, name="series"),
+    path(
+        "studies/<dicom_uid:study_uid>/series",
+        search.search_for_series,
+        name="study-series",
+    ),
+    path("instances", search.search_for_instances, name="instances"),
+    path(
+        "studies/<dicom_uid:study_uid>/instances",
+        search.search_for_instances,
+        name="study-instances",
+    ),
+    path(
+        "studies/<dicom_uid:study_uid>/series/<dicom_uid:series_uid>/instances",
+        search.search_for_instances,
+        name="series-instances",
     ),
     path(
         f"{INSTANCE}/rendered",

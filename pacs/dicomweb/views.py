@@ -1,4 +1,4 @@
-"""DICOMweb endpoints: QIDO-RS Search for Studies and WADO-RS rendered images.
+"""DICOMweb endpoints: WADO-RS rendered images (QIDO-RS is in ``search``).
 
 Thin views: each authenticates (``dicomweb_endpoint``), negotiates the media
 type, parses the request, loads through ``pacs.access`` and answers.
@@ -6,7 +6,7 @@ type, parses the request, loads through ``pacs.access`` and answers.
 
 import logging
 
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
@@ -14,10 +14,8 @@ from django.views.decorators.http import require_safe
 from accounts.models import User
 from audit.actions import do_record_event
 from audit.models import EventType
-from pacs.access import get_instance_for_user, studies_for
+from pacs.access import get_instance_for_user
 from pacs.dicomweb.auth import dicomweb_endpoint
-from pacs.dicomweb.json_model import study_attributes
-from pacs.dicomweb.qido import QueryError, parse_study_query, search_studies
 from pacs.dicomweb.rendered import (
     RenderingParameterError,
     Window,
@@ -36,56 +34,6 @@ RENDERED_MEDIA_TYPES = ("image/png",)
 # Rendering parameters (PS3.18 8.3.5.1) that a PNG answer cannot honour yet.
 UNSUPPORTED_RENDERING_PARAMETERS = ("viewport", "annotation", "iccprofile")
 MORE_RESULTS_WARNING = "There are additional results that can be requested"
-
-
-@require_safe
-@dicomweb_endpoint
-def search_for_studies(request: HttpRequest, user: User) -> HttpResponse:
-    """QIDO-RS Search for Studies, ``GET /dicomweb/studies`` (PS3.18 10.6).
-
-    Status codes: 200 with a DICOM JSON array (PS3.18 F.2); 204 when no study
-    matches, as PS3.18 8.3.4.4.1 requires (CP-2473 proposes 200 with an empty
-    array instead); 400 for a malformed parameter; 401 without credentials;
-    406 when the client accepts no JSON. ``Warning: 299`` headers name the
-    ignored parameters and say when more pages remain.
-    """
-    media_type = negotiate(_accept(request), SEARCH_MEDIA_TYPES)
-    if media_type is None:
-        return _not_acceptable(SEARCH_MEDIA_TYPES)
-    try:
-        query = parse_study_query(request.GET)
-    except QueryError as error:
-        return plain_text(str(error), status=400)
-
-    page = search_studies(studies_for(user), query)
-    do_record_event(
-        EventType.DICOMWEB_QUERY,
-        request=request,
-        actor=user,
-        object_type="study",
-        detail={
-            "match": query.match_keys,
-            "offset": query.offset,
-            "limit": query.limit,
-            "results": len(page.studies),
-        },
-    )
-
-    warnings = [*query.warnings, *([MORE_RESULTS_WARNING] if page.remaining else [])]
-    if not page.studies:
-        no_content = HttpResponse(status=204)
-        del no_content["Content-Type"]  # RFC 9110 15.3.5: a 204 has no content
-        return add_warnings(no_content, warnings)
-    body = [
-        study_attributes(study, _study_url(request, study)) for study in page.studies
-    ]
-    response = JsonResponse(
-        body,
-        safe=False,
-        content_type=media_type,
-        json_dumps_params={"ensure_ascii": False},
-    )
-    return add_warnings(response, warnings)
 
 
 @require_safe

@@ -25,6 +25,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from pacs import dicom, spool
 from pacs.dimse import peers, retrieve
+from pacs.dimse.find import FIND_SOP_CLASSES, handle_find
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -201,6 +202,9 @@ def sweep_spool(older_than_seconds: float = 60.0) -> int:
 def build_ae() -> AE:
     # Accept any storage SOP class, private ones included (PS3.4 B.5).
     _config.UNRESTRICTED_STORAGE_SERVICE = True
+    # Query identifiers carry patient names: never in the logs.
+    _config.LOG_REQUEST_IDENTIFIERS = False
+    _config.LOG_RESPONSE_IDENTIFIERS = False
     ae = AE(ae_title=settings.NIMBUS_DICOM_AE_TITLE)
     ae.require_called_aet = False  # checked per tenant in handle_requested
     ae.maximum_associations = settings.NIMBUS_DICOM_MAX_ASSOCIATIONS
@@ -210,6 +214,8 @@ def build_ae() -> AE:
     ae.dimse_timeout = 120
     ae.maximum_pdu_size = 0  # unlimited: large CT frames in fewer PDUs
     ae.add_supported_context(Verification)
+    for sop_class in FIND_SOP_CLASSES:  # uncompressed syntaxes only
+        ae.add_supported_context(sop_class, TRANSFER_SYNTAXES[:4])
     for context in AllStoragePresentationContexts:
         # Role selection accepted as proposed: a C-GET requestor takes the
         # SCP role for the storage classes it retrieves (PS3.7 D.3.3.4).
@@ -226,6 +232,7 @@ HANDLERS: list[tuple[Any, Any]] = [
     (evt.EVT_ESTABLISHED, handle_established),
     (evt.EVT_C_ECHO, handle_echo),
     (evt.EVT_C_STORE, handle_store),
+    (evt.EVT_C_FIND, handle_find),
     (evt.EVT_C_MOVE, retrieve.handle_move),
     (evt.EVT_C_GET, retrieve.handle_get),
 ]
