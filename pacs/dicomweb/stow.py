@@ -53,7 +53,7 @@ class FailureReason:
 
 
 @dataclass(frozen=True)
-class Outcome_:
+class PartOutcome:
     """What happened to one part."""
 
     sop_class_uid: str
@@ -120,7 +120,7 @@ def store_instances(
         if refused is not None:
             return refused
     try:
-        boundary = _request_boundary(request.content_type or "", request)
+        boundary = _request_boundary(request.META.get("CONTENT_TYPE", ""))
     except _UnsupportedMediaType:
         return plain_text(
             _('Send multipart/related; type="application/dicom".'), status=415
@@ -147,17 +147,17 @@ class _UnsupportedMediaType(Exception):
     pass
 
 
-def _request_boundary(content_type: str, request: HttpRequest) -> str:
-    media = MediaType(request.META.get("CONTENT_TYPE", content_type))
+def _request_boundary(content_type: str) -> str:
+    media = MediaType(content_type)
     if (media.main_type, media.sub_type) != ("multipart", "related"):
         raise _UnsupportedMediaType
     part_type = media.params.get("type", DICOM).strip('"').lower()
     if part_type != DICOM:
         raise _UnsupportedMediaType
-    return boundary_of(request.META["CONTENT_TYPE"])
+    return boundary_of(content_type)
 
 
-def _store_part(part: Part, study_uid: str | None) -> Outcome_:
+def _store_part(part: Part, study_uid: str | None) -> PartOutcome:
     try:
         ds = _checked_dataset(part, study_uid)
     except PartRefused as refused:
@@ -178,7 +178,7 @@ def _store_part(part: Part, study_uid: str | None) -> Outcome_:
         return _failed(ds, FailureReason.PROCESSING_FAILURE)
     if result is None:
         return _failed(ds, FailureReason.PROCESSING_FAILURE)
-    return Outcome_(
+    return PartOutcome(
         str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(ds.StudyInstanceUID)
     )
 
@@ -208,18 +208,18 @@ def _checked_dataset(part: Part, study_uid: str | None) -> Dataset:
     return ds
 
 
-def _failed(ds: Dataset | None, reason: int) -> Outcome_:
+def _failed(ds: Dataset | None, reason: int) -> PartOutcome:
     def uid(keyword: str) -> str:
         value = str(ds.get(keyword, "")) if ds is not None else ""
         return value if dicom.is_valid_uid(value) else ""
 
-    return Outcome_(
+    return PartOutcome(
         uid("SOPClassUID"), uid("SOPInstanceUID"), uid("StudyInstanceUID"), reason
     )
 
 
 def _response(
-    request: HttpRequest, outcomes: list[Outcome_], study_uid: str | None
+    request: HttpRequest, outcomes: list[PartOutcome], study_uid: str | None
 ) -> JsonResponse:
     stored = [outcome for outcome in outcomes if outcome.failure is None]
     failed = [outcome for outcome in outcomes if outcome.failure is not None]
@@ -251,7 +251,7 @@ def _url(request: HttpRequest, path: str) -> dict[str, Any]:
     return {"vr": "UR", "Value": [request.build_absolute_uri(path)]}
 
 
-def _reference(request: HttpRequest, outcome: Outcome_) -> dict[str, Any]:
+def _reference(request: HttpRequest, outcome: PartOutcome) -> dict[str, Any]:
     # The series is not in the outcome: the instance URL goes through its
     # study, which WADO-RS resolves (PS3.18 10.5.3: RetrieveURL of the study
     # or instance).
@@ -271,7 +271,7 @@ def _reference(request: HttpRequest, outcome: Outcome_) -> dict[str, Any]:
     }
 
 
-def _failure(outcome: Outcome_) -> dict[str, Any]:
+def _failure(outcome: PartOutcome) -> dict[str, Any]:
     return {
         "00081150": _uid_element(outcome.sop_class_uid),
         "00081155": _uid_element(outcome.sop_instance_uid),
@@ -282,7 +282,7 @@ def _failure(outcome: Outcome_) -> dict[str, Any]:
 def _record_store(
     request: HttpRequest,
     user: User,
-    outcomes: list[Outcome_],
+    outcomes: list[PartOutcome],
     study_uid: str | None,
 ) -> None:
     stored = sum(1 for outcome in outcomes if outcome.failure is None)
