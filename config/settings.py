@@ -255,6 +255,10 @@ NIMBUS_DICOM_HOST = env_str("NIMBUS_DICOM_HOST", "0.0.0.0")  # noqa: S104 - a li
 NIMBUS_DICOM_PORT = env_int("NIMBUS_DICOM_PORT", 11112)
 NIMBUS_DICOM_AE_TITLE = env_str("NIMBUS_DICOM_AE_TITLE", "NIMBUS")
 NIMBUS_DICOM_MAX_ASSOCIATIONS = env_int("NIMBUS_DICOM_MAX_ASSOCIATIONS", 200)
+# Person-name matching in C-FIND and QIDO-RS (PS3.4 C.2.2.2.1 leaves case to
+# the archive): case-insensitive, except for the tenant schemas listed.
+NIMBUS_PN_CASE_INSENSITIVE = env_bool("NIMBUS_PN_CASE_INSENSITIVE", True)
+NIMBUS_PN_CASE_SENSITIVE_TENANTS = env_list("NIMBUS_PN_CASE_SENSITIVE_TENANTS", [])
 
 # --- HL7 delivery -------------------------------------------------------------
 NIMBUS_HL7_SENDING_APPLICATION = env_str("NIMBUS_HL7_SENDING_APPLICATION", "NIMBUS")

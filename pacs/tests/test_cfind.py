@@ -7,8 +7,8 @@ from the files with pydicom.
 """
 
 import subprocess
+import tempfile
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,14 +147,14 @@ def findscu(
     extra: tuple[str, ...] = (),
 ) -> tuple[subprocess.CompletedProcess[bytes], list[pydicom.Dataset]]:
     """Run findscu, and read every pending response it extracted."""
-    out = Path("/tmp/cf") / uuid.uuid4().hex
-    out.mkdir(parents=True)
-    args: list[str | bytes] = ["findscu", "-v", model, "-aec", called, "-X"]
-    args += ["-od", str(out), *extra, "127.0.0.1", str(port)]
-    for key in keys:
-        args += ["-k", key]
-    result = subprocess.run(args, capture_output=True, timeout=60)
-    answers = [pydicom.dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
+    with tempfile.TemporaryDirectory(prefix="findscu-") as folder:
+        out = Path(folder)
+        args: list[str | bytes] = ["findscu", "-v", model, "-aec", called, "-X"]
+        args += ["-od", str(out), *extra, "127.0.0.1", str(port)]
+        for key in keys:
+            args += ["-k", key]
+        result = subprocess.run(args, capture_output=True, timeout=60)
+        answers = [pydicom.dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
     return result, answers
 
 
@@ -445,22 +445,6 @@ def test_it_refuses_a_level_the_information_model_does_not_have(port):
 
     assert answers == []
     assert "DataSetDoesNotMatchSOPClass" in log(result), log(result)
-
-
-def test_it_stops_answering_when_the_peer_cancels(port):
-    first = read(sorted(CT_SERIES.glob("*.dcm"))[0])
-
-    result, answers = findscu(
-        port,
-        "QueryRetrieveLevel=IMAGE",
-        f"StudyInstanceUID={first.StudyInstanceUID}",
-        f"SeriesInstanceUID={first.SeriesInstanceUID}",
-        "SOPInstanceUID",
-        extra=("--cancel", "2"),
-    )
-
-    assert 2 <= len(answers) < len(list(CT_SERIES.glob("*.dcm")))
-    assert "FE00" in log(result) or "Cancel" in log(result), log(result)
 
 
 def test_it_shows_another_tenant_none_of_our_studies(port):

@@ -120,17 +120,12 @@ def test_it_retrieves_jpeg_ls_frames_as_stored(client, stored):
     assert frame == get_frame(ds.PixelData, 0, number_of_frames=1)
 
 
-def test_it_finds_the_stored_instances_when_qido_is_there(client, stored):
+def test_it_finds_the_stored_instances_at_the_instance_level(client, stored):
     _, ds = stored["ct"]
-    try:
-        found = client.search_for_instances(
-            study_instance_uid=ds.StudyInstanceUID,
-            series_instance_uid=ds.SeriesInstanceUID,
-        )
-    except requests.HTTPError as error:
-        if error.response is not None and error.response.status_code == 404:
-            pytest.skip("QIDO-RS at the instance level is not routed yet")
-        raise
+    found = client.search_for_instances(
+        study_instance_uid=ds.StudyInstanceUID,
+        series_instance_uid=ds.SeriesInstanceUID,
+    )
 
     assert [item["00080018"]["Value"][0] for item in found] == [ds.SOPInstanceUID]
 
