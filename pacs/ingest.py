@@ -201,41 +201,43 @@ def _index(ds: Dataset, name: str, file_size: int, calling_ae_title: str) -> boo
     pixel_status, pixel_error = check_pixel_data(ds, transfer_syntax)
     position = dicom.float_list(ds, "ImagePositionPatient", 3)
     orientation = dicom.float_list(ds, "ImageOrientationPatient", 6)
-    instance, created = Instance.objects.get_or_create(
-        sop_instance_uid=str(ds.SOPInstanceUID),
-        defaults={
-            "series": series,
-            "sop_class_uid": str(ds.get("SOPClassUID", "")),
-            "instance_number": dicom.int_value(ds, "InstanceNumber"),
-            "transfer_syntax_uid": transfer_syntax,
-            "rows": dicom.int_value(ds, "Rows"),
-            "columns": dicom.int_value(ds, "Columns"),
-            "number_of_frames": dicom.int_value(ds, "NumberOfFrames") or 1,
-            "slice_position": slice_position(position, orientation),
-            "image_position_patient": position,
-            "image_orientation_patient": orientation,
-            "window_center": dicom.first_float(ds, "WindowCenter"),
-            "window_width": dicom.first_float(ds, "WindowWidth"),
-            "pixel_status": pixel_status,
-            "pixel_error": pixel_error,
-            "metadata": dicom_json(ds),
-            "storage_path": name,
-            "file_size": file_size,
-            "calling_ae_title": calling_ae_title[:16],
-        },
+    sop_instance_uid = str(ds.SOPInstanceUID)
+    # Checked again under the study's lock: a copy of the same instance that
+    # another worker indexed meanwhile is a duplicate, not an error.
+    if Instance.objects.filter(sop_instance_uid=sop_instance_uid).exists():
+        return False
+    instance = Instance.objects.create(
+        sop_instance_uid=sop_instance_uid,
+        series=series,
+        sop_class_uid=str(ds.get("SOPClassUID", "")),
+        instance_number=dicom.int_value(ds, "InstanceNumber"),
+        transfer_syntax_uid=transfer_syntax,
+        rows=dicom.int_value(ds, "Rows"),
+        columns=dicom.int_value(ds, "Columns"),
+        number_of_frames=dicom.int_value(ds, "NumberOfFrames") or 1,
+        slice_position=slice_position(position, orientation),
+        image_position_patient=position,
+        image_orientation_patient=orientation,
+        window_center=dicom.first_float(ds, "WindowCenter"),
+        window_width=dicom.first_float(ds, "WindowWidth"),
+        pixel_status=pixel_status,
+        pixel_error=pixel_error,
+        metadata=dicom_json(ds),
+        storage_path=name,
+        file_size=file_size,
+        calling_ae_title=calling_ae_title[:16],
     )
-    if created:
-        _count_new_instance(study, series, new_series)
-        do_record_event(
-            EventType.INSTANCE_STORED,
-            actor_username=calling_ae_title or "DICOM",
-            object_type="instance",
-            object_id=instance.sop_instance_uid,
-            patient_id=patient.patient_id,
-            study_instance_uid=study.study_instance_uid,
-            detail={"pixel_status": pixel_status},
-        )
-    return created
+    _count_new_instance(study, series, new_series)
+    do_record_event(
+        EventType.INSTANCE_STORED,
+        actor_username=calling_ae_title or "DICOM",
+        object_type="instance",
+        object_id=instance.sop_instance_uid,
+        patient_id=patient.patient_id,
+        study_instance_uid=study.study_instance_uid,
+        detail={"pixel_status": pixel_status},
+    )
+    return True
 
 
 # Binary values above this size are left in the file, referenced as bulk data.
