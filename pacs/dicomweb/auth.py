@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 
 from accounts.authentication import bearer_token_from_header, user_for_bearer_token
@@ -136,6 +136,10 @@ def dicomweb_endpoint(view: AuthenticatedView[P]) -> View[P]:
         caller = authenticate(request)
         if isinstance(caller, HttpResponse):
             return caller
-        return view(request, caller, *args, **kwargs)
+        try:
+            return view(request, caller, *args, **kwargs)
+        except Http404 as error:
+            # The access helpers answer outsiders and unknown UIDs alike.
+            return plain_text(str(error) or _("Not found."), status=404)
 
     return wrapper

@@ -11,7 +11,7 @@ import io
 import logging
 
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 from PIL import Image
@@ -48,10 +48,7 @@ def study_thumbnail(request: HttpRequest, user: User, study_uid: str) -> HttpRes
 
     See :func:`instance_thumbnail` for parameters and status codes.
     """
-    try:
-        study = get_study_for_user(user, study_uid)
-    except Http404:
-        return plain_text(_("No such study."), status=404)
+    study = get_study_for_user(user, study_uid)
     candidates = Instance.objects.filter(
         series__study=study, pixel_status=PixelStatus.OK
     )
@@ -70,10 +67,7 @@ def series_thumbnail(
 
     See :func:`instance_thumbnail` for parameters and status codes.
     """
-    try:
-        series = get_series_for_user(user, study_uid, series_uid)
-    except Http404:
-        return plain_text(_("No such series."), status=404)
+    series = get_series_for_user(user, study_uid, series_uid)
     candidates = series.instances.filter(pixel_status=PixelStatus.OK)
     return _thumbnail(request, user, _middle(candidates), "series")
 
@@ -95,10 +89,7 @@ def instance_thumbnail(
     be seen, or when there is no renderable image; 406 when the client
     accepts neither PNG nor JPEG.
     """
-    try:
-        instance = get_instance_for_user(user, study_uid, series_uid, sop_uid)
-    except Http404:
-        return plain_text(_("No such instance."), status=404)
+    instance = get_instance_for_user(user, study_uid, series_uid, sop_uid)
     if instance.pixel_status != PixelStatus.OK:
         instance = None
     return _thumbnail(request, user, instance, "instance")

@@ -6,7 +6,7 @@ type, parses the request, loads through ``pacs.access`` and answers.
 
 import logging
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
@@ -83,10 +83,7 @@ def _rendered(
     except RenderingParameterError as error:
         return plain_text(str(error), status=400)
 
-    try:
-        instance = get_instance_for_user(user, *uids)
-    except Http404:
-        return plain_text(_("No such instance."), status=404)
+    instance = get_instance_for_user(user, *uids)
     if frame_number > instance.number_of_frames:
         return plain_text(_("The instance has no such frame."), status=404)
     if instance.pixel_status != PixelStatus.OK:

@@ -19,7 +19,6 @@ import pydicom
 from django.core.files.storage import default_storage
 from django.core.handlers.asgi import ASGIRequest
 from django.http import (
-    Http404,
     HttpRequest,
     HttpResponse,
     JsonResponse,
@@ -87,10 +86,7 @@ def retrieve_study(request: HttpRequest, user: User, study_uid: str) -> HttpResp
 
     See :func:`retrieve_instance` for the media types and status codes.
     """
-    try:
-        study = get_study_for_user(user, study_uid)
-    except Http404:
-        return plain_text(_("No such study."), status=404)
+    study = get_study_for_user(user, study_uid)
     instances = Instance.objects.filter(series__study=study).select_related(
         "series__study__patient"
     )
@@ -106,10 +102,7 @@ def retrieve_series(
 
     See :func:`retrieve_instance` for the media types and status codes.
     """
-    try:
-        series = get_series_for_user(user, study_uid, series_uid)
-    except Http404:
-        return plain_text(_("No such series."), status=404)
+    series = get_series_for_user(user, study_uid, series_uid)
     instances = series.instances.select_related("series__study__patient")
     return _instances_response(request, user, list(instances), "series")
 
@@ -132,10 +125,7 @@ def retrieve_instance(
     or the caller may not see; 406 when some instance cannot be produced in
     any transfer syntax the client accepts.
     """
-    try:
-        instance = get_instance_for_user(user, study_uid, series_uid, sop_uid)
-    except Http404:
-        return plain_text(_("No such instance."), status=404)
+    instance = get_instance_for_user(user, study_uid, series_uid, sop_uid)
     return _instances_response(request, user, [instance], "instance")
 
 
@@ -211,10 +201,7 @@ def retrieve_study_metadata(
 
     See :func:`retrieve_instance_metadata`.
     """
-    try:
-        study = get_study_for_user(user, study_uid)
-    except Http404:
-        return plain_text(_("No such study."), status=404)
+    study = get_study_for_user(user, study_uid)
     instances = Instance.objects.filter(series__study=study).select_related(
         "series__study__patient"
     )
@@ -230,10 +217,7 @@ def retrieve_series_metadata(
 
     See :func:`retrieve_instance_metadata`.
     """
-    try:
-        series = get_series_for_user(user, study_uid, series_uid)
-    except Http404:
-        return plain_text(_("No such series."), status=404)
+    series = get_series_for_user(user, study_uid, series_uid)
     instances = series.instances.select_related("series__study__patient")
     return _metadata_response(request, user, list(instances), "series")
 
@@ -253,10 +237,7 @@ def retrieve_instance_metadata(
     Status codes: 200; 401; 404 for what does not exist or may not be seen;
     406 when the client accepts no JSON.
     """
-    try:
-        instance = get_instance_for_user(user, study_uid, series_uid, sop_uid)
-    except Http404:
-        return plain_text(_("No such instance."), status=404)
+    instance = get_instance_for_user(user, study_uid, series_uid, sop_uid)
     return _metadata_response(request, user, [instance], "instance")
 
 
@@ -380,10 +361,7 @@ def retrieve_bulk_data(
     uids = (study_uid, series_uid, sop_uid)
     if tag_path.upper() == PIXEL_DATA:
         return _frames(request, user, uids, None)
-    try:
-        instance = get_instance_for_user(user, *uids)
-    except Http404:
-        return plain_text(_("No such instance."), status=404)
+    instance = get_instance_for_user(user, *uids)
     wanted = parse_accept(_accept(request), OCTET_STREAM)
     if not any(item.covers(OCTET_STREAM) for item in wanted):
         return _not_acceptable(_("Bulk data is available as application/octet-stream."))
@@ -428,10 +406,7 @@ def _frames(
     uids: tuple[str, str, str],
     numbers: list[int] | None,
 ) -> HttpResponse:
-    try:
-        instance = get_instance_for_user(user, *uids)
-    except Http404:
-        return plain_text(_("No such instance."), status=404)
+    instance = get_instance_for_user(user, *uids)
     if instance.pixel_status == PixelStatus.NONE:
         return plain_text(_("The instance has no pixel data."), status=404)
     numbers = numbers or list(range(1, instance.number_of_frames + 1))
