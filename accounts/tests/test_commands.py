@@ -1,3 +1,4 @@
+import datetime
 import io
 
 import pytest
@@ -116,3 +117,28 @@ def test_a_token_of_one_tenant_means_nothing_in_another(tenant_a, tenant_b):
 
     with tenant_context(tenant_a):
         assert user_for_bearer_token(token) is None
+
+
+@pytest.mark.django_db
+def test_a_token_notes_its_last_use_at_most_once_a_minute(tenant_b):
+    run(
+        "create_user",
+        "--tenant",
+        "hospital_b",
+        "--username",
+        "robot",
+        "--role",
+        "radiologist",
+    )
+    token = run(
+        "create_api_token", "--tenant", "hospital_b", "--username", "robot"
+    ).splitlines()[-1]
+
+    with tenant_context(tenant_b):
+        user_for_bearer_token(token)
+        first = ApiToken.objects.get().last_used_at
+        user_for_bearer_token(token)
+        assert ApiToken.objects.get().last_used_at == first
+        ApiToken.objects.update(last_used_at=first - datetime.timedelta(minutes=2))
+        user_for_bearer_token(token)
+        assert ApiToken.objects.get().last_used_at > first
