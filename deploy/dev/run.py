@@ -13,6 +13,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
+sys.path.insert(0, str(ROOT))
+
+from deploy.dev.processes import commands  # noqa: E402
 
 DEMO = {
     "schema": "demo",
@@ -66,48 +69,14 @@ def bootstrap() -> None:
 
 
 def processes() -> list[list[str]]:
-    web_host = os.environ.get("NIMBUS_WEB_HOST", "127.0.0.1")
-    web_port = os.environ.get("NIMBUS_WEB_PORT", "8000")
-    return [
-        [
+    return list(
+        commands(
             PYTHON,
-            "-m",
-            "daphne",
-            "-b",
-            web_host,
-            "-p",
-            web_port,
-            "config.asgi:application",
-        ],
-        [PYTHON, "manage.py", "run_dicom_listener"],
-        [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            "2",
-        ],
-        [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "beat",
-            "--loglevel",
-            "INFO",
-            "--schedule",
-            str(
-                Path(os.environ.get("NIMBUS_VAR_DIR", ROOT / "var"))
-                / "celerybeat-schedule"
-            ),
-        ],
-    ]
+            web_host=os.environ.get("NIMBUS_WEB_HOST", "127.0.0.1"),
+            web_port=os.environ.get("NIMBUS_WEB_PORT", "8000"),
+            var_dir=Path(os.environ.get("NIMBUS_VAR_DIR", ROOT / "var")),
+        ).values()
+    )
 
 
 def main() -> int:

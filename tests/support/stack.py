@@ -23,6 +23,8 @@ import psycopg
 import redis
 from django_otp.oath import totp
 
+from deploy.dev.processes import commands
+
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "E2e-reader-password-7"
 TOTP_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
@@ -224,36 +226,15 @@ def running_stack(tmp: Path, ris_port: int) -> Iterator[Stack]:
             .splitlines()[-1]
         )
 
-        py = sys.executable
-        stack.start(
-            "web",
-            py,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(stack.web_port),
-            "config.asgi:application",
+        started = commands(
+            sys.executable,
+            web_host="127.0.0.1",
+            web_port=str(stack.web_port),
+            var_dir=tmp / "var",
+            dicom_host="127.0.0.1",
         )
-        stack.start(
-            "dicom", py, "manage.py", "run_dicom_listener", "--host", "127.0.0.1"
-        )
-        stack.start(
-            "worker",
-            py,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            "2",
-            "--without-mingle",
-            "--without-gossip",
-        )
+        for name in ("web", "dicom", "worker"):
+            stack.start(name, *started[name])
         wait_for_port(stack.web_port)
         wait_for_port(stack.dicom_port)
         _wait_until_ready(stack)

@@ -1,0 +1,28 @@
+"""The commands that start Nimbus's processes, shared by `make run` and the tests.
+
+The end-to-end tests start the product exactly the way `make run` does.
+"""
+
+from pathlib import Path
+
+
+def commands(
+    python: str, *, web_host: str, web_port: str, var_dir: Path, dicom_host: str = ""
+) -> dict[str, list[str]]:
+    """Name -> command line of the web server, DICOM listener, worker and beat."""
+    listener = [python, "manage.py", "run_dicom_listener"]
+    if dicom_host:
+        listener += ["--host", dicom_host]
+    celery = [python, "-m", "celery", "-A", "config"]
+    return {
+        "web": [python, "-m", "daphne", "-b", web_host, "-p", web_port]
+        + ["config.asgi:application"],
+        "dicom": listener,
+        # Mingle and gossip only slow a start-up: workers share nothing by them.
+        "worker": celery
+        + ["worker", "--loglevel", "INFO", "--concurrency", "2"]
+        + ["--without-mingle", "--without-gossip"],
+        "beat": celery
+        + ["beat", "--loglevel", "INFO"]
+        + ["--schedule", str(var_dir / "celerybeat-schedule")],
+    }
