@@ -77,8 +77,8 @@ def test_create_user_refuses_a_weak_password_and_a_bad_secret(tenant_b):
         )
 
 
-@pytest.mark.django_db
-def test_create_api_token_prints_a_working_token_alone_on_its_last_line(tenant_b):
+def robot_token() -> str:
+    """A radiologist "robot" in hospital B, and the token create_api_token printed."""
     run(
         "create_user",
         "--tenant",
@@ -88,10 +88,13 @@ def test_create_api_token_prints_a_working_token_alone_on_its_last_line(tenant_b
         "--role",
         "radiologist",
     )
+    output = run("create_api_token", "--tenant", "hospital_b", "--username", "robot")
+    return output.splitlines()[-1]
 
-    token = run(
-        "create_api_token", "--tenant", "hospital_b", "--username", "robot"
-    ).splitlines()[-1]
+
+@pytest.mark.django_db
+def test_create_api_token_prints_a_working_token_alone_on_its_last_line(tenant_b):
+    token = robot_token()
 
     with tenant_context(tenant_b):
         assert user_for_bearer_token(token).username == "robot"
@@ -102,18 +105,7 @@ def test_create_api_token_prints_a_working_token_alone_on_its_last_line(tenant_b
 
 @pytest.mark.django_db
 def test_a_token_of_one_tenant_means_nothing_in_another(tenant_a, tenant_b):
-    run(
-        "create_user",
-        "--tenant",
-        "hospital_b",
-        "--username",
-        "robot",
-        "--role",
-        "radiologist",
-    )
-    token = run(
-        "create_api_token", "--tenant", "hospital_b", "--username", "robot"
-    ).splitlines()[-1]
+    token = robot_token()
 
     with tenant_context(tenant_a):
         assert user_for_bearer_token(token) is None
@@ -121,18 +113,7 @@ def test_a_token_of_one_tenant_means_nothing_in_another(tenant_a, tenant_b):
 
 @pytest.mark.django_db
 def test_a_token_notes_its_last_use_at_most_once_a_minute(tenant_b):
-    run(
-        "create_user",
-        "--tenant",
-        "hospital_b",
-        "--username",
-        "robot",
-        "--role",
-        "radiologist",
-    )
-    token = run(
-        "create_api_token", "--tenant", "hospital_b", "--username", "robot"
-    ).splitlines()[-1]
+    token = robot_token()
 
     with tenant_context(tenant_b):
         user_for_bearer_token(token)
