@@ -86,11 +86,8 @@ def retrieve_study(request: HttpRequest, user: User, study_uid: str) -> HttpResp
 
     See :func:`retrieve_instance` for the media types and status codes.
     """
-    study = get_study_for_user(user, study_uid)
-    instances = Instance.objects.filter(series__study=study).select_related(
-        "series__study__patient"
-    )
-    return _instances_response(request, user, list(instances), "study")
+    instances = _study_instances(user, study_uid)
+    return _instances_response(request, user, instances, "study")
 
 
 @require_safe
@@ -102,9 +99,8 @@ def retrieve_series(
 
     See :func:`retrieve_instance` for the media types and status codes.
     """
-    series = get_series_for_user(user, study_uid, series_uid)
-    instances = series.instances.select_related("series__study__patient")
-    return _instances_response(request, user, list(instances), "series")
+    instances = _series_instances(user, study_uid, series_uid)
+    return _instances_response(request, user, instances, "series")
 
 
 @require_safe
@@ -201,11 +197,8 @@ def retrieve_study_metadata(
 
     See :func:`retrieve_instance_metadata`.
     """
-    study = get_study_for_user(user, study_uid)
-    instances = Instance.objects.filter(series__study=study).select_related(
-        "series__study__patient"
-    )
-    return _metadata_response(request, user, list(instances), "study")
+    instances = _study_instances(user, study_uid)
+    return _metadata_response(request, user, instances, "study")
 
 
 @require_safe
@@ -217,9 +210,8 @@ def retrieve_series_metadata(
 
     See :func:`retrieve_instance_metadata`.
     """
-    series = get_series_for_user(user, study_uid, series_uid)
-    instances = series.instances.select_related("series__study__patient")
-    return _metadata_response(request, user, list(instances), "series")
+    instances = _series_instances(user, study_uid, series_uid)
+    return _metadata_response(request, user, instances, "series")
 
 
 @require_safe
@@ -557,3 +549,19 @@ def _accept(request: HttpRequest) -> str:
 
 def _not_acceptable(message: str) -> HttpResponse:
     return plain_text(message, status=406)
+
+
+def _study_instances(user: User, study_uid: str) -> list[Instance]:
+    """The instances of a study the user may see; Http404 otherwise."""
+    study = get_study_for_user(user, study_uid)
+    return list(
+        Instance.objects.filter(series__study=study).select_related(
+            "series__study__patient"
+        )
+    )
+
+
+def _series_instances(user: User, study_uid: str, series_uid: str) -> list[Instance]:
+    """The instances of a series the user may see; Http404 otherwise."""
+    series = get_series_for_user(user, study_uid, series_uid)
+    return list(series.instances.select_related("series__study__patient"))
