@@ -2,14 +2,16 @@
 
 Each part of the multipart/related request is one PS3.10 file. A part is
 checked before anything is written (parseable, complete, with valid UIDs,
-in the study the path names), then written durably to the spool and indexed
-in this request, so that the response says only what is really stored.
+in the study the path names), then written durably to the spool; the parts are
+indexed together in this request, so that the response says only what is
+really stored.
 """
 
 import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pydicom
@@ -30,7 +32,7 @@ from pacs import dicom, spool
 from pacs.dicomweb.auth import dicomweb_endpoint
 from pacs.dicomweb.multipart import MultipartError, Part, boundary_of, read_parts
 from pacs.dicomweb.responses import plain_text
-from pacs.ingest import check_pixel_data, do_ingest_spooled_file
+from pacs.ingest import check_pixel_data, do_ingest_spooled_files
 from pacs.models import Instance, PixelStatus
 
 logger = logging.getLogger(__name__)
@@ -128,14 +130,20 @@ def store_instances(
     except MultipartError:
         return plain_text(_("The multipart body has no valid boundary."), status=400)
 
-    outcomes = []
+    outcomes: list[PartOutcome] = []
+    spooled: list[tuple[Path, Dataset]] = []
     try:
         for part in read_parts(request, boundary):
-            outcomes.append(_store_part(part, study_uid))
+            result = _spool_part(part, study_uid)
+            if isinstance(result, PartOutcome):
+                outcomes.append(result)
+            else:
+                spooled.append(result)
     except MultipartError as error:
         logger.warning("stow-rs malformed multipart body: %s", error)
-        if not outcomes:
+        if not outcomes and not spooled:
             return plain_text(_("The multipart body is malformed."), status=400)
+    outcomes += _index_spooled(spooled)
     if not outcomes:
         return plain_text(_("The request holds no instance."), status=400)
 
@@ -157,30 +165,41 @@ def _request_boundary(content_type: str) -> str:
     return boundary_of(content_type)
 
 
-def _store_part(part: Part, study_uid: str | None) -> PartOutcome:
+def _spool_part(
+    part: Part, study_uid: str | None
+) -> PartOutcome | tuple[Path, Dataset]:
+    """Check one part and write it to the spool, or say why it was refused."""
     try:
         ds = _checked_dataset(part, study_uid)
     except PartRefused as refused:
         return _failed(refused.ds, refused.reason)
-
-    schema = connection.schema_name
     try:
-        path = spool.write_durably(schema, part.content)
+        return spool.write_durably(connection.schema_name, part.content), ds
     except OSError as error:
         logger.error("stow-rs spool write failed: %s", error)
         return _failed(ds, FailureReason.OUT_OF_RESOURCES)
+
+
+def _index_spooled(spooled: list[tuple[Path, Dataset]]) -> list[PartOutcome]:
+    """Index the spooled parts together, in this request."""
+    if not spooled:
+        return []
     try:
-        result = do_ingest_spooled_file(path)
+        results = do_ingest_spooled_files([path for path, _ds in spooled])
     except Exception:
-        # The one broad catch at this edge: one bad instance answers a
-        # failure entry and never fails the instances stored before it.
-        logger.exception("stow-rs indexing failed sop=%s", ds.SOPInstanceUID)
-        return _failed(ds, FailureReason.PROCESSING_FAILURE)
-    if result is None:
-        return _failed(ds, FailureReason.PROCESSING_FAILURE)
-    return PartOutcome(
-        str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(ds.StudyInstanceUID)
-    )
+        # The one broad catch at this edge: the answer says which instances
+        # failed; their files stay in the spool, where the sweeper finds them.
+        logger.exception("stow-rs indexing failed for %d instances", len(spooled))
+        results = []
+    indexed = {result.sop_instance_uid for result in results}
+    return [
+        PartOutcome(
+            str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(ds.StudyInstanceUID)
+        )
+        if str(ds.SOPInstanceUID) in indexed
+        else _failed(ds, FailureReason.PROCESSING_FAILURE)
+        for _path, ds in spooled
+    ]
 
 
 def _checked_dataset(part: Part, study_uid: str | None) -> Dataset:
@@ -230,9 +249,13 @@ def _response(
             request, f"/dicomweb/studies/{study_uid or studies.pop()}"
         )
     if stored:
+        locations = _locations([outcome.sop_instance_uid for outcome in stored])
         body["00081199"] = {
             "vr": "SQ",
-            "Value": [_reference(request, outcome) for outcome in stored],
+            "Value": [
+                _reference(request, outcome, locations[outcome.sop_instance_uid])
+                for outcome in stored
+            ],
         }
     if failed:
         body["00081198"] = {
@@ -251,21 +274,26 @@ def _url(request: HttpRequest, path: str) -> dict[str, Any]:
     return {"vr": "UR", "Value": [request.build_absolute_uri(path)]}
 
 
-def _reference(request: HttpRequest, outcome: PartOutcome) -> dict[str, Any]:
-    # The series is not in the outcome: the instance URL goes through its
-    # study, which WADO-RS resolves (PS3.18 10.5.3: RetrieveURL of the study
-    # or instance).
-    instance = Instance.objects.select_related("series__study").get(
-        sop_instance_uid=outcome.sop_instance_uid
+def _locations(sop_instance_uids: list[str]) -> dict[str, tuple[str, str]]:
+    """SOP Instance UID -> (study UID, series UID), as indexed, in one query."""
+    rows = Instance.objects.filter(sop_instance_uid__in=sop_instance_uids).values_list(
+        "sop_instance_uid",
+        "series__study__study_instance_uid",
+        "series__series_instance_uid",
     )
-    series = instance.series
+    return {sop: (study, series) for sop, study, series in rows}
+
+
+def _reference(
+    request: HttpRequest, outcome: PartOutcome, location: tuple[str, str]
+) -> dict[str, Any]:
+    study, series = location
     return {
         "00081150": _uid_element(outcome.sop_class_uid),
         "00081155": _uid_element(outcome.sop_instance_uid),
         "00081190": _url(
             request,
-            f"/dicomweb/studies/{series.study.study_instance_uid}"
-            f"/series/{series.series_instance_uid}"
+            f"/dicomweb/studies/{study}/series/{series}"
             f"/instances/{outcome.sop_instance_uid}",
         ),
     }

@@ -5,9 +5,11 @@ each association selects the tenant. Received instances go to the durable
 spool, and only then is success returned; indexing happens in a Celery task.
 """
 
+import contextlib
 import errno
 import io
 import logging
+import os
 import socket
 import threading
 import warnings
@@ -25,6 +27,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from pacs import dicom, spool
 from pacs.dimse import peers, retrieve
+from pacs.dimse.batching import IngestBatcher
 from pacs.dimse.find import FIND_SOP_CLASSES, handle_find
 from tenants.models import Tenant
 
@@ -138,7 +141,12 @@ def handle_store(event: Event) -> int:
         # Kept, so nothing is lost, but the sender must know it failed.
         logger.warning("C-STORE refused: unreadable dataset kept as %s", path.name)
         return STATUS_CANNOT_UNDERSTAND
-    queue_ingest(schema, path.name, event.assoc.requestor.ae_title.strip())
+    calling_ae_title = event.assoc.requestor.ae_title.strip()
+    batcher: IngestBatcher | None = getattr(event.assoc.ae, "nimbus_batcher", None)
+    if batcher is not None:
+        batcher.add(schema, path.name, calling_ae_title)
+    else:
+        queue_ingest(schema, [path.name], calling_ae_title)
     return STATUS_SUCCESS
 
 
@@ -162,20 +170,28 @@ def header_is_readable(data: bytes, sop_instance_uid: str) -> bool:
         return False
 
 
-def queue_ingest(schema: str, spool_name: str, calling_ae_title: str = "") -> bool:
-    """Queue indexing; with the broker down the file waits in the spool."""
-    from pacs.tasks import ingest_spooled_file
+def queue_ingest(
+    schema: str, spool_names: list[str], calling_ae_title: str = ""
+) -> bool:
+    """Queue indexing; with the broker down the files wait in the spool."""
+    from pacs.tasks import ingest_spooled_files
 
     try:
-        ingest_spooled_file.apply_async(
-            args=[spool_name, calling_ae_title], headers={"_schema_name": schema}
+        ingest_spooled_files.apply_async(
+            args=[spool_names, calling_ae_title], headers={"_schema_name": schema}
         )
-    except Exception as error:  # noqa: BLE001 - any broker failure; the spool keeps the file
+    except Exception as error:  # noqa: BLE001 - any broker failure; the spool keeps the files
         logger.warning(
-            "ingest not queued (broker unavailable), left in spool: %s", error
+            "ingest of %d files not queued (broker unavailable), left in spool: %s",
+            len(spool_names),
+            error,
         )
         return False
     return True
+
+
+# Files per queued batch when the sweeper requeues a backlog.
+SWEEP_BATCH = 100
 
 
 def sweep_spool(older_than_seconds: float = 60.0) -> int:
@@ -190,10 +206,16 @@ def sweep_spool(older_than_seconds: float = 60.0) -> int:
     connection.close()
     queued = 0
     for schema in schemas:
-        for path in spool.stale_files(schema, older_than_seconds):
-            if queue_ingest(schema, path.name):
-                path.touch()  # not again until it is stale once more
-                queued += 1
+        stale = list(spool.stale_files(schema, older_than_seconds))
+        for start in range(0, len(stale), SWEEP_BATCH):
+            batch = stale[start : start + SWEEP_BATCH]
+            if queue_ingest(schema, [path.name for path in batch]):
+                for path in batch:
+                    # Not again until stale once more. touch() would re-create
+                    # a file that a worker consumed meanwhile.
+                    with contextlib.suppress(FileNotFoundError):
+                        os.utime(path)
+                queued += len(batch)
     if queued:
         logger.info("spool sweep queued %d waiting instances", queued)
     return queued
@@ -254,6 +276,8 @@ class NoDelayAssociationServer(ThreadedAssociationServer):
 def serve(host: str, port: int, stop: threading.Event | None = None) -> None:
     """Run the listener until ``stop`` is set, sweeping the spool each minute."""
     ae = build_ae()
+    batcher = IngestBatcher(queue_ingest)
+    ae.nimbus_batcher = batcher  # type: ignore[attr-defined]
     server = ae.make_server(
         (host, port), evt_handlers=HANDLERS, server_class=NoDelayAssociationServer
     )
@@ -269,4 +293,5 @@ def serve(host: str, port: int, stop: threading.Event | None = None) -> None:
             sweep_spool()
     finally:
         server.shutdown()
+        batcher.close()
         logger.info("DICOM listener stopped")

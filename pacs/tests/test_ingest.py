@@ -5,9 +5,10 @@ import pydicom
 import pytest
 from django.core.files.storage import default_storage
 
+from audit.models import AuditEvent, EventType
 from conftest import CT_SERIES, SHARED_DATA
 from pacs import spool
-from pacs.ingest import do_ingest_spooled_file
+from pacs.ingest import do_ingest_spooled_file, do_ingest_spooled_files
 from pacs.models import IngestFailure, Instance, PixelStatus, Study
 
 
@@ -131,3 +132,98 @@ def test_it_indexes_headers_of_every_kind(tenant_a, storage_dirs, name):
     instance = Instance.objects.get(sop_instance_uid=ds.SOPInstanceUID)
     restored = pydicom.Dataset.from_json(instance.metadata)
     assert str(restored.PatientName) == str(ds.PatientName)
+
+
+def spool_edited(tmp_path: Path, source: Path, **changes: str) -> Path:
+    """A spooled copy of ``source`` with some attributes changed."""
+    ds = pydicom.dcmread(source)
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    edited = tmp_path / f"{ds.SOPInstanceUID}-{len(changes)}.dcm"
+    ds.save_as(edited)
+    return spool_copy(edited)
+
+
+@pytest.mark.django_db
+def test_it_indexes_a_batch_with_duplicates_once(tenant_a, storage_dirs):
+    files = sorted(CT_SERIES.glob("*.dcm"))[:6]
+    do_ingest_spooled_files([spool_copy(files[0])])
+    batch = [spool_copy(path) for path in files] + [spool_copy(files[1])]
+
+    results = do_ingest_spooled_files(batch)
+
+    assert [result.created for result in results] == [False] + [True] * 5 + [False]
+    study = Study.objects.get()
+    assert study.number_of_study_related_instances == 6
+    assert study.series.get().number_of_series_related_instances == 6
+    assert Instance.objects.count() == 6
+    assert not any(spool.spool_dir("hospital_a").glob("*"))
+    for path in files:
+        uid = pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
+        stored = Instance.objects.get(sop_instance_uid=uid).storage_path
+        with default_storage.open(stored, "rb") as handle:
+            assert handle.read() == path.read_bytes()
+
+
+@pytest.mark.django_db
+def test_it_counts_two_series_of_two_studies_in_one_batch(
+    tenant_a, storage_dirs, tmp_path
+):
+    ct = sorted(CT_SERIES.glob("*.dcm"))[:2]
+    other_series = spool_edited(
+        tmp_path,
+        ct[1],
+        SeriesInstanceUID="1.2.826.0.1.3680043.8.498.1",
+        SOPInstanceUID="1.2.826.0.1.3680043.8.498.2",
+        Modality="PT",
+    )
+    mr = SHARED_DATA / "pydicom" / "MR_small.dcm"
+
+    do_ingest_spooled_files([spool_copy(ct[0]), other_series, spool_copy(mr)])
+
+    ct_study = Study.objects.get(
+        study_instance_uid=pydicom.dcmread(ct[0]).StudyInstanceUID
+    )
+    assert ct_study.number_of_study_related_series == 2
+    assert ct_study.number_of_study_related_instances == 2
+    assert ct_study.modalities_in_study == "CT\\PT"
+    assert Study.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_it_quarantines_only_the_instance_whose_uid_another_study_holds(
+    tenant_a, storage_dirs, tmp_path
+):
+    mr = SHARED_DATA / "pydicom" / "MR_small.dcm"
+    do_ingest_spooled_file(spool_copy(mr))
+    ct = sorted(CT_SERIES.glob("*.dcm"))[:3]
+    # A modality that reuses a SOP Instance UID in another study.
+    clash = spool_edited(
+        tmp_path, ct[2], SOPInstanceUID=pydicom.dcmread(mr).SOPInstanceUID
+    )
+
+    results = do_ingest_spooled_files([spool_copy(ct[0]), spool_copy(ct[1]), clash])
+
+    assert [result.created for result in results] == [True, True]
+    failure = IngestFailure.objects.get()
+    assert "refused" in failure.error
+    assert Path(failure.quarantine_path).exists()
+    assert Instance.objects.count() == 3
+    ct_study = Study.objects.get(
+        study_instance_uid=pydicom.dcmread(ct[0]).StudyInstanceUID
+    )
+    assert ct_study.number_of_study_related_instances == 2
+
+
+@pytest.mark.django_db
+def test_it_records_one_audit_event_per_study_and_batch(tenant_a, storage_dirs):
+    files = sorted(CT_SERIES.glob("*.dcm"))[:4]
+
+    do_ingest_spooled_files([spool_copy(path) for path in files], "MODALITY")
+
+    event = AuditEvent.objects.get(event_type=EventType.INSTANCE_STORED)
+    assert event.actor_username == "MODALITY"
+    assert event.detail["instances"] == 4
+    assert sorted(event.detail["sop_instance_uids"]) == sorted(
+        str(pydicom.dcmread(path).SOPInstanceUID) for path in files
+    )

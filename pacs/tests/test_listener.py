@@ -1,5 +1,7 @@
 """The DICOM listener, driven by dcmtk's echoscu and storescu over real associations."""
 
+import base64
+import json
 import socket
 import subprocess
 import threading
@@ -13,6 +15,7 @@ from django.conf import settings
 from conftest import CT_SERIES
 from pacs import spool
 from pacs.dimse.listener import serve
+from tests.support.stack import wait_for
 
 
 def free_port() -> int:
@@ -44,8 +47,16 @@ def dcmtk(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=60)
 
 
-def queued_messages() -> int:
-    return int(redis.Redis.from_url(settings.CELERY_BROKER_URL).llen("celery"))
+def queued_spool_names() -> list[str]:
+    """Spool file names in the ingest tasks waiting on the Celery queue."""
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    names = []
+    for raw in broker.lrange("celery", 0, -1):
+        message = json.loads(raw)
+        if message["headers"]["task"] == "pacs.ingest_spooled_files":
+            args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+            names += args[0]
+    return names
 
 
 def test_it_answers_c_echo_for_a_tenant_ae_title(listener):
@@ -63,7 +74,7 @@ def test_it_rejects_an_unknown_called_ae_title(listener):
 
 def test_it_spools_each_instance_before_answering_and_queues_it(listener):
     files = sorted(CT_SERIES.glob("*.dcm"))[:3]
-    before = queued_messages()
+    before = set(queued_spool_names())
 
     result = dcmtk(
         "storescu", "-aec", "NIMBUS_B", "127.0.0.1", str(listener), *map(str, files)
@@ -76,7 +87,9 @@ def test_it_spools_each_instance_before_answering_and_queues_it(listener):
     for path in files:
         original = pydicom.dcmread(path)
         assert received[original.SOPInstanceUID] == original
-    assert queued_messages() - before >= 3
+    # Queued in one batch, at most a moment after the last response.
+    expected = {path.name for path in spooled}
+    assert wait_for(lambda: set(queued_spool_names()) - before == expected, 5)
     assert not any(spool.spool_dir("hospital_a").glob("*.dcm"))
 
 
