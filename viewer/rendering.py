@@ -3,10 +3,15 @@
 The grayscale pipeline follows PS3.3 C.11 (the "grayscale image
 transformations"): stored values go through the Modality LUT (C.11.1), then
 the VOI LUT or window (C.11.2), then the Presentation LUT (C.11.6), where
-MONOCHROME1 means the lowest value is displayed white (C.7.6.3.1.2). Colour
-images skip that chain: RGB is shown as stored, YBR is converted to RGB
-(C.7.6.3.1.2) and PALETTE COLOR goes through its lookup tables (C.7.6.3.1.5,
-C.7.9).
+MONOCHROME1 means the lowest value is displayed white (C.7.6.3.1.2). Enhanced
+multi-frame images carry those attributes in functional groups (C.7.6.16),
+per frame or shared, and they are read from there. Colour images skip that
+chain: RGB is shown as stored, YBR is converted to RGB (C.7.6.3.1.2) and
+PALETTE COLOR goes through its lookup tables (C.7.6.3.1.5, C.7.9).
+
+For integer pixels the whole grayscale chain is computed once per frame for
+each value between the frame's minimum and maximum, and the frame is then one
+table lookup: cheaper than running the chain on every pixel in floating point.
 
 A frame that cannot be shown becomes an error image, never an exception: a
 viewer must keep working around one bad instance.
@@ -16,6 +21,7 @@ import io
 import logging
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pydicom
@@ -23,13 +29,8 @@ from django.core.files.storage import default_storage
 from django.utils.translation import gettext as _
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset
-from pydicom.pixels import (
-    apply_color_lut,
-    apply_modality_lut,
-    apply_voi_lut,
-    convert_color_space,
-    get_decoder,
-)
+from pydicom.pixels import apply_color_lut, convert_color_space, get_decoder
+from pydicom.uid import ExplicitVRBigEndian
 
 from pacs.models import Instance, PixelStatus
 
@@ -39,7 +40,28 @@ Window = tuple[float, float]
 
 ERROR_BACKGROUND = (17, 20, 24)
 ERROR_FOREGROUND = (255, 140, 140)
-YBR_PHOTOMETRICS = {"YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"}
+GRAYSCALE_PHOTOMETRICS = ("MONOCHROME1", "MONOCHROME2")
+VOI_LUT_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+# The attributes of the grayscale chain. An enhanced multi-frame image moves
+# them into these functional group sequences (PS3.3 C.7.6.16.2.9 Pixel Value
+# Transformation, C.7.6.16.2.10 Frame VOI LUT).
+GRAYSCALE_KEYWORDS = (
+    "PixelRepresentation",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "ModalityLUTSequence",
+    "WindowCenter",
+    "WindowWidth",
+    "WindowCenterWidthExplanation",
+    "VOILUTFunction",
+    "VOILUTSequence",
+    "PresentationLUTShape",
+)
+FRAME_TRANSFORM_SEQUENCES = (
+    "PixelValueTransformationSequence",
+    "FrameVOILUTSequence",
+)
 
 
 class RenderError(Exception):
@@ -48,11 +70,39 @@ class RenderError(Exception):
 
 @dataclass(frozen=True)
 class Rendered:
-    """A rendered frame: the PNG bytes and the window used (None for colour)."""
+    """A rendered frame: the PNG bytes and the window used (None otherwise).
+
+    ``window`` is None for colour images and for a frame shown through a VOI
+    LUT Sequence item rather than a window.
+    """
 
     png: bytes
     window: Window | None
     error: bool = False
+
+
+@dataclass(frozen=True)
+class VoiChoice:
+    """One VOI transformation a file offers (PS3.3 C.11.2).
+
+    Attributes
+    ----------
+    kind : {"window", "lut"}
+        A Window Center/Width pair (C.11.2.1.2) or an item of the VOI LUT
+        Sequence (C.11.2.1.1).
+    index : int
+        The position of the pair among the file's Window Center values, or
+        of the item in the VOI LUT Sequence.
+    explanation : str
+        Window Center & Width Explanation or LUT Explanation, "" when absent.
+    window : tuple of float or None
+        ``(center, width)`` for a window, None for a LUT.
+    """
+
+    kind: Literal["window", "lut"]
+    index: int
+    explanation: str
+    window: Window | None = None
 
 
 def load_dataset(instance: Instance) -> Dataset:
@@ -61,12 +111,20 @@ def load_dataset(instance: Instance) -> Dataset:
         return pydicom.dcmread(handle)
 
 
+def load_header(instance: Instance) -> Dataset:
+    """Read the stored file of ``instance`` up to, not including, its pixels."""
+    with default_storage.open(instance.storage_path, "rb") as handle:
+        return pydicom.dcmread(handle, stop_before_pixels=True)
+
+
 def render_png(
     instance: Instance,
     frame_index: int = 0,
     window: Window | None = None,
     *,
     max_size: int | None = None,
+    voi_index: int = 0,
+    voi_function: str | None = None,
 ) -> bytes:
     """Render one frame of ``instance`` as a PNG.
 
@@ -77,11 +135,20 @@ def render_png(
     frame_index : int, optional
         The frame, from 0 (PS3.3 C.7.6.6 Number of Frames).
     window : tuple of float, optional
-        ``(center, width)`` of a linear window (PS3.3 C.11.2.1.2). When
-        None, the file's first Window Center/Width is used, else its VOI
-        LUT, else the full range of the frame's values.
+        ``(center, width)`` of a window chosen by the user (PS3.3
+        C.11.2.1.2); it overrides every VOI transformation of the file.
     max_size : int, optional
         Scale the image down so that neither side exceeds this (thumbnails).
+    voi_index : int, optional
+        Without ``window``: which of the file's VOI transformations to apply,
+        counted as :func:`voi_choices` lists them (its windows first, then
+        its VOI LUTs). The first by default; an index the file does not
+        have also gives the first, so that a choice made on one image of a
+        series never blanks the next. A file without any is shown over the
+        full range of its modality values.
+    voi_function : str, optional
+        ``LINEAR``, ``LINEAR_EXACT`` or ``SIGMOID`` (PS3.3 C.11.2.1.3) for
+        ``window``; when None, the file's VOI LUT Function, else LINEAR.
 
     Returns
     -------
@@ -90,7 +157,14 @@ def render_png(
         or an error image when the pixel data is missing, truncated or
         cannot be decoded.
     """
-    return render_frame(instance, frame_index, window, max_size=max_size).png
+    return render_frame(
+        instance,
+        frame_index,
+        window,
+        max_size=max_size,
+        voi_index=voi_index,
+        voi_function=voi_function,
+    ).png
 
 
 def render_frame(
@@ -99,12 +173,16 @@ def render_frame(
     window: Window | None = None,
     *,
     max_size: int | None = None,
+    voi_index: int = 0,
+    voi_function: str | None = None,
 ) -> Rendered:
     """Like :func:`render_png`, but also report the window that was applied."""
     try:
         check_renderable(instance, frame_index)
         ds = load_dataset(instance)
-        image, used_window = frame_to_display(ds, frame_index, window)
+        image, used_window = frame_to_display(
+            ds, frame_index, window, voi_index=voi_index, voi_function=voi_function
+        )
     except RenderError as error:
         return Rendered(error_png(str(error), max_size), None, error=True)
     except Exception as error:  # noqa: BLE001 - the edge: one bad file never breaks the page
@@ -143,25 +221,41 @@ def check_renderable(instance: Instance, frame_index: int) -> None:
 
 
 def frame_to_display(
-    ds: Dataset, frame_index: int, window: Window | None
+    ds: Dataset,
+    frame_index: int,
+    window: Window | None = None,
+    *,
+    voi_index: int = 0,
+    voi_function: str | None = None,
 ) -> tuple[np.ndarray, Window | None]:
     """Decode one frame and turn it into 8-bit display values.
+
+    Parameters are those of :func:`render_png`, with the dataset in place
+    of the instance.
 
     Returns
     -------
     tuple
         A ``uint8`` array, (rows, columns) for grayscale or (rows, columns, 3)
-        for colour, and the window applied (None for colour).
+        for colour, and the window applied (None for colour or a VOI LUT).
     """
     pixels, photometric = decode_frame(ds, frame_index)
 
-    if photometric in ("MONOCHROME1", "MONOCHROME2"):
-        return grayscale_to_display(pixels, ds, photometric, window)
-    return color_to_rgb(pixels, ds, photometric), None
+    if photometric not in GRAYSCALE_PHOTOMETRICS:
+        return color_to_rgb(pixels, ds, photometric), None
+
+    attrs = frame_attributes(ds, frame_index)
+    chain = GrayscaleChain(
+        attrs, photometric, is_little_endian(ds), window, voi_index, voi_function
+    )
+    return chain.to_display(pixels)
 
 
 def decode_frame(ds: Dataset, frame_index: int) -> tuple[np.ndarray, str]:
     """Decode one frame through pydicom's decoders (and pylibjpeg/gdcm plugins).
+
+    Bits above Bits Stored are cleared, or filled with the sign bit for
+    signed pixels, as PS3.5 8.1.1 asks: their content is undefined.
 
     Colour conversion is left to :func:`color_to_rgb`, so the photometric
     interpretation returned is that of the decoded values, e.g. a native
@@ -171,69 +265,272 @@ def decode_frame(ds: Dataset, frame_index: int) -> tuple[np.ndarray, str]:
         "TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian
     )
     decoder = get_decoder(transfer_syntax)
-    pixels, meta = decoder.as_array(ds, index=frame_index, as_rgb=False)
+    pixels, meta = decoder.as_array(
+        ds, index=frame_index, as_rgb=False, correct_unused_bits=True
+    )
     photometric = str(
         meta.get("photometric_interpretation") or ds.PhotometricInterpretation
     )
     return pixels, photometric.strip()
 
 
-def grayscale_to_display(
-    pixels: np.ndarray, ds: Dataset, photometric: str, window: Window | None
-) -> tuple[np.ndarray, Window | None]:
-    """Modality LUT, VOI and presentation for one grayscale frame (PS3.3 C.11).
+def is_little_endian(ds: Dataset) -> bool:
+    """Whether OW values of ``ds`` (LUT Data) are little endian."""
+    return ds.file_meta.get("TransferSyntaxUID") != ExplicitVRBigEndian
 
-    The Modality LUT (rescale slope/intercept or a LUT, PS3.3 C.11.1) turns
-    stored values into output units such as Hounsfield units; the window or
-    VOI LUT (C.11.2) selects the range shown; MONOCHROME1 is inverted.
+
+def frame_attributes(ds: Dataset, frame_index: int = 0) -> Dataset:
+    """The grayscale transformation attributes that apply to one frame.
+
+    The top level of ``ds`` first, then the Shared Functional Groups, then
+    the frame's own Per-frame Functional Groups (PS3.3 C.7.6.16), each
+    overriding the one before.
     """
-    values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float64)
-
-    if window is None:
-        window = file_window(ds)
-    if window is None and "VOILUTSequence" in ds:
-        display = voi_lut_to_display(values, ds)
-        return present(display, ds, photometric), None
-    if window is None:
-        window = full_range_window(values)
-
-    display = apply_window(values, window, voi_lut_function(ds))
-    return present(display, ds, photometric), window
+    attrs = Dataset()
+    for source in (ds, *functional_group_items(ds, frame_index)):
+        for keyword in GRAYSCALE_KEYWORDS:
+            if keyword in source:
+                attrs.add(source[keyword])
+    return attrs
 
 
-def file_window(ds: Dataset) -> Window | None:
-    """The first Window Center/Width pair of the file (PS3.3 C.11.2.1.2)."""
-    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
-    if center is None or width is None:
-        return None
-    center = center[0] if isinstance(center, pydicom.multival.MultiValue) else center
-    width = width[0] if isinstance(width, pydicom.multival.MultiValue) else width
+def functional_group_items(ds: Dataset, frame_index: int) -> list[Dataset]:
+    """Pixel Value Transformation and Frame VOI LUT items, shared ones first."""
+    groups = []
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared:
+        groups.append(shared[0])
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame and frame_index < len(per_frame):
+        groups.append(per_frame[frame_index])
+    return [
+        item
+        for group in groups
+        for keyword in FRAME_TRANSFORM_SEQUENCES
+        for item in group.get(keyword) or []
+    ]
+
+
+def voi_choices(ds: Dataset, frame_index: int = 0) -> list[VoiChoice]:
+    """The VOI transformations a frame offers, in the order ``voi_index`` counts.
+
+    The windows (PS3.3 C.11.2.1.2) in the order of Window Center, then the
+    items of the VOI LUT Sequence (C.11.2.1.1). Pairs that are not finite
+    numbers with a positive width are left out.
+    """
+    return file_voi_choices(frame_attributes(ds, frame_index))
+
+
+def file_voi_choices(attrs: Dataset) -> list[VoiChoice]:
+    explanations = as_list(attrs.get("WindowCenterWidthExplanation"))
+    choices = [
+        VoiChoice("window", index, str_at(explanations, index), window)
+        for index, window in file_windows(attrs)
+    ]
+    for index, item in enumerate(attrs.get("VOILUTSequence") or []):
+        explanation = str(item.get("LUTExplanation", "") or "")
+        choices.append(VoiChoice("lut", index, explanation))
+    return choices
+
+
+def file_windows(attrs: Dataset) -> list[tuple[int, Window]]:
+    """Usable Window Center/Width pairs with their index (PS3.3 C.11.2.1.2)."""
+    centers = as_list(attrs.get("WindowCenter"))
+    widths = as_list(attrs.get("WindowWidth"))
+    windows = []
+    for index, (center, width) in enumerate(zip(centers, widths, strict=False)):
+        window = (finite_number(center), finite_number(width))
+        if window[0] is not None and window[1] is not None and window[1] > 0:
+            windows.append((index, (window[0], window[1])))
+    return windows
+
+
+def as_list(value: object) -> list[object]:
+    """A multi-valued element's values as a list; one value, or none, too."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, pydicom.multival.MultiValue | list | tuple):
+        return list(value)
+    return [value]
+
+
+def str_at(values: list[object], index: int) -> str:
+    return str(values[index]) if index < len(values) else ""
+
+
+def finite_number(value: object) -> float | None:
     try:
-        result = (float(center), float(width))
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    if not all(math.isfinite(v) for v in result) or result[1] <= 0:
-        return None
-    return result
+    return number if math.isfinite(number) else None
+
+
+class GrayscaleChain:
+    """The grayscale transformations of PS3.3 C.11 for one frame.
+
+    Built once per frame from its attributes and the viewer's request, then
+    applied to the frame's values: Modality LUT, VOI, Presentation LUT.
+    """
+
+    def __init__(
+        self,
+        attrs: Dataset,
+        photometric: str,
+        little_endian: bool,
+        window: Window | None = None,
+        voi_index: int = 0,
+        voi_function: str | None = None,
+    ) -> None:
+        self.attrs = attrs
+        self.little_endian = little_endian
+        self.signed = int(attrs.get("PixelRepresentation", 0) or 0) == 1
+        self.inverted = shows_low_values_white(attrs, photometric)
+        self.window = window
+        self.function = (voi_function or voi_lut_function(attrs)).strip().upper()
+        self.lut_index: int | None = None
+        if window is None:
+            self.choose_file_voi(voi_index)
+
+    def choose_file_voi(self, voi_index: int) -> None:
+        choices = file_voi_choices(self.attrs)
+        if not choices:
+            return
+        choice = choices[voi_index] if 0 <= voi_index < len(choices) else choices[0]
+        if choice.kind == "lut":
+            self.lut_index = choice.index
+        else:
+            self.window = choice.window
+
+    def to_display(self, pixels: np.ndarray) -> tuple[np.ndarray, Window | None]:
+        """The frame as ``uint8`` display values, and the window applied."""
+        if np.issubdtype(pixels.dtype, np.integer):
+            low, high = int(pixels.min()), int(pixels.max())
+            if high - low < pixels.size:
+                return self.through_table(pixels, low, high)
+
+        values = self.modality(pixels.astype(np.float64))
+        return self.display(values, values)
+
+    def through_table(
+        self, pixels: np.ndarray, low: int, high: int
+    ) -> tuple[np.ndarray, Window | None]:
+        """Run the chain on each value from ``low`` to ``high``, then look up."""
+        offsets = np.subtract(pixels, low, dtype=np.int64 if low < 0 else None)
+        values = self.modality(np.arange(low, high + 1, dtype=np.float64))
+        present = values
+        if "ModalityLUTSequence" in self.attrs and self.needs_range():
+            # A LUT need not be monotonic: the range is that of the values
+            # the frame holds, not of every value between its extremes.
+            present = values[np.bincount(offsets.ravel()) > 0]
+
+        table, used_window = self.display(values, present)
+        return np.take(table, offsets), used_window
+
+    def needs_range(self) -> bool:
+        return self.window is None and self.lut_index is None
+
+    def modality(self, stored: np.ndarray) -> np.ndarray:
+        """Stored values to modality values, e.g. Hounsfield units (C.11.1).
+
+        A Modality LUT Sequence takes the place of Rescale Slope/Intercept;
+        the module allows one or the other.
+        """
+        sequence = self.attrs.get("ModalityLUTSequence")
+        if sequence:
+            return apply_lut(stored, sequence[0], self.signed, self.little_endian)[0]
+
+        slope = finite_number(self.attrs.get("RescaleSlope")) or 1.0
+        intercept = finite_number(self.attrs.get("RescaleIntercept")) or 0.0
+        return stored * slope + intercept
+
+    def display(
+        self, values: np.ndarray, present: np.ndarray
+    ) -> tuple[np.ndarray, Window | None]:
+        """VOI then Presentation LUT, to ``uint8`` (C.11.2, C.11.6)."""
+        window = self.window
+        if self.lut_index is not None:
+            shown = self.voi_lut(values)
+        else:
+            if window is None:
+                window = full_range_window(present)
+            shown = apply_window(values, window, self.function)
+
+        if self.inverted:
+            shown = 1.0 - shown
+        return np.rint(shown * 255.0).astype(np.uint8), window
+
+    def voi_lut(self, values: np.ndarray) -> np.ndarray:
+        """The chosen VOI LUT Sequence item, scaled to 0..1 (C.11.2.1.1).
+
+        Its output range is 0 to 2**n - 1 for n bits per entry, the third
+        value of the LUT Descriptor.
+        """
+        item = self.attrs.VOILUTSequence[self.lut_index]
+        signed = self.signed or bool(values.size and values.min() < 0)
+        output, bits = apply_lut(values, item, signed, self.little_endian)
+        return np.clip(output / float(2**bits - 1), 0.0, 1.0)
+
+
+def apply_lut(
+    values: np.ndarray, item: Dataset, signed: bool, little_endian: bool
+) -> tuple[np.ndarray, int]:
+    """Map values through a Modality or VOI LUT item (PS3.3 C.11.1.1, C.11.2.1.1).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Input values; those below the first value mapped take the first
+        entry, those beyond the last entry take the last.
+    item : pydicom.dataset.Dataset
+        An item with LUT Descriptor (entries, first value mapped, bits per
+        entry; 0 entries means 65536) and LUT Data.
+    signed : bool
+        Whether the first value mapped is a signed (SS) number; a file read
+        in implicit VR gives it as unsigned.
+    little_endian : bool
+        The byte order of LUT Data given as OW.
+
+    Returns
+    -------
+    tuple
+        The LUT's output values (float64) and its bits per entry.
+    """
+    entries, first, bits = (int(value) for value in item.LUTDescriptor)
+    entries = entries or 65536
+    if signed and first > 32767:
+        first -= 65536
+
+    data = item.LUTData
+    if isinstance(data, bytes) and bits <= 8 and len(data) == entries:
+        table = np.frombuffer(data, dtype=np.uint8)  # 8-bit entries, packed
+    elif isinstance(data, bytes):
+        table = np.frombuffer(data, dtype="<u2" if little_endian else ">u2")
+    else:
+        table = np.asarray(as_list(data), dtype=np.float64)
+    table = np.asarray(table[:entries], dtype=np.float64)
+
+    index = np.clip(np.rint(values) - first, 0, table.size - 1).astype(np.intp)
+    return table[index], min(max(bits, 1), 16)
 
 
 def full_range_window(values: np.ndarray) -> Window:
-    """A window spanning every value of the frame, for files without one."""
+    """A window spanning every modality value of the frame, for files without one."""
     low, high = float(values.min()), float(values.max())
     width = max(high - low + 1.0, 1.0)
     return (low + width / 2.0, width)
 
 
-def voi_lut_function(ds: Dataset) -> str:
+def voi_lut_function(attrs: Dataset) -> str:
     """The VOI LUT Function (PS3.3 C.11.2.1.3); LINEAR when absent or unknown."""
-    function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
-    return function if function in ("LINEAR", "LINEAR_EXACT", "SIGMOID") else "LINEAR"
+    function = str(attrs.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
+    return function if function in VOI_LUT_FUNCTIONS else "LINEAR"
 
 
 def apply_window(
     values: np.ndarray, window: Window, function: str = "LINEAR"
 ) -> np.ndarray:
-    """Map values to 0..255 through a window (PS3.3 C.11.2.1.2 and C.11.2.1.3).
+    """Map values to 0..1 through a window (PS3.3 C.11.2.1.2 and C.11.2.1.3).
 
     Parameters
     ----------
@@ -243,12 +540,13 @@ def apply_window(
         ``(center, width)``.
     function : str
         ``LINEAR`` (C.11.2.1.2.1, width at least 1), ``LINEAR_EXACT``
-        (C.11.3.2, width above 0) or ``SIGMOID`` (C.11.2.1.3.1).
+        (C.11.2.1.3.2, width above 0) or ``SIGMOID`` (C.11.2.1.3.1); any
+        other value is read as LINEAR.
 
     Returns
     -------
     numpy.ndarray
-        ``uint8`` display values.
+        float64 values from 0 (black before any inversion) to 1.
     """
     center, width = window
     if function == "SIGMOID":
@@ -260,28 +558,20 @@ def apply_window(
         scaled = (values > center - 0.5).astype(np.float64)
     else:
         scaled = (values - (center - 0.5)) / (width - 1.0) + 0.5
-    return np.rint(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.clip(scaled, 0.0, 1.0)
 
 
-def voi_lut_to_display(values: np.ndarray, ds: Dataset) -> np.ndarray:
-    """Apply the file's first VOI LUT (PS3.3 C.11.2.1.1) and scale to 0..255."""
-    output = np.asarray(apply_voi_lut(values, ds, prefer_lut=True), dtype=np.float64)
-    descriptor = ds.VOILUTSequence[0].LUTDescriptor
-    bits = int(descriptor[2]) if int(descriptor[2]) > 0 else 16
-    return np.rint(np.clip(output / (2**bits - 1), 0.0, 1.0) * 255.0).astype(np.uint8)
+def shows_low_values_white(attrs: Dataset, photometric: str) -> bool:
+    """Whether the frame is inverted for display (PS3.3 C.7.6.3.1.2, C.11.6.1).
 
-
-def present(display: np.ndarray, ds: Dataset, photometric: str) -> np.ndarray:
-    """Show low values white for MONOCHROME1 or an INVERSE Presentation LUT Shape.
-
-    PS3.3 C.7.6.3.1.2 and C.11.6.1. The two are not applied twice: the DX
-    and MG modules (C.8.11.7) require INVERSE alongside MONOCHROME1, where it
-    describes the same single inversion.
+    MONOCHROME1 means the lowest value is white; a Presentation LUT Shape of
+    INVERSE asks for the same. The two are not applied twice: DX, MG and IO
+    images (C.8.11.7) must carry INVERSE alongside MONOCHROME1, where it
+    names that one inversion, and IDENTITY "other than to account for" the
+    Photometric Interpretation, so MONOCHROME1 with IDENTITY is inverted too.
     """
-    shape = str(ds.get("PresentationLUTShape", "")).strip().upper()
-    if photometric == "MONOCHROME1" or shape == "INVERSE":
-        return (255 - display).astype(np.uint8)
-    return display
+    shape = str(attrs.get("PresentationLUTShape", "") or "").strip().upper()
+    return photometric == "MONOCHROME1" or shape == "INVERSE"
 
 
 def color_to_rgb(pixels: np.ndarray, ds: Dataset, photometric: str) -> np.ndarray:
@@ -293,15 +583,27 @@ def color_to_rgb(pixels: np.ndarray, ds: Dataset, photometric: str) -> np.ndarra
         The photometric interpretation is not one Nimbus can display.
     """
     if photometric == "PALETTE COLOR":
-        rgb = apply_color_lut(pixels, ds)
-        bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
-        return scale_to_8_bits(rgb, 16 if bits > 8 else 8)
+        return palette_to_rgb(pixels, ds)
     if photometric in ("YBR_FULL", "YBR_FULL_422"):
         pixels = convert_color_space(pixels, photometric, "RGB")
     elif photometric not in ("RGB", "YBR_ICT", "YBR_RCT"):
         # ICT/RCT are decoded to RGB by the JPEG 2000 plugins themselves.
         raise RenderError(_("This colour encoding cannot be displayed."))
     return scale_to_8_bits(pixels, int(ds.get("BitsStored", 8) or 8))
+
+
+def palette_to_rgb(pixels: np.ndarray, ds: Dataset) -> np.ndarray:
+    """Look PALETTE COLOR indices up in the palette (PS3.3 C.7.6.3.1.5, C.7.9).
+
+    Plain and segmented palettes with 8 or 16-bit entries; an alpha table,
+    when present, is not shown.
+    """
+    rgb = apply_color_lut(pixels, ds)[..., :3]
+    bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+    if bits <= 8 and int(rgb.max()) > 255:
+        # Some writers declare 8 bits and fill the words with 16-bit values.
+        bits = 16
+    return scale_to_8_bits(rgb, bits)
 
 
 def scale_to_8_bits(values: np.ndarray, bits: int) -> np.ndarray:
@@ -311,6 +613,41 @@ def scale_to_8_bits(values: np.ndarray, bits: int) -> np.ndarray:
     maximum = float(2**bits - 1)
     scaled = np.clip(values.astype(np.float64) / maximum, 0.0, 1.0) * 255.0
     return np.rint(scaled).astype(np.uint8)
+
+
+def cine_frame_rate(ds: Dataset) -> float | None:
+    """Frames per second to play a multi-frame image at, or None.
+
+    From, in this order: Frame Time in ms (PS3.3 C.7.6.5.1.1), the mean
+    of the Frame Time Vector's increments (C.7.6.5.1.2; its first value,
+    the first frame's, is 0), Recommended Display Frame Rate and Cine Rate
+    (C.7.6.5). Values that are not positive finite numbers are skipped.
+
+    Parameters
+    ----------
+    ds : pydicom.dataset.Dataset
+        The header, e.g. from :func:`load_header`.
+
+    Returns
+    -------
+    float or None
+        None when the file gives no usable rate.
+    """
+    frame_time = finite_number(ds.get("FrameTime"))
+    if frame_time is not None and frame_time > 0:
+        return 1000.0 / frame_time
+
+    increments = [finite_number(value) for value in as_list(ds.get("FrameTimeVector"))]
+    usable = [value for value in increments[1:] or increments if value is not None]
+    mean = sum(usable) / len(usable) if usable else 0.0
+    if mean > 0:
+        return 1000.0 / mean
+
+    for keyword in ("RecommendedDisplayFrameRate", "CineRate"):
+        rate = finite_number(ds.get(keyword))
+        if rate is not None and rate > 0:
+            return rate
+    return None
 
 
 def encode_png(image: np.ndarray, max_size: int | None = None) -> bytes:
