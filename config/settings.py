@@ -273,6 +273,9 @@ NIMBUS_HL7_RETRY_MAX_SECONDS = env_int("NIMBUS_HL7_RETRY_MAX_SECONDS", 600)
 # --- Logging: sparse, at the boundaries, never patient data ------------------
 LOGGING = {
     "version": 1,
+# --- MPR and 3D: loaded volumes per web process (a 512x512x300 CT is ~170 MB) --
+NIMBUS_VOLUME_CACHE_MB = env_int("NIMBUS_VOLUME_CACHE_MB", 1024)
+
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
