@@ -14,12 +14,19 @@ from django.core.cache import cache
 from django.core.files.storage import default_storage
 from PIL import Image
 from pydicom.encaps import encapsulate
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
+from pydicom.pixels import apply_color_lut, apply_modality_lut
 
 from conftest import CT_SERIES, SHARED_DATA
 from pacs.models import Instance
 from viewer.cache import cached_render, render_key
 from viewer.rendering import ERROR_BACKGROUND, render_frame, render_png
+from viewer.tests.expected import (
+    assert_close,
+    png_pixels,
+    window_by_hand,
+    window_by_pydicom,
+    ybr_full_to_rgb_by_hand,
+)
 
 PYDICOM = SHARED_DATA / "pydicom"
 CORNERSTONE = SHARED_DATA / "cornerstone3D"
@@ -42,36 +49,9 @@ MR_ENCODINGS = [
 ]
 
 
-def png_pixels(data: bytes) -> np.ndarray:
-    image = Image.open(io.BytesIO(data))
-    assert image.format == "PNG"
-    return np.asarray(image)
-
-
 def modality_values(path: Path) -> tuple[pydicom.Dataset, np.ndarray]:
     ds = pydicom.dcmread(path)
     return ds, apply_modality_lut(ds.pixel_array, ds).astype(np.float64)
-
-
-def window_by_hand(values: np.ndarray, center: float, width: float) -> np.ndarray:
-    """PS3.3 C.11.2.1.2.1 as the standard writes it, output range 0..255."""
-    low = center - 0.5 - (width - 1) / 2
-    high = center - 0.5 + (width - 1) / 2
-    inside = ((values - (center - 0.5)) / (width - 1) + 0.5) * 255
-    return np.where(values <= low, 0.0, np.where(values > high, 255.0, inside))
-
-
-def window_by_pydicom(ds: pydicom.Dataset, values: np.ndarray) -> np.ndarray:
-    """pydicom's VOI output, stretched from its own output range to 0..255."""
-    out = apply_voi_lut(values, ds)
-    y_min, y_max = apply_voi_lut(np.array([-1e12, 1e12]), ds)
-    return (out - y_min) / (y_max - y_min) * 255
-
-
-def assert_close(actual: np.ndarray, expected: np.ndarray, atol: float = 1) -> None:
-    assert actual.shape == expected.shape
-    difference = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
-    assert difference.max() <= atol, f"largest difference {difference.max()}"
 
 
 def is_error_image(data: bytes) -> bool:
@@ -205,16 +185,7 @@ def test_it_converts_uncompressed_ybr_full_422_to_rgb(ingest):
 
     pixels = png_pixels(render_png(instance))
 
-    # ITU-R BT.601 full range (PS3.3 C.7.6.3.1.2), written out by hand.
-    y, cb, cr = (raw[..., i].astype(np.float64) for i in range(3))
-    expected = np.stack(
-        [
-            y + 1.402 * (cr - 128),
-            y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128),
-            y + 1.772 * (cb - 128),
-        ],
-        axis=-1,
-    ).clip(0, 255)
+    expected = ybr_full_to_rgb_by_hand(raw)
     assert_close(pixels, expected)
     assert_close(pixels, ds.pixel_array)
 
