@@ -46,7 +46,9 @@ def test_it_describes_the_real_ct_series_as_a_volume(ingest):
     assert geometry.origin[2] == pytest.approx(223.91)
     assert geometry.dtype == np.int16
     lowest = pydicom.dcmread(CT_SERIES / "1-088.dcm")
-    assert geometry.spacing[1:] == pytest.approx([float(v) for v in lowest.PixelSpacing])
+    assert geometry.spacing[1:] == pytest.approx(
+        [float(v) for v in lowest.PixelSpacing]
+    )
 
 
 @pytest.mark.django_db
