@@ -296,7 +296,7 @@ def frame_attributes(ds: Dataset, frame_index: int = 0) -> Dataset:
 
 def functional_group_items(ds: Dataset, frame_index: int) -> list[Dataset]:
     """Pixel Value Transformation and Frame VOI LUT items, shared ones first."""
-    groups = []
+    groups: list[Dataset] = []
     shared = ds.get("SharedFunctionalGroupsSequence")
     if shared:
         groups.append(shared[0])
@@ -440,6 +440,7 @@ class GrayscaleChain:
         if sequence:
             return apply_lut(stored, sequence[0], self.signed, self.little_endian)[0]
 
+        # A slope of 0 (seen in broken files) would show one flat grey.
         slope = finite_number(self.attrs.get("RescaleSlope")) or 1.0
         intercept = finite_number(self.attrs.get("RescaleIntercept")) or 0.0
         return stored * slope + intercept

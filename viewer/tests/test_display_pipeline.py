@@ -138,6 +138,16 @@ def test_it_defaults_to_the_full_range_of_rescaled_values_without_a_window():
     assert_close(shown, window_by_hand(values, *window))
 
 
+def test_it_reads_a_rescale_slope_of_zero_as_one():
+    ds = image(
+        RAMP, RescaleSlope=0, RescaleIntercept=100, WindowCenter=0, WindowWidth=800
+    )
+
+    shown, _ = frame_to_display(ds, 0)
+
+    assert_close(shown, window_by_hand(RAMP + 100.0, 0, 800))
+
+
 def test_it_windows_a_frame_whose_values_span_more_than_its_pixels():
     stored = np.array([[-32768, -100], [0, 32767]], dtype=np.int16)
     ds = image(stored, RescaleSlope=1, RescaleIntercept=0)
