@@ -18,6 +18,7 @@ from enum import StrEnum
 import numpy as np
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from PIL import Image
 
 from viewer.volume import (
     PYRAMID_SIDES,
@@ -160,8 +161,7 @@ def render_volume(
     -------
     numpy.ndarray
         MIP: float32 values (rows, columns) to be windowed; shaded: uint8 RGB
-        (rows, columns, 3). Square, ``QUALITY[quality].output_size`` wide
-        after scaling by the caller.
+        (rows, columns, 3); square, ``QUALITY[quality].output_size`` wide.
     """
     settings = QUALITY[quality]
     voxels, spacing = volume.downsampled(settings.pyramid_side)
@@ -192,9 +192,20 @@ def render_volume(
     tracer = RayTracer(padded, start + 1, steps, rays, samples, settings.trilinear)
 
     if mode == RenderMode.MIP:
-        return tracer.mip()
+        return upscale(tracer.mip(), settings.output_size)
     alpha, colour = PRESETS[preset].tables(pixel)
-    return tracer.shaded(alpha, colour)
+    return upscale(tracer.shaded(alpha, colour), settings.output_size)
+
+
+def upscale(image: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear scaling to ``size`` x ``size`` (float values or 8-bit RGB)."""
+    if image.shape[0] == size:
+        return image
+    if image.ndim == 2:
+        picture = Image.fromarray(image.astype(np.float32))
+        return np.asarray(picture.resize((size, size), Image.Resampling.BILINEAR))
+    picture = Image.fromarray(image)
+    return np.asarray(picture.resize((size, size), Image.Resampling.BILINEAR))
 
 
 @dataclass

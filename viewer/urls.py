@@ -1,6 +1,6 @@
 from django.urls import path
 
-from viewer import views
+from viewer import views, views_mpr
 
 app_name = "viewer"
 
@@ -21,5 +21,25 @@ urlpatterns = [
         "/frames/<int:frame>.png",
         views.frame_png,
         name="frame",
+    ),
+    path(
+        "studies/<str:study_uid>/series/<str:series_uid>/mpr/",
+        views_mpr.mpr_viewer,
+        name="mpr",
+    ),
+    path(
+        "studies/<str:study_uid>/series/<str:series_uid>/volume.json",
+        views_mpr.volume_geometry,
+        name="volume",
+    ),
+    path(
+        "studies/<str:study_uid>/series/<str:series_uid>/mpr/<str:orientation>.png",
+        views_mpr.mpr_plane,
+        name="mpr_plane",
+    ),
+    path(
+        "studies/<str:study_uid>/series/<str:series_uid>/3d.png",
+        views_mpr.volume_render,
+        name="volume_render",
     ),
 ]

@@ -342,14 +342,15 @@ def check_slice_spacing(distances: Vector) -> float:
     """The regular spacing of slices along the normal, or a refusal.
 
     Each slice must lie within SPACING_TOLERANCE of a step of the regular
-    grid between the first and the last one; a gap of about a whole step
-    is reported as missing slices, since that is its usual cause.
+    grid between the first and the last one; a gap of a whole number of the
+    smallest steps is reported as missing slices, its usual cause.
     """
     steps = np.diff(distances)
     median = float(np.median(steps))
     if median <= 1e-3 or steps.min() <= 1e-3 * max(median, 1.0):
         raise VolumeError("duplicate_positions")
-    if steps.max() > 1.5 * median:
+    ratios = steps / steps.min()
+    if np.any((ratios > 1.5) & (np.abs(ratios - np.rint(ratios)) < SPACING_TOLERANCE)):
         raise VolumeError("missing_slices")
     spacing = float((distances[-1] - distances[0]) / (len(distances) - 1))
     expected = distances[0] + spacing * np.arange(len(distances))

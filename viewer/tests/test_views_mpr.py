@@ -1,0 +1,204 @@
+import io
+import json
+import re
+
+import pytest
+from django.urls import reverse
+from PIL import Image
+
+from audit.models import AuditEvent, EventType
+from conftest import CT_SERIES, tenant_client
+from pacs.models import Series
+from viewer import volume as volume_module
+
+CT_FILES = [f"1-0{n}.dcm" for n in range(40, 46)]
+
+
+@pytest.fixture(autouse=True)
+def fresh_volume_cache(monkeypatch):
+    """Each test gets its own process cache: series UIDs repeat across tests."""
+    monkeypatch.setattr(volume_module, "_cache", None)
+
+
+@pytest.fixture
+def ct_series(ingest) -> Series:
+    for name in CT_FILES:
+        ingest(CT_SERIES / name)
+    return Series.objects.select_related("study").get()
+
+
+def url(name: str, series: Series, *extra: str) -> str:
+    args = [series.study.study_instance_uid, series.series_instance_uid, *extra]
+    return reverse(f"viewer:{name}", args=args)
+
+
+def png_size(response) -> tuple[int, int]:
+    return Image.open(io.BytesIO(response.content)).size
+
+
+@pytest.mark.django_db
+def test_it_describes_the_volume_geometry(client_a, ct_series):
+    response = client_a.get(url("volume", ct_series))
+
+    body = response.json()
+    assert body["available"] is True
+    assert body["dimensions"] == {"columns": 512, "rows": 512, "slices": 6}
+    assert body["spacing"]["slice"] == pytest.approx(3.0)
+    sagittal = body["planes"]["sagittal"]
+    assert sagittal["column_direction"] == [0, 1, 0]
+    # 5 steps of 3 mm shown with square pixels of the in-plane spacing.
+    assert sagittal["rows"] == 1 + int(15 / body["spacing"]["row"])
+    assert "no-store" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_it_explains_why_a_series_with_a_gap_is_refused(client_a, ingest):
+    for name in ("1-040.dcm", "1-041.dcm", "1-043.dcm"):
+        ingest(CT_SERIES / name)
+    series = Series.objects.select_related("study").get()
+
+    body = client_a.get(url("volume", series)).json()
+    plane = client_a.get(url("mpr_plane", series, "axial"))
+
+    assert body["available"] is False and body["reason"] == "missing_slices"
+    assert "missing" in body["message"]
+    assert plane.status_code == 200 and plane["X-Render-Error"] == "1"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("plane", ["axial", "sagittal", "coronal"])
+def test_it_renders_each_plane_as_png(client_a, ct_series, plane):
+    response = client_a.get(url("mpr_plane", ct_series, plane), {"wc": 40, "ww": 400})
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert "no-store" in response["Cache-Control"]
+    assert response["X-Window-Center"] == "40"
+    assert response["X-Plane-Grid"].count(";") == 5
+
+
+@pytest.mark.django_db
+def test_it_renders_a_slab_and_an_oblique_plane(client_a, ct_series):
+    slab = client_a.get(
+        url("mpr_plane", ct_series, "coronal"), {"thickness": 20, "mode": "minip"}
+    )
+    oblique = client_a.get(
+        url("mpr_plane", ct_series, "oblique"), {"u": "1,1,0", "v": "0,0,-1"}
+    )
+
+    assert slab.status_code == 200 and "X-Render-Error" not in slab
+    assert oblique.status_code == 200 and "X-Render-Error" not in oblique
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"thickness": "-1"},
+        {"thickness": "nan"},
+        {"mode": "sum"},
+        {"x": "1e300"},
+        {"wc": "40"},
+    ],
+)
+def test_it_rejects_bad_plane_parameters(client_a, ct_series, query):
+    response = client_a.get(url("mpr_plane", ct_series, "axial"), query)
+
+    assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_it_needs_two_directions_for_an_oblique_plane(client_a, ct_series):
+    missing = client_a.get(url("mpr_plane", ct_series, "oblique"))
+    parallel = client_a.get(
+        url("mpr_plane", ct_series, "oblique"), {"u": "1,0,0", "v": "2,0,0"}
+    )
+
+    assert missing.status_code == 400 and parallel.status_code == 400
+
+
+@pytest.mark.django_db
+def test_it_answers_404_for_an_unknown_plane(client_a, ct_series):
+    assert client_a.get(url("mpr_plane", ct_series, "diagonal")).status_code == 404
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "size"),
+    [
+        ({"quality": "coarse"}, (256, 256)),
+        ({"quality": "full", "mode": "shaded", "preset": "angio"}, (512, 512)),
+    ],
+)
+def test_it_renders_the_3d_view(client_a, ct_series, query, size):
+    response = client_a.get(url("volume_render", ct_series), {"azimuth": 30, **query})
+
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    assert png_size(response) == size
+
+
+@pytest.mark.django_db
+def test_it_rejects_an_unknown_preset(client_a, ct_series):
+    response = client_a.get(url("volume_render", ct_series), {"preset": "gold"})
+
+    assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_it_records_that_images_of_the_series_were_viewed(client_a, ct_series):
+    client_a.get(url("mpr_plane", ct_series, "sagittal"))
+
+    event = AuditEvent.objects.get(event_type=EventType.FRAMES_VIEWED)
+    assert event.object_id == ct_series.series_instance_uid
+
+
+@pytest.mark.django_db
+def test_the_page_links_three_planes_and_a_3d_view_without_inline_script(
+    client_a, ct_series
+):
+    response = client_a.get(url("mpr", ct_series))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.count('class="mpr-view') == 4
+    assert "js/mpr.js" in html and 'data-preset="angio"' in html
+    for attributes, body in re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S):
+        assert "src=" in attributes or 'type="application/json"' in attributes
+        if body.strip():
+            json.loads(body)
+
+
+@pytest.mark.django_db
+def test_the_study_viewer_links_to_mpr(client_a, ct_series):
+    study_page = client_a.get(
+        reverse("viewer:study", args=[ct_series.study.study_instance_uid])
+    )
+
+    assert url("mpr", ct_series) in study_page.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["mpr", "volume", "volume_render", "mpr_plane"])
+def test_another_tenants_radiologist_gets_404(ct_series, tenant_b, radiologist_b, name):
+    client = tenant_client(tenant_b, radiologist_b)
+    extra = ("axial",) if name == "mpr_plane" else ()
+
+    assert client.get(url(name, ct_series, *extra)).status_code == 404
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["mpr", "volume", "volume_render", "mpr_plane"])
+def test_a_referrer_without_access_gets_404(ct_series, tenant_a, referrer, name):
+    client = tenant_client(tenant_a, referrer)
+    extra = ("axial",) if name == "mpr_plane" else ()
+
+    assert client.get(url(name, ct_series, *extra)).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_signed_out_visitor_is_sent_to_sign_in(ct_series, tenant_a):
+    response = tenant_client(tenant_a).get(url("mpr_plane", ct_series, "axial"))
+
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
