@@ -107,6 +107,18 @@ class Server:
     peak_rss: int = 0
     _sampling: bool = field(default=False, repr=False)
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time used so far by the server's processes."""
+        total = 0.0
+        for process in self.processes():
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system + times.children_user
+            total += times.children_system
+        return total
+
     def rss(self) -> int:
         total = 0
         for process in self.processes():
@@ -208,10 +220,21 @@ def nimbus(tmp: Path) -> Iterator[Server]:
         yield nimbus_server(stack)
 
 
-def nimbus_server(stack: Stack) -> Server:
+@contextmanager
+def nimbus_without_fsync(tmp: Path) -> Iterator[Server]:
+    """Nimbus trusting the page cache, as Orthanc does: the like-for-like run."""
+    os.environ["NIMBUS_SPOOL_FSYNC"] = "false"
+    try:
+        with running_stack(tmp, free_port()) as stack:
+            yield nimbus_server(stack, "Nimbus no-fsync")
+    finally:
+        del os.environ["NIMBUS_SPOOL_FSYNC"]
+
+
+def nimbus_server(stack: Stack, name: str = "Nimbus") -> Server:
     pids = [process.pid for process in stack.processes]
     return Server(
-        "Nimbus",
+        name,
         stack.ae_title,
         stack.dicom_port,
         f"http://127.0.0.1:{stack.web_port}/dicomweb",
@@ -327,6 +350,11 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--studies", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument(
+        "--servers",
+        default="nimbus,nimbus-nofsync,orthanc",
+        help="comma-separated subset of nimbus,nimbus-nofsync,orthanc",
+    )
     args = parser.parse_args()
     for tool in ("storescu", "Orthanc"):
         if shutil.which(tool) is None:
@@ -343,11 +371,13 @@ def main() -> int:
         small = generate_studies(tmp / "small", args.studies)
         size_mb = sum(p.stat().st_size for p in one[1]) / 1e6
 
-        with (
-            nimbus(tmp / "nimbus") as nimbus_server_,
-            orthanc(tmp / "orthanc") as orthanc_,
-        ):
-            for server in (nimbus_server_, orthanc_):
+        starters = {
+            "nimbus": nimbus,
+            "nimbus-nofsync": nimbus_without_fsync,
+            "orthanc": orthanc,
+        }
+        for name in args.servers.split(","):
+            with starters[name](tmp / name) as server:
                 print(f"measuring {server.name}")
                 rows[server.name] = measure(
                     server, one, four, small, size_mb, args.repeat
@@ -367,12 +397,15 @@ def measure(
     time.sleep(3)
     row = {"idle memory (MB)": f"{server.rss() / 1e6:.0f}"}
     for label, (study, files), associations in (("1", one, 1), ("4", four, 4)):
+        cpu_before = server.cpu_seconds()
         seconds = ingest(server, study, files, associations)
+        cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / len(files)
         row[f"ingest x{label} (inst/s)"] = f"{len(files) / seconds:.0f}"
         row[f"ingest x{label} (MB/s)"] = f"{size_mb / seconds:.1f}"
+        row[f"ingest x{label} CPU per instance (ms)"] = f"{cpu_ms:.1f}"
     row["series retrieve (s)"] = f"{retrieve_series_seconds(server, one[0]):.2f}"
 
-    for count in (1_000, len(small)):
+    for count in (1_000, len(small)) if small else ():
         load_studies(server, small[:count] if count == 1_000 else small[1_000:])
         wait_for_studies(server, f"BENCH{count - 1:06d}")
         exact = latency_ms(

@@ -52,7 +52,7 @@ def database_from_url(url: str) -> dict[str, object]:
         raise ImproperlyConfigured("DATABASE_URL must be a postgresql:// URL.")
     query = dict(part.split("=", 1) for part in parsed.query.split("&") if "=" in part)
     host = unquote(query.pop("host", "")) or parsed.hostname or ""
-    options: dict[str, str] = {}
+    options: dict[str, object] = {"server_side_binding": True}
     if "sslmode" in query:
         options["sslmode"] = query.pop("sslmode")
     return {

@@ -246,6 +246,9 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 NIMBUS_STORAGE_DIR = Path(env_str("NIMBUS_STORAGE", str(VAR_DIR / "storage")))
 NIMBUS_SPOOL_DIR = Path(env_str("NIMBUS_SPOOL", str(VAR_DIR / "spool")))
+# Off only where losing the last seconds of received images on a power cut
+# is acceptable (benchmarks against archives that do not fsync, test rigs).
+NIMBUS_SPOOL_FSYNC = env_bool("NIMBUS_SPOOL_FSYNC", True)
 STORAGES = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -270,12 +273,12 @@ NIMBUS_HL7_TIMEOUT_SECONDS = env_int("NIMBUS_HL7_TIMEOUT_SECONDS", 10)
 NIMBUS_HL7_RETRY_BASE_SECONDS = env_int("NIMBUS_HL7_RETRY_BASE_SECONDS", 10)
 NIMBUS_HL7_RETRY_MAX_SECONDS = env_int("NIMBUS_HL7_RETRY_MAX_SECONDS", 600)
 
-# --- Logging: sparse, at the boundaries, never patient data ------------------
-LOGGING = {
-    "version": 1,
 # --- MPR and 3D: loaded volumes per web process (a 512x512x300 CT is ~170 MB) --
 NIMBUS_VOLUME_CACHE_MB = env_int("NIMBUS_VOLUME_CACHE_MB", 1024)
 
+# --- Logging: sparse, at the boundaries, never patient data ------------------
+LOGGING = {
+    "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},

@@ -4,7 +4,9 @@ Runs in a Celery worker, in the schema of the tenant that received the file.
 """
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +14,10 @@ from pathlib import Path
 import pydicom
 from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
 
 from audit.actions import do_record_event
 from audit.models import EventType
@@ -213,6 +217,9 @@ def _ingest_study_group(
 def _index_study_group(
     group: list[Received], calling_ae_title: str
 ) -> list[IngestResult]:
+    # The rows are built before the study is locked: converting headers is
+    # the slow part, and other workers wait for the lock.
+    rows = {item.sop_instance_uid: _instance_row(item) for item in group}
     with transaction.atomic():
         study = _locked_study(group[0].ds)
         # Checked under the study's lock: a copy of the same instance that
@@ -231,7 +238,7 @@ def _index_study_group(
             if item.sop_instance_uid not in known:
                 fresh.setdefault(item.sop_instance_uid, item)
         if fresh:
-            _index_instances(study, list(fresh.values()), calling_ae_title)
+            _index_instances(study, list(fresh.values()), rows, calling_ae_title)
             # After the rows, so that a refused row leaves no stray file.
             storage_files.place([(i.path, i.storage_name) for i in fresh.values()])
 
@@ -311,15 +318,18 @@ def _series_of(study: Study, items: list[Received]) -> dict[str, tuple[Series, b
 
 
 def _index_instances(
-    study: Study, items: list[Received], calling_ae_title: str
+    study: Study,
+    items: list[Received],
+    rows: dict[str, Instance],
+    calling_ae_title: str,
 ) -> None:
     series_by_uid = _series_of(study, items)
-    instances = [
-        _instance_row(item, series_by_uid[str(item.ds.SeriesInstanceUID)][0])
-        for item in items
-    ]
-    for instance in instances:
+    instances = []
+    for item in items:
+        instance = rows[item.sop_instance_uid]
+        instance.series = series_by_uid[str(item.ds.SeriesInstanceUID)][0]
         instance.calling_ae_title = calling_ae_title[:16]
+        instances.append(instance)
     Instance.objects.bulk_create(instances)
     _count_new_instances(study, series_by_uid, instances)
     # One record per study and batch, as a DICOM "Instances Transferred"
@@ -339,15 +349,17 @@ def _index_instances(
     )
 
 
-def _instance_row(item: Received, series: Series) -> Instance:
+def _instance_row(item: Received) -> Instance:
+    """The index row of ``item``, all but its series."""
     ds = item.ds
+    # First, while the elements are raw: dicom_json remembers raw values.
+    metadata = dicom_json(ds)
     transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
     pixel_status, pixel_error = check_pixel_data(ds, transfer_syntax)
     position = dicom.float_list(ds, "ImagePositionPatient", 3)
     orientation = dicom.float_list(ds, "ImageOrientationPatient", 6)
     return Instance(
         sop_instance_uid=item.sop_instance_uid,
-        series=series,
         sop_class_uid=str(ds.get("SOPClassUID", "")),
         instance_number=dicom.int_value(ds, "InstanceNumber"),
         transfer_syntax_uid=transfer_syntax,
@@ -361,7 +373,7 @@ def _instance_row(item: Received, series: Series) -> Instance:
         window_width=dicom.first_float(ds, "WindowWidth"),
         pixel_status=pixel_status,
         pixel_error=pixel_error,
-        metadata=dicom_json(ds),
+        metadata=metadata,
         storage_path=item.storage_name,
         file_size=item.file_size,
     )
@@ -374,39 +386,75 @@ BULK_DATA_THRESHOLD = 1024
 def dicom_json(ds: Dataset) -> dict[str, object]:
     """The dataset in the DICOM JSON model, without pixel data (PS3.18 F.2).
 
-    A value that cannot be encoded (a malformed element from a lenient read)
-    is left out rather than failing the whole instance.
+    Elements still in their raw, unparsed form are encoded through
+    ``ELEMENT_JSON``: the slices of one series repeat most of their header
+    byte for byte, and converting each element with pydicom costs more than
+    the rest of indexing. A value that cannot be encoded (a malformed element
+    from a lenient read) is left out rather than failing the whole instance.
     """
-    header = Dataset()
-    for element in ds:
-        if element.tag in PIXEL_DATA_TAGS:
+    charset = ds.get_item("SpecificCharacterSet")
+    # Raw bytes, a string or several values: any of them names the decoding.
+    charset_key = repr(charset.value) if charset is not None else None
+    encoded: dict[str, object] = {}
+    for tag in ds.keys():
+        if tag in PIXEL_DATA_TAGS:
             continue
-        header.add(element)
+        raw = ds.get_item(tag)
+        key = None
+        if isinstance(raw, RawDataElement) and isinstance(raw.value, bytes):
+            key = (tag, raw.VR, raw.is_little_endian, raw.value, charset_key)
+            cached = ELEMENT_JSON.get(key)
+            if cached is not None:
+                encoded.update(cached)
+                continue
+        element_json = _element_json(ds, tag)
+        if key is not None and len(raw.value) <= MAX_CACHED_VALUE:
+            ELEMENT_JSON.put(key, element_json)
+        encoded.update(element_json)
+    return encoded
+
+
+# Raw values longer than this are not worth remembering.
+MAX_CACHED_VALUE = 4096
+
+
+def _element_json(ds: Dataset, tag: BaseTag) -> dict[str, object]:
+    single = Dataset()
     try:
-        return header.to_json_dict(
+        single.add(ds[tag])  # decoded with the character set of ``ds``
+        return single.to_json_dict(
             bulk_data_threshold=BULK_DATA_THRESHOLD,
             bulk_data_element_handler=lambda _element: "",
         )
-    except (ValueError, TypeError, OverflowError):
-        logger.warning("instance header not fully encodable as DICOM JSON")
-        return _encodable_elements(header)
+    except (ValueError, TypeError, OverflowError, KeyError):
+        logger.warning("instance header element %s not encodable as DICOM JSON", tag)
+        return {}
 
 
-def _encodable_elements(header: Dataset) -> dict[str, object]:
-    encoded: dict[str, object] = {}
-    for element in header:
-        single = Dataset()
-        single.add(element)
-        try:
-            encoded.update(
-                single.to_json_dict(
-                    bulk_data_threshold=BULK_DATA_THRESHOLD,
-                    bulk_data_element_handler=lambda _element: "",
-                )
-            )
-        except (ValueError, TypeError, OverflowError):
-            continue
-    return encoded
+class _LruCache:
+    """A small, bounded memo: raw element -> its DICOM JSON object."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[object, dict[str, object]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: object) -> dict[str, object] | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: object, value: dict[str, object]) -> None:
+        with self._lock:
+            self._entries[key] = value
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+# Enough for the repeated header of several series arriving at once.
+ELEMENT_JSON = _LruCache(20_000)
 
 
 def slice_position(

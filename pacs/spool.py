@@ -28,7 +28,8 @@ def quarantine_dir(schema: str) -> Path:
     return Path(settings.NIMBUS_SPOOL_DIR) / schema / "quarantine"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_directory(path: Path) -> None:
+    """Make the entries of ``path`` (new, renamed or linked files) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -59,9 +60,11 @@ def write_durably(schema: str, data: bytes, *, quarantine: bool = False) -> Path
         with open(partial, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if settings.NIMBUS_SPOOL_FSYNC:
+                os.fsync(handle.fileno())
         os.replace(partial, final)
-        _fsync_dir(directory)
+        if settings.NIMBUS_SPOOL_FSYNC:
+            fsync_directory(directory)
     except OSError:
         partial.unlink(missing_ok=True)
         raise

@@ -15,8 +15,11 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import FileSystemStorage, default_storage
+
+from pacs import spool
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +41,9 @@ def place(files: Iterable[tuple[Path, str]]) -> None:
             synced.add(Path(default_storage.path(name)).parent)
         elif not default_storage.exists(name):
             _copy(path, name)
-    for directory in synced:
-        _fsync_directory(directory)
+    if settings.NIMBUS_SPOOL_FSYNC:
+        for directory in synced:
+            spool.fsync_directory(directory)
 
 
 def _link(path: Path, name: str) -> bool:
@@ -62,11 +66,3 @@ def _copy(path: Path, name: str) -> None:
         saved = default_storage.save(name, File(handle))
     if saved != name:  # a concurrent writer got there first; keep one copy
         default_storage.delete(saved)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
