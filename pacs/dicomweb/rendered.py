@@ -22,9 +22,8 @@ class VoiLutFunction(StrEnum):
     SIGMOID = "SIGMOID"
 
 
-# The renderer applies the LINEAR function only; the others are refused
-# rather than silently drawn with the wrong curve.
-SUPPORTED_FUNCTIONS = {VoiLutFunction.LINEAR}
+# The renderer applies all three functions of PS3.3 C.11.2.1.2/3.
+SUPPORTED_FUNCTIONS = set(VoiLutFunction)
 
 
 class RenderingParameterError(ValueError):

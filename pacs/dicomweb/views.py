@@ -128,6 +128,9 @@ def _render(
             instance,
             frame_index=frame_number - 1,
             window=(window.center, window.width) if window else None,
+            # PS3.18 8.3.5.1.4: a window without a function means LINEAR,
+            # whatever function the file names.
+            voi_function=window.function.value if window else None,
         )
     except Exception:
         logger.exception(

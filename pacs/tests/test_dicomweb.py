@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
 import pytest
 from django.test import Client
@@ -544,9 +545,23 @@ def test_it_applies_the_window_it_is_given(api):
     assert linear.content == soft_tissue.content
 
 
-@pytest.mark.parametrize(
-    "window", ["40", "40,400,CUBIC", "a,b", "40,0", "40,400,SIGMOID", "nan,400"]
-)
+def test_it_applies_the_sigmoid_function_when_asked(api):
+    ds = pydicom.dcmread(CT_SLICES[0])
+    hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    # A pixel above the window, where LINEAR clips to white and the sigmoid
+    # still has a grey level (PS3.3 C.11.2.1.3.1).
+    row, column = divmod(int(np.abs(hu - 300).argmin()), hu.shape[1])
+    expected = 255 / (1 + np.exp(-4 * (hu[row, column] - 40) / 400))
+    url = rendered_url(CT_SLICES[0])
+
+    linear = png(api.get(url, {"window": "40,400,LINEAR"}))
+    sigmoid = png(api.get(url, {"window": "40,400,SIGMOID"}))
+
+    assert linear.getpixel((column, row)) == 255
+    assert abs(sigmoid.getpixel((column, row)) - expected) <= 1
+
+
+@pytest.mark.parametrize("window", ["40", "40,400,CUBIC", "a,b", "40,0", "nan,400"])
 def test_it_refuses_a_bad_window(api, window):
     response = api.get(rendered_url(CT_SMALL), {"window": window})
 
