@@ -156,9 +156,9 @@ def running_stack(tmp: Path, ris_port: int) -> Iterator[Stack]:
         conn.execute(f'DROP DATABASE IF EXISTS "{db_name}"')
         conn.execute(f'CREATE DATABASE "{db_name}"')
 
-    redis_base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    redis_url = urlparse(redis_base)._replace(path="/14").geturl()
-    redis.Redis.from_url(redis_url).flushdb()
+    redis_url = _claim_redis_database(
+        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
 
     logs = tmp / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -249,6 +249,27 @@ def running_stack(tmp: Path, ris_port: int) -> Iterator[Stack]:
                 process.kill()
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        redis.Redis.from_url(redis_url).delete(REDIS_OWNER_KEY)
+
+
+REDIS_OWNER_KEY = "nimbus:test-stack-owner"
+
+
+def _claim_redis_database(base_url: str) -> str:
+    """A Redis database (8-15) that no other running stack uses, emptied.
+
+    Two stacks on one Redis database would take each other's Celery tasks:
+    the e2e tests, the bench and engineers' runs may overlap on one machine.
+    """
+    for number in range(8, 16):
+        url = urlparse(base_url)._replace(path=f"/{number}").geturl()
+        client = redis.Redis.from_url(url)
+        if client.set(REDIS_OWNER_KEY, os.getpid(), nx=True, ex=4 * 3600):
+            for key in client.scan_iter():
+                if key != REDIS_OWNER_KEY.encode():
+                    client.delete(key)
+            return url
+    raise RuntimeError("every Redis database from 8 to 15 is held by a test stack")
 
 
 def _wait_until_ready(stack: Stack, seconds: float = 90) -> None:
