@@ -122,7 +122,8 @@ ASGI_APPLICATION = "config.asgi.application"
 # --- Database, cache, broker ------------------------------------------------
 DATABASES = {
     "default": database_from_url(
-        env_str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/nimbus")
+        env_str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/nimbus"),
+        env_int("NIMBUS_DB_POOL_SIZE", 8),
     )
 }
 # Each test run gets its own database, so that parallel runs never collide.
