@@ -10,7 +10,6 @@ import datetime
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataset import Dataset
 
 from pacs.models import Study
 
@@ -127,34 +126,20 @@ def study_attributes(study: Study, retrieve_url: str) -> DicomJson:
     return dict(sorted(attributes.items()))
 
 
-def dataset_json(ds: Dataset, retrieve_url: str | None = None) -> DicomJson:
-    """A query answer in the DICOM JSON Model (PS3.18 F.2), tags in order.
+def tidy_answer(encoded: DicomJson, retrieve_url: str | None = None) -> DicomJson:
+    """Finish a query answer: person names tidied, Retrieve URL, tags in order.
 
     Person names lose their trailing empty components, as ``person_name_value``
     writes them; ``retrieve_url`` fills Retrieve URL (0008,1190).
-
-    Parameters
-    ----------
-    ds : Dataset
-        One answer from ``pacs.query.answer_datasets``.
-    retrieve_url : str, optional
-        The WADO-RS URL of the match.
-
-    Returns
-    -------
-    dict
-        The DICOM JSON object.
     """
-    encoded: DicomJson = ds.to_json_dict(
-        bulk_data_threshold=2**31, bulk_data_element_handler=lambda _element: ""
-    )
-    for element in encoded.values():
+    for name, element in encoded.items():
         if element.get("vr") == "PN" and "Value" in element:
+            element = encoded[name] = dict(element)  # stored headers stay as read
             names = [
                 value
-                for name in element["Value"]
+                for name_value in element["Value"]
                 for value in person_name_value(
-                    "=".join(name.get(group, "") for group in PN_GROUPS)
+                    "=".join(name_value.get(group, "") for group in PN_GROUPS)
                 )
             ]
             if names:

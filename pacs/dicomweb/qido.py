@@ -13,10 +13,10 @@ from django.db.models import Model, QuerySet
 from django.http import QueryDict
 from django.utils.translation import gettext as _
 from pydicom.datadict import keyword_for_tag
-from pydicom.dataset import Dataset
 
+from pacs.dicomweb.json_model import DicomJson
 from pacs.models import Study
-from pacs.query import Level, Query, QueryError, answer_datasets, build_query, find
+from pacs.query import Level, Query, QueryError, answer_json, build_query, find
 from pacs.query.engine import INDEX_KEYS, representative_headers, tag_of
 
 __all__ = ["MAX_RESULTS", "QueryError", "SearchRequest", "parse_search", "search"]
@@ -97,7 +97,7 @@ class SearchRequest:
 class SearchPage:
     """One page of answers, and whether more matches remain after it."""
 
-    answers: list[Dataset]
+    answers: list[DicomJson]
     remaining: bool
 
 
@@ -255,27 +255,25 @@ def search(studies: QuerySet[Study], request: SearchRequest) -> SearchPage:
     # One row more than asked tells whether another page exists.
     window = list(rows[request.offset : request.offset + request.limit + 1])
     page = window[: request.limit]
-    answers = answer_datasets(request.query, page)
+    answers = answer_json(request.query, page)
     if request.include_all:
         _add_stored_attributes(request.query, page, answers)
     return SearchPage(answers, remaining=len(window) > request.limit)
 
 
 def _add_stored_attributes(
-    query: Query, rows: list[Model], answers: list[Dataset]
+    query: Query, rows: list[Model], answers: list[DicomJson]
 ) -> None:
     headers = representative_headers(query, rows)
     for row, answer in zip(rows, answers, strict=True):
-        kept = {
-            tag: element
-            for tag, element in headers.get(row.pk, {}).items()
-            if "BulkDataURI" not in element
-            and "InlineBinary" not in element
-            and (
-                query.level is Level.IMAGE
-                or _keyword(int(tag, 16)) not in INSTANCE_ONLY
-            )
-        }
-        for element in Dataset.from_json(kept):
-            if element.tag not in answer:
-                answer.add(element)
+        for tag, element in headers.get(row.pk, {}).items():
+            if (
+                tag not in answer
+                and "BulkDataURI" not in element
+                and "InlineBinary" not in element
+                and (
+                    query.level is Level.IMAGE
+                    or _keyword(int(tag, 16)) not in INSTANCE_ONLY
+                )
+            ):
+                answer[tag] = element

@@ -10,14 +10,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
-from pydicom.dataset import Dataset
+from pydicom.datadict import tag_for_keyword
 
 from accounts.models import User
 from audit.actions import do_record_event
 from audit.models import EventType
 from pacs.access import studies_for
 from pacs.dicomweb.auth import dicomweb_endpoint
-from pacs.dicomweb.json_model import dataset_json
+from pacs.dicomweb.json_model import DicomJson, tidy_answer
 from pacs.dicomweb.qido import QueryError, parse_search, search
 from pacs.dicomweb.responses import add_warnings, negotiate, plain_text
 from pacs.query import Level, names_case_insensitive
@@ -113,7 +113,11 @@ def _search(
         no_content = HttpResponse(status=204)
         del no_content["Content-Type"]  # RFC 9110 15.3.5: a 204 has no content
         return add_warnings(no_content, warnings)
-    body = [dataset_json(ds, _retrieve_url(request, level, ds)) for ds in page.answers]
+    base = request.build_absolute_uri(reverse("dicomweb:studies"))
+    body = [
+        tidy_answer(answer, _retrieve_url(base, level, answer))
+        for answer in page.answers
+    ]
     response = JsonResponse(
         body,
         safe=False,
@@ -128,11 +132,15 @@ def _accept(request: HttpRequest) -> str:
     return request.GET.get("accept") or request.headers.get("Accept", "")
 
 
-def _retrieve_url(request: HttpRequest, level: Level, ds: Dataset) -> str:
+def _retrieve_url(studies_url: str, level: Level, answer: DicomJson) -> str:
     """The WADO-RS URL of a match (Retrieve URL, PS3.18 10.6.3.3)."""
-    path = f"{reverse('dicomweb:studies')}/{ds.StudyInstanceUID}"
+
+    def uid(keyword: str) -> str:
+        return str(answer[f"{tag_for_keyword(keyword):08X}"]["Value"][0])
+
+    url = f"{studies_url}/{uid('StudyInstanceUID')}"
     if level in (Level.SERIES, Level.IMAGE):
-        path += f"/series/{ds.SeriesInstanceUID}"
+        url += f"/series/{uid('SeriesInstanceUID')}"
     if level is Level.IMAGE:
-        path += f"/instances/{ds.SOPInstanceUID}"
-    return request.build_absolute_uri(path)
+        url += f"/instances/{uid('SOPInstanceUID')}"
+    return url

@@ -15,12 +15,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, F, Model, Q, QuerySet
+from django.db.models import (
+    Count,
+    F,
+    Func,
+    JSONField,
+    Model,
+    Q,
+    QuerySet,
+    TextField,
+    Value,
+)
+from django.db.models.functions import Cast
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 
+from pacs.dicomweb.json_model import person_name_value
 from pacs.models import Instance, Patient, Series, Study
 from pacs.query.matching import (
     match_code_strings,
@@ -129,6 +141,9 @@ PATHS: dict[Level, dict[Level, str]] = {
 }
 
 # Counts of a patient's studies, series and instances (PS3.4 Table C.6-1).
+# Answered by Nimbus itself, never from an index column or a stored header.
+COMPUTED_KEYS = {"InstanceAvailability"}
+
 PATIENT_COUNTS = {
     "NumberOfPatientRelatedStudies": "studies",
     "NumberOfPatientRelatedSeries": "studies__series",
@@ -316,8 +331,21 @@ def find(scope: QuerySet[Study], query: Query) -> QuerySet[Any]:
     return rows.filter(query.condition)
 
 
+def _header_tags(query: Query) -> list[int]:
+    """Return keys answered from stored headers: neither indexed nor computed."""
+    return [
+        tag
+        for tag in query.return_tags
+        if _index_key(tag, query.level) is None
+        and keyword_for_tag(tag) not in COMPUTED_KEYS
+        and not (
+            query.level is Level.PATIENT and keyword_for_tag(tag) in PATIENT_COUNTS
+        )
+    ]
+
+
 def _needs_headers(query: Query) -> bool:
-    return any(_index_key(tag, query.level) is None for tag in query.return_tags)
+    return bool(_header_tags(query))
 
 
 def _index_key(tag: int, level: Level) -> IndexKey | None:
@@ -350,7 +378,8 @@ def answer_datasets(query: Query, rows: list[Model]) -> list[Dataset]:
         chooses the character set they are encoded in).
     """
     tags = list(dict.fromkeys([*query.return_tags, *_unique_tags(query.level)]))
-    headers = representative_headers(query, rows) if _needs_headers(query) else {}
+    header_tags = _header_tags(query)
+    headers = representative_headers(query, rows, header_tags) if header_tags else {}
     answers = []
     for row in rows:
         ds = Dataset()
@@ -358,6 +387,64 @@ def answer_datasets(query: Query, rows: list[Model]) -> list[Dataset]:
             _add_answer(ds, tag, row, query.level, headers.get(row.pk, {}))
         answers.append(ds)
     return answers
+
+
+def answer_json(query: Query, rows: list[Model]) -> list[dict[str, Any]]:
+    """The answers of ``answer_datasets`` in the DICOM JSON Model (PS3.18 F.2).
+
+    Written straight from the index and the stored headers, which already
+    are DICOM JSON: building a pydicom dataset for each match only to encode
+    it again cost most of a QIDO-RS request. Person names are left as
+    stored; ``pacs.dicomweb.json_model`` tidies them.
+    """
+    tags = sorted(dict.fromkeys([*query.return_tags, *_unique_tags(query.level)]))
+    header_tags = _header_tags(query)
+    headers = representative_headers(query, rows, header_tags) if header_tags else {}
+    plan = [
+        (tag, f"{tag:08X}", keyword_for_tag(tag), _index_key(tag, query.level))
+        for tag in tags
+    ]
+    answers = []
+    for row in rows:
+        header = headers.get(row.pk, {})
+        answers.append(
+            {
+                name: _json_answer(
+                    tag, keyword, key, row, query.level, header.get(name)
+                )
+                for tag, name, keyword, key in plan
+            }
+        )
+    return answers
+
+
+def _json_answer(
+    tag: int,
+    keyword: str,
+    key: "IndexKey | None",
+    row: Model,
+    level: Level,
+    stored: dict[str, Any] | None,
+) -> dict[str, Any]:
+    if key is not None:
+        value = _index_value(row, PATHS[level][key.level] + key.column, key.kind)
+        element: dict[str, Any] = {"vr": dictionary_VR(tag)}
+        if key.kind is Kind.PERSON_NAME and value is not None:
+            value = person_name_value(value) or None
+        if value is not None:
+            element["Value"] = value if isinstance(value, list) else [value]
+        return element
+    if level is Level.PATIENT and keyword in PATIENT_COUNTS:
+        count = Patient.objects.filter(pk=row.pk).aggregate(
+            n=Count(PATIENT_COUNTS[keyword], distinct=True)
+        )["n"]
+        return {"vr": "IS", "Value": [count]}
+    if keyword == "InstanceAvailability":
+        return {"vr": "CS", "Value": ["ONLINE"]}
+    if stored is not None and "BulkDataURI" not in stored:
+        return stored
+    vr = dictionary_VR(tag) if keyword else stored.get("vr", "UN") if stored else "UN"
+    return {"vr": vr, "Value": []} if vr == "SQ" else {"vr": vr}
 
 
 def _unique_tags(level: Level) -> list[int]:
@@ -414,8 +501,14 @@ def _time_text(value: datetime.time) -> str:
     return text
 
 
-def representative_headers(query: Query, rows: list[Model]) -> dict[int, Any]:
-    """The stored header of each row, or of its first instance (one query)."""
+def representative_headers(
+    query: Query, rows: list[Model], tags: list[int] | None = None
+) -> dict[int, Any]:
+    """The stored header of each row, or of its first instance (one query).
+
+    With ``tags``, only those attributes: PostgreSQL picks them out of each
+    header, instead of sending whole headers to be parsed here.
+    """
     if query.level is Level.IMAGE:
         return {row.pk: getattr(row, "metadata", {}) for row in rows}
     owner = {
@@ -427,9 +520,30 @@ def representative_headers(query: Query, rows: list[Model]) -> dict[int, Any]:
         Instance.objects.filter(**{f"{owner}__in": [row.pk for row in rows]})
         .order_by(owner, F("instance_number").asc(nulls_last=True), "pk")
         .distinct(owner)
-        .values_list(owner, "metadata")
     )
-    return dict(firsts)
+    if tags is None:
+        return dict(firsts.values_list(owner, "metadata"))
+    keys = [f"{tag:08X}" for tag in tags]
+    picked = firsts.values_list(owner, *(_header_element(key) for key in keys))
+    return {
+        row[0]: {key: value for key, value in zip(keys, row[1:], strict=True) if value}
+        for row in picked
+    }
+
+
+def _header_element(key: str) -> Func:
+    """``metadata -> 'key'``: one attribute of a stored header, as JSON.
+
+    Not Django's KeyTransform: it reads an all-digit key such as
+    ``00080070`` as an array index.
+    """
+    return Func(
+        F("metadata"),
+        Cast(Value(key), output_field=TextField()),
+        arg_joiner=" -> ",
+        template="(%(expressions)s)",
+        output_field=JSONField(),
+    )
 
 
 def tag_of(name: str) -> int | None:
