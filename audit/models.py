@@ -30,6 +30,10 @@ class EventType(models.IntegerChoices):
     REPORT_EDITED = 310, _("Report edited")
     REPORT_DICTATED = 311, _("Dictation added to report")
     REPORT_SIGNED = 312, _("Report signed")
+    ANNOTATION_SAVED = 320, _("Annotation saved")
+    ANNOTATION_DELETED = 321, _("Annotation deleted")
+    KEY_IMAGE_MARKED = 322, _("Key image marked")
+    KEY_IMAGE_UNMARKED = 323, _("Key image unmarked")
     # 4xx: data leaving Nimbus
     HL7_DELIVERED = 400, _("Report delivered to RIS")
     HL7_DELIVERY_FAILED = 401, _("Report delivery to RIS failed")

@@ -1,12 +1,15 @@
-"""Read-only queries for the viewer: a series' images in reading order."""
+"""Read-only queries for the viewer: images in reading order, presets, priors."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import F, QuerySet
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import User
 from pacs.models import Instance, Series, Study
+from viewer.models import Annotation, KeyImage, WindowPreset
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,8 @@ class Preset:
     width: float
 
 
-# Common CT windows (center, width in HU).
+# Built-in CT windows of the MPR page; the stack viewer reads the tenant's
+# WindowPreset rows instead (see window_presets).
 CT_PRESETS = (
     Preset("brain", _("Brain"), 40, 80),
     Preset("soft_tissue", _("Soft tissue"), 40, 400),
@@ -28,6 +32,43 @@ CT_PRESETS = (
     Preset("liver", _("Liver"), 60, 160),
     Preset("mediastinum", _("Mediastinum"), 50, 350),
 )
+
+
+def window_presets(modalities: Iterable[str]) -> dict[str, list[dict[str, object]]]:
+    """The tenant's window presets for each of ``modalities``, in toolbar order."""
+    presets: dict[str, list[dict[str, object]]] = {m: [] for m in modalities}
+    for preset in WindowPreset.objects.filter(modality__in=presets):
+        presets[preset.modality].append(
+            {
+                "key": f"preset-{preset.pk}",
+                "label": preset.label,
+                "center": preset.window_center,
+                "width": preset.window_width,
+            }
+        )
+    return presets
+
+
+def latest_prior(study: Study, readable: QuerySet[Study]) -> Study | None:
+    """The same patient's most recent earlier study among ``readable`` ones."""
+    if study.study_date is None:
+        return None
+    return (
+        readable.filter(patient=study.patient, study_date__lt=study.study_date)
+        .exclude(pk=study.pk)
+        .order_by("-study_date", "-study_time", "-pk")
+        .first()
+    )
+
+
+def user_annotations(user: User, study: Study) -> QuerySet[Annotation]:
+    return Annotation.objects.filter(author=user, instance__series__study=study)
+
+
+def study_key_images(study: Study) -> QuerySet[KeyImage]:
+    return KeyImage.objects.filter(instance__series__study=study).select_related(
+        "instance__series"
+    )
 
 
 def ordered_instances(series: Series) -> QuerySet[Instance]:

@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import include, path
 
-from viewer import views, views_mpr
+from viewer import views, views_mpr, views_tools
 
 app_name = "viewer"
 
@@ -43,3 +43,36 @@ urlpatterns = [
         name="volume_render",
     ),
 ]
+
+FRAME = (
+    "studies/<str:study_uid>/series/<str:series_uid>/instances/<str:sop_uid>"
+    "/frames/<int:frame>"
+)
+
+urlpatterns += [
+    path(f"{FRAME}/info.json", views_tools.frame_facts, name="frame_info"),
+    path(
+        f"{FRAME}/annotations/",
+        views_tools.frame_annotations,
+        name="frame_annotations",
+    ),
+    path(f"{FRAME}/key", views_tools.key_image, name="key_image"),
+    path(
+        "studies/<str:study_uid>/annotations/",
+        views_tools.study_annotations,
+        name="annotations",
+    ),
+    path(
+        "studies/<str:study_uid>/annotations/<int:annotation_id>/",
+        views_tools.annotation_detail,
+        name="annotation",
+    ),
+    path(
+        "studies/<str:study_uid>/key-images/",
+        views_tools.key_images,
+        name="key_images",
+    ),
+]
+
+# Tiles of large images and the render-cache warm-up.
+urlpatterns += [path("", include("viewer.urls_tiles"))]

@@ -19,19 +19,40 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from pacs.access import get_instance_for_user, get_series_for_user, get_study_for_user
+from pacs.access import (
+    get_instance_for_user,
+    get_series_for_user,
+    get_study_for_user,
+    studies_for,
+)
 from pacs.models import Instance, Series
+from viewer import views_tiles
 from viewer.actions import do_record_frames_viewed, do_record_study_opened
 from viewer.cache import cached_render
-from viewer.rendering import Rendered, Window
-from viewer.selectors import CT_PRESETS, ordered_instances, study_series
+from viewer.hanging import hang
+from viewer.rendering import VOI_LUT_FUNCTIONS, Rendered, Window
+from viewer.selectors import (
+    latest_prior,
+    ordered_instances,
+    study_key_images,
+    study_series,
+    window_presets,
+)
 
 THUMBNAIL_SIZE = 128
+# Sizes a frame may be scaled down to for a small viewport (a phone needs
+# no 2,000-pixel radiograph). A few fixed steps, not any number, so that the
+# render cache is shared between screens of about the same size.
+SIZE_STEPS = (128, 256, 384, 512, 768, 1024, 1536, 2048)
+MIN_SIZE, MAX_SIZE = 16, 16384
+VOI_INDEX_LIMIT = 1000
+VIEWPORT_COUNT = 4  # the 2x2 layout
 # Far beyond any real window (16-bit values times a rescale slope), but small
 # enough that the arithmetic stays exact in float64.
 WINDOW_LIMIT = 1e7
 # Placeholders that the page's script replaces with UIDs and frame numbers.
 UID_SLOT = "__uid__"
+STUDY_SLOT = "__study__"
 
 
 @require_GET
@@ -39,12 +60,31 @@ UID_SLOT = "__uid__"
 def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
     study = get_study_for_user(request.user, study_uid)
     series_list = list(study_series(study))
+    prior = latest_prior(study, studies_for(request.user))
+    prior_series = list(study_series(prior)) if prior else []
+    hanging = hang(study, series_list, prior, prior_series)
+    modalities = {s.modality for s in [*series_list, *prior_series] if s.modality}
 
     do_record_study_opened(request, study)
+    if prior is not None and hanging.viewports[1:]:
+        do_record_study_opened(request, prior)
     config = {
-        "seriesUrl": reverse("viewer:series", args=[study_uid, UID_SLOT]),
+        "studyUid": study_uid,
+        "seriesUrl": reverse("viewer:series", args=[STUDY_SLOT, UID_SLOT]),
+        "annotationsUrl": reverse("viewer:annotations", args=[STUDY_SLOT]),
+        "keyImagesUrl": reverse("viewer:key_images", args=[study_uid]),
+        "viewerUrl": reverse("viewer:study", args=[STUDY_SLOT]),
+        "reportUrl": reverse("reporting:editor", args=[study_uid]),
+        "studySlot": STUDY_SLOT,
         "uidSlot": UID_SLOT,
-        "firstSeries": series_list[0].series_instance_uid if series_list else None,
+        "layout": hanging.layout,
+        "viewports": [
+            {"study": study_uid_, "series": series_uid}
+            for study_uid_, series_uid in hanging.viewports
+        ],
+        "linked": hanging.linked,
+        "presets": window_presets(sorted(modalities)),
+        "sizeSteps": SIZE_STEPS,
         "labels": viewer_labels(),
     }
     context = {
@@ -52,7 +92,10 @@ def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
         "patient": study.patient,
         "patient_name": study.patient.patient_name.replace("^", " ").strip(),
         "series_list": series_list,
-        "presets": CT_PRESETS,
+        "prior": prior,
+        "prior_series": prior_series,
+        "key_images": study_key_images(study),
+        "viewport_slots": range(VIEWPORT_COUNT),
         "config": config,
     }
     return render(request, "viewer/study.html", context)
@@ -89,19 +132,41 @@ def series_images(
 def frame_png(
     request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, frame: int
 ) -> HttpResponse:
-    """One frame (numbered from 1) as PNG; ``?wc=&ww=`` request a window."""
+    """One frame (numbered from 1) as PNG.
+
+    ``?wc=&ww=`` request a window, ``?voi=N`` the file's N-th VOI choice,
+    ``?fn=`` a VOI LUT function and ``?size=N`` an image no larger than N
+    pixels a side (rounded up to a few fixed sizes, so the cache stays small).
+    """
     instance = get_instance_for_user(request.user, study_uid, series_uid, sop_uid)
     if not 1 <= frame <= max(instance.number_of_frames, 1):
         raise Http404("No such frame.")
     try:
         window = parse_window(request)
+        voi_index = parse_voi_index(request)
+        voi_function = parse_voi_function(request)
+        max_size = parse_size(request, instance)
     except InvalidWindow:
         return HttpResponseBadRequest(
             _("wc and ww must be given together as numbers, with ww at least 1."),
             content_type="text/plain; charset=utf-8",
         )
+    except InvalidRenderOption as error:
+        return HttpResponseBadRequest(
+            str(error), content_type="text/plain; charset=utf-8"
+        )
 
-    rendered = cached_render(instance, frame - 1, window)
+    if request.GET.get("preview") == "1":
+        # A small lossy JPEG while the reader drags W/L (viewer/tiles.py).
+        return views_tiles.preview_response(request, instance, frame - 1, window)
+    rendered = cached_render(
+        instance,
+        frame - 1,
+        window,
+        max_size=max_size,
+        voi_index=voi_index,
+        voi_function=voi_function,
+    )
     do_record_frames_viewed(request, instance.series)
     return png_response(rendered)
 
@@ -142,6 +207,46 @@ def parse_window(request: HttpRequest) -> Window | None:
     if window[1] < 1:
         raise InvalidWindow
     return window
+
+
+class InvalidRenderOption(ValueError):
+    """A ``voi``, ``fn`` or ``size`` query value that cannot be used."""
+
+
+def parse_voi_index(request: HttpRequest) -> int:
+    raw = request.GET.get("voi", "0")
+    if not raw.isdigit() or int(raw) > VOI_INDEX_LIMIT:
+        raise InvalidRenderOption(
+            _("voi must be the number of one of the file's windows.")
+        )
+    return int(raw)
+
+
+def parse_voi_function(request: HttpRequest) -> str | None:
+    raw = request.GET.get("fn")
+    if raw is None:
+        return None
+    if raw.upper() not in VOI_LUT_FUNCTIONS:
+        raise InvalidRenderOption(_("fn must be LINEAR, LINEAR_EXACT or SIGMOID."))
+    return raw.upper()
+
+
+def parse_size(request: HttpRequest, instance: Instance) -> int | None:
+    """The size to scale to, or None for the image as stored (lossless)."""
+    raw = request.GET.get("size")
+    if raw is None:
+        return None
+    if not raw.isdigit() or not MIN_SIZE <= int(raw) <= MAX_SIZE:
+        raise InvalidRenderOption(
+            _("size must be a whole number of pixels from %(min)s to %(max)s.")
+            % {"min": MIN_SIZE, "max": MAX_SIZE}
+        )
+    wanted = int(raw)
+    native = max(instance.rows or 0, instance.columns or 0)
+    step = next((step for step in SIZE_STEPS if step >= wanted), None)
+    if step is None or not native or step >= native:
+        return None
+    return step
 
 
 def png_response(rendered: Rendered) -> HttpResponse:
@@ -198,4 +303,20 @@ def viewer_labels() -> dict[str, str]:
         "loading": _("Loading…"),
         "failed": _("The image could not be loaded."),
         "empty": _("This series has no images."),
+        "zoom": _("Zoom: %(percent)s%%"),
+        "fps": _("%(fps)s fps"),
+        "play": _("Play"),
+        "pause": _("Pause"),
+        "keyImage": _("Key image"),
+        "keyImageEntry": _("Se %(series)s · Im %(image)s · Fr %(frame)s"),
+        "noKeyImages": _("None yet"),
+        "length": _("%(value)s %(unit)s"),
+        "angle": _("%(value)s°"),
+        "roi": _("Mean %(mean)s SD %(sd)s %(unit)s · %(area)s %(area_unit)s"),
+        "probe": _("%(value)s %(unit)s"),
+        "deleteMark": _("Delete this measurement"),
+        "detectorSpacing": _("at the detector"),
+        "voiChoice": _("Window %(n)s: %(explanation)s"),
+        "voiLut": _("VOI LUT %(n)s: %(explanation)s"),
+        "measureFailed": _("The measurement could not be saved."),
     }

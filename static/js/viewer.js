@@ -1,415 +1,259 @@
-// Nimbus diagnostic viewer: stack scrolling, window/level, presets, series.
+// Nimbus diagnostic viewer: the page's entry point.
 //
-// Frames are rendered on the server (lossless PNG). They are fetched with
-// cache: 'no-store' and kept only as in-memory blob URLs, so no image lands
-// in the browser's disk cache; every blob URL dropped is revoked.
-// The page passes its settings in the JSON script tag #viewer-config: no
-// inline script, so a strict Content-Security-Policy can forbid them.
+// Frames are rendered on the server; the modules under viewer/ keep them in
+// memory only (see viewer/frames.js). Nothing is written to localStorage,
+// sessionStorage, IndexedDB or Cache Storage, and there is no service
+// worker: no patient data stays on the reading PC after the page is gone.
+// The page passes its settings in the JSON script tag #viewer-config, with
+// no inline script, so a strict Content-Security-Policy can forbid them.
 
-const PREFETCH_RADIUS = 5;   // neighbours fetched ahead on each side
-const KEEP_RADIUS = 10;      // blob URLs further than this are dropped
-const WL_THROTTLE_MS = 120;  // at most one window request per interval while dragging
-const LOADING_DELAY_MS = 150;
-const SCROLL_DRAG_PX = 8;    // drag distance per image when scrolling by drag
-const WHEEL_STEP_PX = 50;    // touchpad scroll distance per image
+import { config, format, labels } from "./viewer/config.js";
+import { Hub } from "./viewer/hub.js";
+import { attachPointer } from "./viewer/pointer.js";
+
 const PAGE_STEP = 10;
+const root = document.getElementById("viewer");
+const hub = new Hub(root);
+const toolbar = root.querySelector(".viewer-toolbar");
+const voiSelect = document.getElementById("voi-select");
+const cineButton = document.getElementById("cine-toggle");
+const keyList = document.getElementById("key-image-list");
 
-const config = JSON.parse(document.getElementById("viewer-config").textContent);
-const labels = config.labels;
-
-const els = {
-  viewport: document.getElementById("viewport"),
-  image: document.getElementById("viewer-image"),
-  loading: document.getElementById("viewer-loading"),
-  message: document.getElementById("viewer-message"),
-  series: document.getElementById("overlay-series"),
-  instance: document.getElementById("overlay-instance"),
-  frame: document.getElementById("overlay-frame"),
-  position: document.getElementById("overlay-position"),
-  location: document.getElementById("overlay-location"),
-  wl: document.getElementById("overlay-wl"),
-  invert: document.getElementById("tool-invert"),
-};
-
-const state = {
-  seriesUid: null,
-  images: [],
-  index: 0,
-  window: null,        // {wc, ww} chosen by the user; null: each file's default
-  shownWindow: null,   // the window of the image on screen, from the server
-  seriesDefault: null, // the series' default window, for W/L on a fresh series
-  invert: false,
-  tool: "wl",
-  generation: 0,
-  displayedUrl: null,
-};
-
-// url -> {promise, blobUrl, dropped}
-const frames = new Map();
-
-function format(template, values) {
-  return template.replace(/%\((\w+)\)s/g, (_, name) => String(values[name] ?? ""));
+function pressed(selector, on) {
+  for (const button of toolbar.querySelectorAll(selector)) {
+    button.setAttribute("aria-pressed", String(on(button)));
+  }
 }
 
-function clampIndex(index) {
-  return Math.min(Math.max(index, 0), Math.max(state.images.length - 1, 0));
+// --- Toolbar state follows the active viewport ---------------------------
+
+function presetButtons() {
+  return [...toolbar.querySelectorAll("[data-preset][data-modality]")];
 }
 
-function roundWindow(wc, ww) {
-  return { wc: Math.round(wc), ww: Math.max(1, Math.round(ww)) };
+function visiblePresets() {
+  return presetButtons().filter((button) => !button.hidden);
 }
 
-function frameUrl(image) {
-  if (!state.window) return image.url;
-  const query = new URLSearchParams({ wc: state.window.wc, ww: state.window.ww });
-  return `${image.url}?${query}`;
+function refreshToolbar(viewport) {
+  pressed("[data-tool]", (b) => b.dataset.tool === hub.tool);
+  pressed("[data-layout]", (b) => b.dataset.layout === hub.layout);
+  pressed("#link-toggle", () => hub.linked);
+  pressed("#touch-wl", () => hub.touchWl);
+  pressed("[data-action=flip-h]", () => viewport.view.flipH);
+  pressed("[data-action=flip-v]", () => viewport.view.flipV);
+  pressed("#tool-invert", () => viewport.invert);
+  pressed("#key-toggle", () => hub.store.isKey(viewport.image));
+  for (const button of presetButtons()) {
+    button.hidden = button.dataset.modality !== viewport.modality;
+  }
+  refreshVoiMenu(viewport);
+  refreshCine(viewport);
 }
 
-// --- Fetching and the in-memory frame store ---------------------------------
+function refreshVoiMenu(viewport) {
+  const choices = (viewport.facts && viewport.facts.voi_choices) || [];
+  voiSelect.closest("label").hidden = choices.length < 2;
+  const wanted = choices.map((choice) => String(choice.index)).join(",");
+  if (voiSelect.dataset.choices !== wanted) {
+    voiSelect.replaceChildren(...choices.map((choice) => {
+      const option = document.createElement("option");
+      option.value = choice.index;
+      const template = choice.kind === "lut" ? labels.voiLut : labels.voiChoice;
+      option.textContent = format(template, {
+        n: choice.index + 1,
+        explanation: choice.explanation
+          || (choice.center !== null ? `${choice.center}/${choice.width}` : ""),
+      });
+      return option;
+    }));
+    voiSelect.dataset.choices = wanted;
+  }
+  voiSelect.value = String(viewport.window ? "" : viewport.voi);
+}
 
-function loadFrame(url) {
-  const known = frames.get(url);
-  if (known) return known.promise;
+function refreshCine(viewport) {
+  const image = viewport.image;
+  const fps = viewport.facts && viewport.facts.cine_fps;
+  cineButton.disabled = !(image && image.number_of_frames > 1);
+  cineButton.setAttribute("aria-pressed", String(viewport.playing));
+  cineButton.textContent = viewport.playing ? labels.pause : labels.play;
+  cineButton.dataset.fps = fps || "";
+}
 
-  const entry = { blobUrl: null, dropped: false, promise: null };
-  entry.promise = fetch(url, { cache: "no-store", credentials: "same-origin" })
-    .then(async (response) => {
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const blob = await response.blob();
-      const blobUrl = URL.createObjectURL(blob);
-      if (entry.dropped) URL.revokeObjectURL(blobUrl);
-      else entry.blobUrl = blobUrl;
-      return {
-        blobUrl,
-        wc: response.headers.get("X-Window-Center"),
-        ww: response.headers.get("X-Window-Width"),
-        error: response.headers.get("X-Render-Error") === "1",
-      };
+function renderKeyImages(keyImages) {
+  if (!keyImages.length) {
+    const none = document.createElement("li");
+    none.className = "key-image-none";
+    none.textContent = labels.noKeyImages;
+    keyList.replaceChildren(none);
+    return;
+  }
+  keyList.replaceChildren(...keyImages.map((key) => {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "key-image-link";
+    button.dataset.seriesUid = key.series_instance_uid;
+    button.dataset.sopUid = key.sop_instance_uid;
+    button.dataset.frame = key.frame;
+    button.textContent = format(labels.keyImageEntry, {
+      series: key.series_number ?? "–",
+      image: key.instance_number ?? "–",
+      frame: key.frame,
     });
-  entry.promise.catch(() => {
-    if (frames.get(url) === entry) frames.delete(url);
-  });
-  frames.set(url, entry);
-  return entry.promise;
+    item.append(button);
+    return item;
+  }));
 }
 
-function dropFrame(url) {
-  const entry = frames.get(url);
-  if (!entry) return;
-  entry.dropped = true;
-  if (entry.blobUrl) URL.revokeObjectURL(entry.blobUrl);
-  frames.delete(url);
-}
-
-function evictFrames() {
-  const keep = new Set([state.displayedUrl]);
-  for (let d = -KEEP_RADIUS; d <= KEEP_RADIUS; d += 1) {
-    const image = state.images[state.index + d];
-    if (image) keep.add(frameUrl(image));
-  }
-  for (const url of [...frames.keys()]) {
-    if (!keep.has(url)) dropFrame(url);
-  }
-}
-
-function prefetchNeighbours() {
-  for (let d = 1; d <= PREFETCH_RADIUS; d += 1) {
-    for (const index of [state.index + d, state.index - d]) {
-      const image = state.images[index];
-      if (image) loadFrame(frameUrl(image)).catch(() => {});
-    }
-  }
-}
-
-// --- Display -------------------------------------------------------------------
-
-function setLoading(on) {
-  els.loading.hidden = !on;
-}
-
-function showMessage(text) {
-  els.message.textContent = text;
-  els.message.hidden = !text;
-}
-
-async function show(index, { prefetch = true } = {}) {
-  if (!state.images.length) return;
-  state.index = clampIndex(index);
-  const generation = ++state.generation;
-  const url = frameUrl(state.images[state.index]);
-  updateImageOverlay();
-
-  const timer = setTimeout(() => setLoading(true), LOADING_DELAY_MS);
-  try {
-    const frame = await loadFrame(url);
-    if (generation !== state.generation) return;
-    els.image.src = frame.blobUrl;
-    state.displayedUrl = url;
-    state.shownWindow = frame.wc !== null && frame.ww !== null
-      ? { wc: Number(frame.wc), ww: Number(frame.ww) }
-      : null;
-    showMessage("");
-    updateWindowOverlay();
-  } catch {
-    if (generation === state.generation) showMessage(labels.failed);
-  } finally {
-    clearTimeout(timer);
-    if (generation === state.generation) setLoading(false);
-  }
-
-  if (generation !== state.generation) return;
-  if (prefetch) prefetchNeighbours();
-  evictFrames();
-}
-
-function updateImageOverlay() {
-  const image = state.images[state.index];
-  els.position.textContent = format(labels.position, {
-    n: state.index + 1,
-    total: state.images.length,
-  });
-  els.instance.textContent = image.instance_number === null
-    ? ""
-    : format(labels.instance, { number: image.instance_number });
-  els.frame.textContent = image.number_of_frames > 1
-    ? format(labels.frame, { n: image.frame, total: image.number_of_frames })
-    : "";
-  els.location.textContent = image.slice_position === null
-    ? ""
-    : format(labels.location, { mm: image.slice_position.toFixed(1) });
-}
-
-function currentWindow() {
-  return state.window || state.shownWindow;
-}
-
-function updateWindowOverlay() {
-  const shown = currentWindow();
-  els.wl.textContent = shown
-    ? format(labels.window, { ww: Math.round(shown.ww), wc: Math.round(shown.wc) })
-    : "";
-}
-
-function updateSeriesOverlay(series) {
-  const number = series.series_number === null ? "" : series.series_number;
-  els.series.textContent = format(labels.series, {
-    number,
-    description: series.series_description,
-  });
-}
-
-// --- Series ---------------------------------------------------------------------
-
-async function openSeries(seriesUid) {
-  const url = config.seriesUrl.replace(config.uidSlot, encodeURIComponent(seriesUid));
-  for (const thumb of document.querySelectorAll(".series-thumb")) {
-    const active = thumb.dataset.seriesUid === seriesUid;
-    thumb.classList.toggle("active", active);
-    thumb.setAttribute("aria-pressed", String(active));
-  }
-  setLoading(true);
-  state.generation += 1;
-
-  let series;
-  try {
-    const response = await fetch(url, { cache: "no-store", credentials: "same-origin" });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    series = await response.json();
-  } catch {
-    setLoading(false);
-    showMessage(labels.failed);
-    return;
-  }
-
-  state.seriesUid = seriesUid;
-  state.images = series.images;
-  state.window = null;
-  state.shownWindow = null;
-  state.seriesDefault = series.default_window
-    ? { wc: series.default_window.center, ww: series.default_window.width }
-    : null;
-  state.displayedUrl = null;
-  evictFrames();
-  updateSeriesOverlay(series);
-  setLoading(false);
-
-  if (!state.images.length) {
-    els.image.removeAttribute("src");
-    showMessage(labels.empty);
-    return;
-  }
-  await show(0);
-}
-
-// --- Window / level -------------------------------------------------------------
-
-let wlTimer = null;
-let wlLastRequest = 0;
-
-function requestWindowedFrame() {
-  const wait = WL_THROTTLE_MS - (performance.now() - wlLastRequest);
-  clearTimeout(wlTimer);
-  const fire = () => {
-    wlLastRequest = performance.now();
-    show(state.index, { prefetch: false });
-  };
-  if (wait <= 0) fire();
-  else wlTimer = setTimeout(fire, wait);
-}
-
-function setWindow(wc, ww, { throttled = false } = {}) {
-  state.window = roundWindow(wc, ww);
-  updateWindowOverlay();
-  if (throttled) requestWindowedFrame();
-  else show(state.index);
-}
+// --- Actions -----------------------------------------------------------------
 
 function applyPreset(button) {
-  setWindow(Number(button.dataset.wc), Number(button.dataset.ww));
+  const viewport = hub.active;
+  if (button.dataset.preset === "auto") viewport.setVoi(0);
+  else viewport.setWindow(Number(button.dataset.wc), Number(button.dataset.ww));
 }
 
-function reset() {
-  state.window = null;
-  setInvert(false);
-  show(state.index);
+function toggleCine() {
+  const viewport = hub.active;
+  if (viewport.playing) viewport.stopCine();
+  else viewport.playCine(Number(cineButton.dataset.fps) || 10);
+  refreshCine(viewport);
 }
 
-function setInvert(on) {
-  state.invert = on;
-  els.image.classList.toggle("inverted", on);
-  els.invert.setAttribute("aria-pressed", String(on));
+// A series in a window of its own (a second monitor), kept in step by
+// BroadcastChannel; "noopener" so neither page can script the other.
+function openWindow() {
+  const viewport = hub.active;
+  if (!viewport.seriesUid) return;
+  const url = new URL(config.viewerUrl.replace(config.studySlot, viewport.studyUid),
+    window.location.href);
+  url.searchParams.set("series", viewport.seriesUid);
+  url.searchParams.set("layout", "1x1");
+  window.open(url, `nimbus-series-${viewport.seriesUid}`, "noopener");
 }
 
-function setTool(tool) {
-  state.tool = tool;
-  for (const button of document.querySelectorAll("[data-tool]")) {
-    button.setAttribute("aria-pressed", String(button.dataset.tool === tool));
-  }
-  els.viewport.dataset.tool = tool;
-}
+const ACTIONS = {
+  rotate: () => hub.active.rotate(),
+  "flip-h": () => hub.active.flip("h"),
+  "flip-v": () => hub.active.flip("v"),
+  invert: () => hub.active.setInvert(!hub.active.invert),
+  reset: () => hub.active.reset(),
+  cine: toggleCine,
+  link: () => hub.setLinked(!hub.linked),
+  key: () => hub.toggleKey().then((list) => list && renderKeyImages(list)),
+  "open-window": openWindow,
+  "open-report": () => window.open(config.reportUrl, "nimbus-report", "noopener"),
+  "touch-wl": () => {
+    hub.touchWl = !hub.touchWl;
+  },
+};
 
-// --- Input ------------------------------------------------------------------------
+// --- Keyboard ------------------------------------------------------------------
 
-let drag = null;
-
-function onPointerDown(event) {
-  const wantsWl = event.button === 2 || (event.button === 0 && state.tool === "wl");
-  const mode = wantsWl ? "wl" : event.button === 0 ? "scroll" : null;
-  if (!mode || !state.images.length) return;
-  const start = currentWindow() || state.seriesDefault;
-  if (mode === "wl" && !start) return; // a colour image has no window
-  event.preventDefault();
-  els.viewport.focus({ preventScroll: true });
-  els.viewport.setPointerCapture(event.pointerId);
-  drag = {
-    mode,
-    x: event.clientX,
-    y: event.clientY,
-    travelled: 0,
-    start,
-    // Wide windows (CT, 16-bit MR) need bigger steps than 8-bit ones.
-    sensitivity: start ? Math.max(0.5, start.ww / 300) : 1,
-  };
-}
-
-function onPointerMove(event) {
-  if (!drag) return;
-  const dx = event.clientX - drag.x;
-  const dy = event.clientY - drag.y;
-  if (drag.mode === "wl") {
-    setWindow(
-      drag.start.wc + dy * drag.sensitivity,
-      drag.start.ww + dx * drag.sensitivity,
-      { throttled: true },
-    );
-    return;
-  }
-  const steps = Math.trunc((dy - drag.travelled) / SCROLL_DRAG_PX);
-  if (steps) {
-    drag.travelled += steps * SCROLL_DRAG_PX;
-    show(state.index + steps);
-  }
-}
-
-function onPointerUp(event) {
-  if (!drag) return;
-  const finished = drag;
-  drag = null;
-  if (els.viewport.hasPointerCapture(event.pointerId)) {
-    els.viewport.releasePointerCapture(event.pointerId);
-  }
-  if (finished.mode === "wl" && state.window) {
-    clearTimeout(wlTimer);
-    show(state.index);
-  }
-}
-
-let wheelTravel = 0;
-
-// One image per mouse-wheel notch; a touchpad's small deltas add up first.
-function onWheel(event) {
-  if (!state.images.length) return;
-  event.preventDefault();
-  const pixels = event.deltaMode === WheelEvent.DOM_DELTA_PIXEL;
-  if (!pixels || Math.abs(event.deltaY) >= WHEEL_STEP_PX) {
-    wheelTravel = 0;
-    show(state.index + Math.sign(event.deltaY));
-    return;
-  }
-  wheelTravel += event.deltaY;
-  if (Math.abs(wheelTravel) < WHEEL_STEP_PX) return;
-  show(state.index + Math.sign(wheelTravel));
-  wheelTravel = 0;
-}
-
+const KEY_TOOLS = { w: "wl", s: "scroll", z: "zoom", p: "pan", l: "length",
+  a: "angle", e: "ellipse", d: "probe" };
+const KEY_ACTIONS = { r: "rotate", h: "flip-h", v: "flip-v", i: "invert", x: "reset",
+  c: "cine", y: "link", k: "key" };
 const KEY_MOVES = {
-  ArrowDown: (i) => i + 1,
-  ArrowRight: (i) => i + 1,
-  ArrowUp: (i) => i - 1,
-  ArrowLeft: (i) => i - 1,
-  PageDown: (i) => i + PAGE_STEP,
-  PageUp: (i) => i - PAGE_STEP,
+  ArrowDown: (v) => v.current + 1,
+  ArrowRight: (v) => v.current + 1,
+  ArrowUp: (v) => v.current - 1,
+  ArrowLeft: (v) => v.current - 1,
+  PageDown: (v) => v.current + PAGE_STEP,
+  PageUp: (v) => v.current - PAGE_STEP,
   Home: () => 0,
-  End: () => state.images.length - 1,
+  End: (v) => v.images.length - 1,
 };
 
 function onKeyDown(event) {
   const target = event.target;
   if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
   if (event.altKey || event.ctrlKey || event.metaKey) return;
-  const move = KEY_MOVES[event.key];
-  if (!move || !state.images.length) return;
-  event.preventDefault();
-  show(move(state.index));
+  const viewport = hub.active;
+  const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+  if (KEY_MOVES[key] && viewport.hasImages) {
+    event.preventDefault();
+    viewport.show(KEY_MOVES[key](viewport), { source: "user" });
+  } else if (KEY_TOOLS[key]) {
+    hub.setTool(KEY_TOOLS[key]);
+  } else if (KEY_ACTIONS[key]) {
+    ACTIONS[KEY_ACTIONS[key]]();
+  } else if (key === "Escape") {
+    hub.cancelDraft();
+  } else if (key === "0") {
+    viewport.setVoi(0);
+  } else if (/^[1-9]$/.test(key)) {
+    const preset = visiblePresets()[Number(key) - 1];
+    if (preset) applyPreset(preset);
+  } else {
+    return;
+  }
+  refreshToolbar(viewport);
 }
 
-function bind() {
-  const { viewport } = els;
-  viewport.addEventListener("pointerdown", onPointerDown);
-  viewport.addEventListener("pointermove", onPointerMove);
-  viewport.addEventListener("pointerup", onPointerUp);
-  viewport.addEventListener("pointercancel", onPointerUp);
-  viewport.addEventListener("contextmenu", (event) => event.preventDefault());
-  viewport.addEventListener("wheel", onWheel, { passive: false });
-  document.addEventListener("keydown", onKeyDown);
+// --- Start ---------------------------------------------------------------------
 
-  for (const thumb of document.querySelectorAll(".series-thumb")) {
-    thumb.addEventListener("click", () => openSeries(thumb.dataset.seriesUid));
+function bind() {
+  for (const viewport of hub.viewports) attachPointer(viewport, hub);
+  hub.onChange(refreshToolbar);
+
+  toolbar.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button) return;
+    if (button.dataset.tool) hub.setTool(button.dataset.tool);
+    else if (button.dataset.preset) applyPreset(button);
+    else if (button.dataset.layout) hub.setLayout(button.dataset.layout);
+    else if (ACTIONS[button.dataset.action]) ACTIONS[button.dataset.action]();
+    refreshToolbar(hub.active);
+  });
+  voiSelect.addEventListener("change", () => hub.active.setVoi(Number(voiSelect.value)));
+  for (const thumb of root.querySelectorAll(".series-thumb")) {
+    thumb.addEventListener("click", () => {
+      hub.openInActive(thumb.dataset.studyUid, thumb.dataset.seriesUid);
+    });
   }
-  for (const button of document.querySelectorAll("[data-preset]")) {
-    button.addEventListener("click", () => applyPreset(button));
-  }
-  for (const button of document.querySelectorAll("[data-tool]")) {
-    button.addEventListener("click", () => setTool(button.dataset.tool));
-  }
-  els.invert.addEventListener("click", () => setInvert(!state.invert));
-  document.getElementById("tool-reset").addEventListener("click", reset);
+  keyList.addEventListener("click", (event) => {
+    const link = event.target.closest(".key-image-link");
+    if (link) hub.showKeyImage(link.dataset.seriesUid, link.dataset.sopUid, Number(link.dataset.frame));
+  });
+  document.addEventListener("keydown", onKeyDown);
   window.addEventListener("pagehide", () => {
-    for (const url of [...frames.keys()]) dropFrame(url);
+    for (const viewport of hub.viewports) viewport.frames.clear();
   });
 }
 
-bind();
-setTool(state.tool);
-if (config.firstSeries) openSeries(config.firstSeries);
-else showMessage(labels.empty);
+// The hanging protocol's layout, unless the page was opened for one series
+// (a second window) or the screen is a phone's.
+function opening() {
+  const params = new URLSearchParams(window.location.search);
+  const series = params.get("series");
+  if (series) {
+    return { layout: params.get("layout") || "1x1", viewports: [{ study: config.studyUid, series }] };
+  }
+  if (window.matchMedia("(max-width: 800px)").matches) {
+    return { layout: "1x1", viewports: config.viewports.slice(0, 1) };
+  }
+  return { layout: config.layout, viewports: config.viewports, linked: config.linked };
+}
+
+async function start() {
+  bind();
+  hub.setTool("wl");
+  hub.viewports[0].el.classList.add("active");
+  hub.store.loadKeyImages().then(renderKeyImages).catch(() => {});
+  const plan = opening();
+  if (!plan.viewports.length) {
+    hub.viewports[0].showMessage(labels.empty);
+    return;
+  }
+  hub.setLayout(plan.layout, plan.viewports);
+  if (plan.linked) {
+    await Promise.all(hub.visible().map((v) => v.ready));
+    hub.setLinked(true);
+  }
+  refreshToolbar(hub.active);
+}
+
+start();

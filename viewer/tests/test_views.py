@@ -63,7 +63,7 @@ def test_it_shows_the_viewer_page_to_a_radiologist(client_a, ct_study):
     assert 'id="viewer-image"' in html
     assert 'id="overlay-wl"' in html and 'id="overlay-position"' in html
     assert html.count('class="series-thumb') == 1
-    assert 'data-preset="lung"' in html and 'data-preset="brain"' in html
+    assert 'data-modality="CT"' in html and ">Lung</button>" in html
     assert ct_study.patient.patient_id in html
     assert 'type="module"' in html and "js/viewer.js" in html
 

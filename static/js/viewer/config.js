@@ -1,0 +1,48 @@
+// The page's settings (the JSON script tag #viewer-config), text and requests.
+
+export const config = JSON.parse(document.getElementById("viewer-config").textContent);
+export const labels = config.labels;
+const csrfToken = document.getElementById("viewer").dataset.csrfToken;
+
+export function format(template, values) {
+  return template.replace(/%\((\w+)\)s/g, (_, name) => String(values[name] ?? ""));
+}
+
+export function number(value, digits = 1) {
+  return Number(value).toFixed(digits);
+}
+
+export function seriesUrl(studyUid, seriesUid) {
+  return config.seriesUrl
+    .replace(config.studySlot, encodeURIComponent(studyUid))
+    .replace(config.uidSlot, encodeURIComponent(seriesUid));
+}
+
+export function studyUrl(template, studyUid) {
+  return template.replace(config.studySlot, encodeURIComponent(studyUid));
+}
+
+// A frame's own endpoints sit under its PNG's path: .../frames/3.png ->
+// .../frames/3/info.json, .../frames/3/annotations/, .../frames/3/key.
+export function frameEndpoint(image, leaf) {
+  return `${image.url.replace(/\.png$/, "")}/${leaf}`;
+}
+
+export async function getJson(url) {
+  const response = await fetch(url, { cache: "no-store", credentials: "same-origin" });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return response.json();
+}
+
+export async function send(method, url, body) {
+  const response = await fetch(url, {
+    method,
+    cache: "no-store",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = response.status === 204 ? null : await response.json();
+  if (!response.ok) throw Object.assign(new Error(`HTTP ${response.status}`), { data });
+  return data;
+}
