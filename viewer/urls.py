@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from viewer import views, views_mpr, views_tools
 
@@ -73,3 +73,6 @@ urlpatterns += [
         name="key_images",
     ),
 ]
+
+# Tiles of large images and the render-cache warm-up.
+urlpatterns += [path("", include("viewer.urls_tiles"))]

@@ -26,6 +26,7 @@ from pacs.access import (
     studies_for,
 )
 from pacs.models import Instance, Series
+from viewer import views_tiles
 from viewer.actions import do_record_frames_viewed, do_record_study_opened
 from viewer.cache import cached_render
 from viewer.hanging import hang
@@ -155,6 +156,9 @@ def frame_png(
             str(error), content_type="text/plain; charset=utf-8"
         )
 
+    if request.GET.get("preview") == "1":
+        # A small lossy JPEG while the reader drags W/L (viewer/tiles.py).
+        return views_tiles.preview_response(request, instance, frame - 1, window)
     rendered = cached_render(
         instance,
         frame - 1,
