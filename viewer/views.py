@@ -319,4 +319,6 @@ def viewer_labels() -> dict[str, str]:
         "voiChoice": _("Window %(n)s: %(explanation)s"),
         "voiLut": _("VOI LUT %(n)s: %(explanation)s"),
         "measureFailed": _("The measurement could not be saved."),
+        "seriesProgress": _("Series loaded: %(loaded)s of %(total)s images"),
+        "lossyPreview": _("Lossy preview"),
     }

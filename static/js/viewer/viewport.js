@@ -5,10 +5,15 @@
 // both together and a pointer maps back to the same image pixel.
 
 import { config, format, getJson, labels, seriesUrl } from "./config.js";
-import { FrameStore } from "./frames.js";
+import {
+  FrameLoader,
+  LatestOnly,
+  attachLossyMarker,
+  attachProgress,
+  requestWarmUp,
+} from "../frame-loader.js";
 import { fitScale, freshView, viewMatrix, zoomAbout } from "./geometry.js";
 
-const PREFETCH_RADIUS = 5;
 const KEEP_RADIUS = 10;
 const WL_THROTTLE_MS = 120;
 const LOADING_DELAY_MS = 150;
@@ -30,7 +35,11 @@ export class Viewport {
       "location", "zoom", "wl", "study", "description"]) {
       this.overlay[name] = element.querySelector(`.ov-${name}`);
     }
-    this.frames = new FrameStore();
+    // Prefetches the whole series, nearest first, six at a time (frame-loader.js).
+    this.frames = new FrameLoader();
+    attachProgress(this.frames, element, labels.seriesProgress);
+    this.lossyMarker = attachLossyMarker(element, labels.lossyPreview);
+    this.previews = new LatestOnly((frame) => this.showPreview(frame));
     this.studyUid = null;
     this.seriesUid = null;
     this.modality = "";
@@ -80,6 +89,7 @@ export class Viewport {
     let series;
     try {
       series = await getJson(seriesUrl(studyUid, seriesUid));
+      requestWarmUp(seriesUrl(studyUid, seriesUid));
     } catch {
       this.setLoading(false);
       this.showMessage(labels.failed);
@@ -179,10 +189,13 @@ export class Viewport {
     this.hub.frameChanged(this);
 
     const timer = setTimeout(() => this.setLoading(true), LOADING_DELAY_MS);
+    this.previews.cancel();
     try {
       const frame = await this.frames.load(url);
       if (generation !== this.generation) return;
       this.img.src = frame.blobUrl;
+      this.lossyMarker.hidden = true;
+      this.previews.release();
       this.displayedUrl = url;
       this.shownWindow = frame.wc !== null && frame.ww !== null
         ? { wc: Number(frame.wc), ww: Number(frame.ww) }
@@ -201,12 +214,14 @@ export class Viewport {
   }
 
   prefetch() {
-    for (let d = 1; d <= PREFETCH_RADIUS; d += 1) {
-      for (const index of [this.current + d, this.current - d]) {
-        const image = this.images[index];
-        if (image) this.frames.load(this.frameUrl(image)).catch(() => {});
-      }
-    }
+    this.frames.prefetch(this.images.map((image) => this.frameUrl(image)), this.current);
+  }
+
+  // A small lossy JPEG while W/L is dragged; show() puts the lossless frame back.
+  showPreview(frame) {
+    if (!this.image) return;
+    this.img.src = frame.blobUrl;
+    this.lossyMarker.hidden = false;
   }
 
   evict() {
@@ -241,7 +256,8 @@ export class Viewport {
     clearTimeout(this.wlTimer);
     const fire = () => {
       this.wlLast = performance.now();
-      this.show(this.current, { prefetch: false });
+      const url = this.frameUrl(this.image);
+      this.previews.request(`${url}${url.includes("?") ? "&" : "?"}preview=1`);
     };
     if (wait <= 0) fire();
     else this.wlTimer = setTimeout(fire, wait);
