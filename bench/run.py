@@ -383,6 +383,13 @@ def main() -> int:
                     server, one, four, small, size_mb, args.repeat
                 )
     print_table(rows, args)
+
+    # Imported here: bench/viewer.py builds on this module.
+    from bench.viewer import print_viewer_table, viewer_section
+
+    print_viewer_table(
+        viewer_section(args.slices, args.repeat), args.slices, args.repeat
+    )
     return 0
 
 
