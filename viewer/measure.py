@@ -10,7 +10,12 @@ from pacs.models import Instance
 from viewer import measurements
 from viewer.measurements import MeasurementError, Point
 from viewer.models import AnnotationKind
-from viewer.rendering import load_dataset, load_header
+from viewer.rendering import (
+    RenderError,
+    check_renderable,
+    load_dataset,
+    load_header,
+)
 
 POINT_COUNTS = {
     AnnotationKind.LENGTH: 2,
@@ -52,6 +57,11 @@ def measure(
 ) -> dict[str, object]:
     """What an annotation measures, in mm (px without spacing) and modality units."""
     needs_pixels = kind in (AnnotationKind.ELLIPSE, AnnotationKind.PROBE)
+    if needs_pixels:
+        try:
+            check_renderable(instance, frame_index)
+        except RenderError as error:
+            raise MeasurementError(str(error)) from error
     ds = load_dataset(instance) if needs_pixels else load_header(instance)
     return MEASURES[AnnotationKind(kind)](ds, frame_index, points)
 

@@ -11,7 +11,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import (
+    require_GET,
+    require_http_methods,
+    require_POST,
+)
 from pydicom.errors import InvalidDicomError
 
 from pacs.access import get_instance_for_user, get_study_for_user
@@ -52,19 +56,13 @@ def frame_facts(
     return JsonResponse(info)
 
 
-@require_http_methods(["GET", "POST"])
+@require_POST
 @login_required
 def frame_annotations(
     request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, frame: int
 ) -> JsonResponse:
-    """GET: the reader's annotations on the frame; POST: measure and save one."""
+    """Measure the posted points on the frame and save them as the reader's."""
     instance = frame_instance(request, study_uid, series_uid, sop_uid, frame)
-    if request.method == "GET":
-        mine = user_annotations(request.user, instance.series.study).filter(
-            instance=instance, frame_number=frame
-        )
-        return JsonResponse({"annotations": [annotation_json(a) for a in mine]})
-
     try:
         body = json_body(request)
         kind = str(body.get("kind", ""))

@@ -404,3 +404,18 @@ def test_it_applies_a_requested_voi_lut_function(client_a, ct_slice):
 )
 def test_it_refuses_render_options_it_cannot_use(client_a, ct_slice, query):
     assert frame(client_a, ct_slice, **query).status_code == 400
+
+
+@pytest.mark.django_db
+def test_it_refuses_an_roi_on_an_image_whose_pixels_are_incomplete(
+    client_a, ingest, tmp_path
+):
+    ds = pydicom.dcmread(CT_SLICE)
+    ds.PixelData = ds.PixelData[:1000]
+    ds.save_as(tmp_path / "truncated.dcm")
+    instance = ingest(tmp_path / "truncated.dcm")
+
+    response = annotate(client_a, instance, "ellipse", [[10, 10], [40, 40]])
+
+    assert response.status_code == 400
+    assert "incomplete" in response.json()["detail"]

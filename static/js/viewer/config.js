@@ -4,8 +4,11 @@ export const config = JSON.parse(document.getElementById("viewer-config").textCo
 export const labels = config.labels;
 const csrfToken = document.getElementById("viewer").dataset.csrfToken;
 
+// Python's %-format as gettext leaves it: %(name)s slots and %% for "%".
 export function format(template, values) {
-  return template.replace(/%\((\w+)\)s/g, (_, name) => String(values[name] ?? ""));
+  return template
+    .replace(/%\((\w+)\)s/g, (_, name) => String(values[name] ?? ""))
+    .replace(/%%/g, "%");
 }
 
 export function number(value, digits = 1) {
