@@ -119,6 +119,16 @@ class Server:
             total += times.children_system
         return total
 
+    def pss(self) -> int:
+        """Proportional set size: forked processes' shared pages counted once."""
+        total = 0
+        for process in self.processes():
+            try:
+                total += process.memory_full_info().pss
+            except psutil.Error:
+                continue
+        return total
+
     def rss(self) -> int:
         total = 0
         for process in self.processes():
@@ -285,7 +295,40 @@ def ingest(
         while server.instances_in_study(study_uid) < len(files):
             if time.monotonic() - started > 600:
                 raise TimeoutError(f"{server.name} did not index the series")
-            time.sleep(0.05)
+            time.sleep(0.1)
+    return time.monotonic() - started
+
+
+STOW_PARTS_PER_REQUEST = 50
+
+
+def stow_series(server: Server, study_uid: str, files: list[Path]) -> float:
+    """Seconds to store ``files`` with STOW-RS, 50 a request, until queryable."""
+    boundary = "nimbus-bench-boundary"
+    headers = {
+        **server.headers,
+        "Accept": "application/dicom+json",
+        "Content-Type": f'multipart/related; type="application/dicom"; '
+        f"boundary={boundary}",
+    }
+    started = time.monotonic()
+    for start in range(0, len(files), STOW_PARTS_PER_REQUEST):
+        body = b"".join(
+            f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+            + path.read_bytes()
+            + b"\r\n"
+            for path in files[start : start + STOW_PARTS_PER_REQUEST]
+        )
+        body += f"--{boundary}--\r\n".encode()
+        response = requests.post(
+            server.qido_base + "/studies", data=body, headers=headers, timeout=600
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"STOW-RS to {server.name}: {response.status_code}")
+    while server.instances_in_study(study_uid) < len(files):
+        if time.monotonic() - started > 600:
+            raise TimeoutError(f"{server.name} did not index the STOW-RS series")
+        time.sleep(0.1)
     return time.monotonic() - started
 
 
@@ -368,6 +411,7 @@ def main() -> int:
         print(f"generating {args.slices} CT slices and {args.studies} small studies")
         one = generate_series(tmp / "series-1", args.slices)
         four = generate_series(tmp / "series-4", args.slices)
+        stow = generate_series(tmp / "series-stow", args.slices)
         small = generate_studies(tmp / "small", args.studies)
         size_mb = sum(p.stat().st_size for p in one[1]) / 1e6
 
@@ -380,7 +424,7 @@ def main() -> int:
             with starters[name](tmp / name) as server:
                 print(f"measuring {server.name}")
                 rows[server.name] = measure(
-                    server, one, four, small, size_mb, args.repeat
+                    server, one, four, stow, small, size_mb, args.repeat
                 )
     print_table(rows, args)
 
@@ -397,12 +441,16 @@ def measure(
     server: Server,
     one: tuple[str, list[Path]],
     four: tuple[str, list[Path]],
+    stow: tuple[str, list[Path]],
     small: list[Path],
     size_mb: float,
     repeat: int,
 ) -> dict[str, str]:
     time.sleep(3)
-    row = {"idle memory (MB)": f"{server.rss() / 1e6:.0f}"}
+    row = {
+        "idle memory RSS (MB)": f"{server.rss() / 1e6:.0f}",
+        "idle memory PSS (MB)": f"{server.pss() / 1e6:.0f}",
+    }
     for label, (study, files), associations in (("1", one, 1), ("4", four, 4)):
         cpu_before = server.cpu_seconds()
         seconds = ingest(server, study, files, associations)
@@ -410,6 +458,8 @@ def measure(
         row[f"ingest x{label} (inst/s)"] = f"{len(files) / seconds:.0f}"
         row[f"ingest x{label} (MB/s)"] = f"{size_mb / seconds:.1f}"
         row[f"ingest x{label} CPU per instance (ms)"] = f"{cpu_ms:.1f}"
+    seconds = stow_series(server, *stow)
+    row["STOW-RS (inst/s)"] = f"{len(stow[1]) / seconds:.0f}"
     row["series retrieve (s)"] = f"{retrieve_series_seconds(server, one[0]):.2f}"
 
     for count in (1_000, len(small)) if small else ():
@@ -421,9 +471,10 @@ def measure(
         page = latency_ms(lambda: server.get("/studies", limit="100"), repeat)
         row[f"QIDO exact @{count} p50/p95 (ms)"] = f"{exact[0]:.1f} / {exact[1]:.1f}"
         row[f"QIDO page 100 @{count} p50/p95 (ms)"] = f"{page[0]:.1f} / {page[1]:.1f}"
-    row["peak memory (MB)"] = f"{server.peak_rss / 1e6:.0f}"
+    row["peak memory RSS (MB)"] = f"{server.peak_rss / 1e6:.0f}"
     time.sleep(3)
-    row["idle memory after (MB)"] = f"{server.rss() / 1e6:.0f}"
+    row["idle memory RSS after (MB)"] = f"{server.rss() / 1e6:.0f}"
+    row["idle memory PSS after (MB)"] = f"{server.pss() / 1e6:.0f}"
     return row
 
 

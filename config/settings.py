@@ -38,7 +38,6 @@ SHARED_APPS = [
     # Before django_tenants, so that our create_tenant command replaces its own.
     "tenants",
     "django_tenants",
-    "daphne",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -263,6 +262,9 @@ NIMBUS_DICOM_HOST = env_str("NIMBUS_DICOM_HOST", "0.0.0.0")  # noqa: S104 - a li
 NIMBUS_DICOM_PORT = env_int("NIMBUS_DICOM_PORT", 11112)
 NIMBUS_DICOM_AE_TITLE = env_str("NIMBUS_DICOM_AE_TITLE", "NIMBUS")
 NIMBUS_DICOM_MAX_ASSOCIATIONS = env_int("NIMBUS_DICOM_MAX_ASSOCIATIONS", 200)
+# Listener processes sharing the port (SO_REUSEPORT): one process is bound to
+# one core by Python's GIL, and many modalities send at once.
+NIMBUS_DICOM_PROCESSES = env_int("NIMBUS_DICOM_PROCESSES", 1)
 # Person-name matching in C-FIND and QIDO-RS (PS3.4 C.2.2.2.1 leaves case to
 # the archive): case-insensitive, except for the tenant schemas listed.
 NIMBUS_PN_CASE_INSENSITIVE = env_bool("NIMBUS_PN_CASE_INSENSITIVE", True)

@@ -18,9 +18,11 @@ def commands(
         "web": [python, "-m", "daphne", "-b", web_host, "-p", web_port]
         + ["config.asgi:application"],
         "dicom": listener,
-        # Mingle and gossip only slow a start-up: workers share nothing by them.
+        # One process with threads: ingest batches of one study take turns on
+        # its row lock anyway, and a forked pool would hold three copies of
+        # Django in memory. Mingle and gossip only slow a start-up.
         "worker": celery
-        + ["worker", "--loglevel", "INFO", "--concurrency", "2"]
+        + ["worker", "--loglevel", "INFO", "--pool", "threads", "--concurrency", "4"]
         + ["--without-mingle", "--without-gossip"],
         "beat": celery
         + ["beat", "--loglevel", "INFO"]

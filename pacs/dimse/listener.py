@@ -273,13 +273,39 @@ class NoDelayAssociationServer(ThreadedAssociationServer):
         return client_socket, address
 
 
-def serve(host: str, port: int, stop: threading.Event | None = None) -> None:
-    """Run the listener until ``stop`` is set, sweeping the spool each minute."""
+class SharedPortAssociationServer(NoDelayAssociationServer):
+    """One of several listener processes bound to one port (SO_REUSEPORT).
+
+    The kernel spreads new associations over the processes; each has its
+    own interpreter, so the listeners are not held to one core by the GIL.
+    """
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+
+def serve(
+    host: str,
+    port: int,
+    stop: threading.Event | None = None,
+    *,
+    sweep: bool = True,
+    shared_port: bool = False,
+) -> None:
+    """Run the listener until ``stop`` is set, sweeping the spool each minute.
+
+    With several listener processes (``shared_port``), only one sweeps.
+    """
     ae = build_ae()
     batcher = IngestBatcher(queue_ingest)
     ae.nimbus_batcher = batcher  # type: ignore[attr-defined]
     server = ae.make_server(
-        (host, port), evt_handlers=HANDLERS, server_class=NoDelayAssociationServer
+        (host, port),
+        evt_handlers=HANDLERS,
+        server_class=SharedPortAssociationServer
+        if shared_port
+        else NoDelayAssociationServer,
     )
     ae._servers.append(server)  # as start_server() does; shutdown() expects it
     threading.Thread(
@@ -288,9 +314,11 @@ def serve(host: str, port: int, stop: threading.Event | None = None) -> None:
     logger.info("DICOM listener on %s:%d, AE %s", host, port, ae.ae_title)
     stop = stop or threading.Event()
     try:
-        sweep_spool(older_than_seconds=0)
+        if sweep:
+            sweep_spool(older_than_seconds=0)
         while not stop.wait(60):
-            sweep_spool()
+            if sweep:
+                sweep_spool()
     finally:
         server.shutdown()
         batcher.close()
