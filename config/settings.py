@@ -193,6 +193,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 OTP_TOTP_ISSUER = "Nimbus PACS"
 SESSION_COOKIE_AGE = env_int("NIMBUS_SESSION_MAX_AGE_SECONDS", 12 * 3600)
+# Read from Redis, written through to PostgreSQL: a session lookup was a
+# database round trip on every request, and the table still lists every
+# session (for signing out everywhere).
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

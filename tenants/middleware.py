@@ -1,13 +1,50 @@
+import copy
+import threading
+import time
+from typing import Any
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http import HttpRequest
 from django_tenants.middleware.main import TenantMainMiddleware
+
+from tenants.models import Domain, Tenant
+
+# How long a process trusts its copy of a host's tenant. A change made in
+# this process (suspension, new domain) applies at once; other processes
+# see it within this many seconds.
+TENANT_CACHE_SECONDS = 10.0
+
+_tenants_by_host: dict[str, tuple[Tenant, float]] = {}
+_lock = threading.Lock()
 
 
 class TenantByHostMiddleware(TenantMainMiddleware):
     """Selects the tenant's schema from the host name, ignoring its case.
 
     Host names are case-insensitive (RFC 4343): DEMO.localhost is demo.localhost.
+    The tenant of each host is remembered for a few seconds: looking it up
+    was a database round trip on every request, every viewer frame included.
     """
 
     @staticmethod
     def hostname_from_request(request: HttpRequest) -> str:
         return TenantMainMiddleware.hostname_from_request(request).lower()
+
+    def get_tenant(self, domain_model: Any, hostname: str) -> Tenant:
+        now = time.monotonic()
+        with _lock:
+            cached = _tenants_by_host.get(hostname)
+        if cached is not None and cached[1] > now:
+            return copy.copy(cached[0])  # each request sets its own domain_url
+        tenant = super().get_tenant(domain_model, hostname)
+        with _lock:
+            _tenants_by_host[hostname] = (tenant, now + TENANT_CACHE_SECONDS)
+        return copy.copy(tenant)
+
+
+@receiver([post_save, post_delete], sender=Tenant)
+@receiver([post_save, post_delete], sender=Domain)
+def forget_tenants(**_kwargs: Any) -> None:
+    with _lock:
+        _tenants_by_host.clear()

@@ -1,7 +1,9 @@
 import pytest
+from django.db import connection
 from django.test import Client
 
 from conftest import tenant_client
+from tenants.models import Domain
 
 
 @pytest.mark.django_db
@@ -29,3 +31,28 @@ def test_a_tenant_host_name_is_matched_whatever_its_case(tenant_a, radiologist):
     client.defaults["HTTP_HOST"] = "A.LocalHost"
 
     assert client.get("/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_domain_added_to_a_tenant_is_served_at_once(tenant_a, radiologist):
+    client = tenant_client(tenant_a, radiologist)
+    client.get("/")  # the tenant of a.localhost is now remembered
+    connection.set_schema_to_public()
+    Domain.objects.create(domain="reading.a.localhost", tenant=tenant_a)
+    client.defaults["HTTP_HOST"] = "reading.a.localhost"
+
+    assert client.get("/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_removed_domain_is_no_longer_served(tenant_a, radiologist):
+    connection.set_schema_to_public()
+    extra = Domain.objects.create(domain="old.a.localhost", tenant=tenant_a)
+    client = tenant_client(tenant_a, radiologist)
+    client.defaults["HTTP_HOST"] = "old.a.localhost"
+    assert client.get("/").status_code == 200
+    connection.set_schema_to_public()
+
+    extra.delete()
+
+    assert client.get("/").status_code == 404
