@@ -1,6 +1,14 @@
-"""Reports on studies, their saved versions and their delivery to the RIS."""
+"""Reports on studies, their saved versions and their delivery to the RIS.
+
+Also the tools of writing them: templates, pick-lists and macros managed by
+each tenant, references to key images, the editing lock, addenda and
+critical finding notifications.
+"""
+
+import datetime
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -40,6 +48,27 @@ class Report(models.Model):
     )
     signed_at = models.DateTimeField(null=True, blank=True)
 
+    # The editing lock: one editor at a time. It expires on its own, so a
+    # closed laptop never keeps a report from the rest of the department.
+    locked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    lock_expires_at = models.DateTimeField(null=True, blank=True)
+    preliminary_at = models.DateTimeField(null=True, blank=True)
+    critical_finding = models.BooleanField(default=False)
+    critical_flagged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    critical_flagged_at = models.DateTimeField(null=True, blank=True)
+
     def __str__(self) -> str:
         return f"report on {self.study.study_instance_uid}"
 
@@ -47,15 +76,103 @@ class Report(models.Model):
     def is_signed(self) -> bool:
         return self.status == ReportStatus.SIGNED
 
+    @property
+    def is_preliminary(self) -> bool:
+        return self.status == ReportStatus.PRELIMINARY
+
+    @property
+    def visible_to_referrer(self) -> bool:
+        """Referrers see preliminary and signed reports, never drafts."""
+        return self.status in (ReportStatus.PRELIMINARY, ReportStatus.SIGNED)
+
+    @property
+    def has_signed_addenda(self) -> bool:
+        return self.addenda.filter(status=AddendumStatus.SIGNED).exists()
+
+    @property
+    def result_status(self) -> str:
+        """HL7 v2 OBR-25 / OBX-11 result status: P, F, or C after a signed addendum."""
+        if self.status == ReportStatus.PRELIMINARY:
+            return "P"
+        if self.status == ReportStatus.SIGNED:
+            return "C" if self.has_signed_addenda else "F"
+        return ""
+
+    def lock_holder(self, now: datetime.datetime) -> "AbstractBaseUser | None":
+        """The user who holds the lock at ``now``, None when free or expired."""
+        if self.locked_by_id is None or self.lock_expires_at is None:
+            return None
+        if self.lock_expires_at <= now:
+            return None
+        return self.locked_by
+
+
+class AddendumStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    SIGNED = "signed", _("Signed")
+
+
+class Addendum(models.Model):
+    """Text added to a signed report; the report's own text stays as signed."""
+
+    report = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="addenda")
+    number = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=16, choices=AddendumStatus.choices, default=AddendumStatus.DRAFT
+    )
+    text = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    signed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["report", "number"], name="unique_addendum_number"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"addendum {self.number} to {self.report}"
+
+    @property
+    def is_signed(self) -> bool:
+        return self.status == AddendumStatus.SIGNED
+
+
+class VersionKind(models.TextChoices):
+    REPORT = "report", _("Report")
+    ADDENDUM = "addendum", _("Addendum")
+
 
 class ReportVersion(models.Model):
-    """Every saved state of a report, kept for the record."""
+    """Every saved state of a report or of one of its addenda, kept for the record."""
 
     report = models.ForeignKey(
         Report, on_delete=models.CASCADE, related_name="versions"
     )
     version = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=ReportStatus.choices)
+    kind = models.CharField(
+        max_length=16, choices=VersionKind.choices, default=VersionKind.REPORT
+    )
+    addendum = models.ForeignKey(
+        Addendum,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="versions",
+    )
     text = models.TextField(blank=True)
     saved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
@@ -85,6 +202,14 @@ class OutboundMessage(models.Model):
     report = models.ForeignKey(
         Report, on_delete=models.PROTECT, related_name="messages"
     )
+    # Set when the message carries a signed addendum (result status C).
+    addendum = models.ForeignKey(
+        Addendum,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="messages",
+    )
     message_control_id = models.CharField(max_length=20, unique=True)
     message_type = models.CharField(max_length=16, default="ORU^R01")
     payload = models.TextField()
@@ -103,3 +228,161 @@ class OutboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_type} {self.message_control_id} ({self.state})"
+
+
+class ReportTemplate(models.Model):
+    """A tenant's starting text for reports of one modality and body part.
+
+    Sections hold free text; ``[[name]]`` in a section is a field the editor's
+    "next field" jumps to, and a pick-list of that name offers its choices.
+    """
+
+    name = models.CharField(_("name"), max_length=100)
+    modality = models.CharField(
+        _("modality"), max_length=16, blank=True, help_text=_("Empty: any modality.")
+    )
+    body_part = models.CharField(
+        _("body part"),
+        max_length=64,
+        blank=True,
+        help_text=_("DICOM Body Part Examined, e.g. CHEST. Empty: any body part."),
+    )
+    clinical_information = models.TextField(_("clinical information"), blank=True)
+    technique = models.TextField(_("technique"), blank=True)
+    comparison = models.TextField(_("comparison"), blank=True)
+    findings = models.TextField(_("findings"), blank=True)
+    impression = models.TextField(_("impression"), blank=True)
+    active = models.BooleanField(_("active"), default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["modality", "body_part", "name"]
+        verbose_name = _("report template")
+        verbose_name_plural = _("report templates")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PickList(models.Model):
+    """Choices offered for a ``[[name]]`` field of a template."""
+
+    name = models.SlugField(_("name"), max_length=64, unique=True)
+    choices = models.TextField(_("choices"), help_text=_("One choice per line."))
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("pick-list")
+        verbose_name_plural = _("pick-lists")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def choice_list(self) -> list[str]:
+        return [line.strip() for line in self.choices.splitlines() if line.strip()]
+
+
+class ReportMacro(models.Model):
+    """Normal text inserted by name, typed or spoken ("macro normal chest")."""
+
+    name = models.CharField(
+        _("name"),
+        max_length=64,
+        unique=True,
+        help_text=_("Lower case words, as they are spoken."),
+    )
+    text = models.TextField(_("text"))
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("report macro")
+        verbose_name_plural = _("report macros")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class KeyImageReference(models.Model):
+    """A key image cited in the report, with the window it was read at."""
+
+    report = models.ForeignKey(
+        Report, on_delete=models.CASCADE, related_name="image_references"
+    )
+    number = models.PositiveIntegerField()
+    study_instance_uid = models.CharField(max_length=64)
+    series_instance_uid = models.CharField(max_length=64)
+    sop_instance_uid = models.CharField(max_length=64)
+    frame_number = models.PositiveIntegerField(default=1)
+    window_center = models.FloatField(null=True, blank=True)
+    window_width = models.FloatField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["report", "number"], name="unique_image_reference_number"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"image {self.number} of {self.report}"
+
+
+class NotificationKind(models.TextChoices):
+    CRITICAL_FINDING = "critical_finding", _("Critical finding")
+
+
+class Notification(models.Model):
+    """A message to one user inside Nimbus, acknowledged by a person."""
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    report = models.ForeignKey(
+        Report, on_delete=models.CASCADE, related_name="notifications"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.recipient_id}"
+
+
+class StudyReferral(models.Model):
+    """A referrer's access to one study: its preliminary and signed report.
+
+    Made by hospital IT (admin) or when the study's Referring Physician's Name
+    matches a referrer of the tenant.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+")
+    referrer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="referrals"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "referrer"], name="unique_study_referral"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study} for {self.referrer_id}"
