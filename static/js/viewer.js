@@ -238,6 +238,20 @@ function opening() {
   return { layout: config.layout, viewports: config.viewports, linked: config.linked };
 }
 
+// A key image cited in a report opens here with ?series&sop&frame and,
+// when the report saved one, the window it was read at (?wc&ww).
+async function showReference(viewport) {
+  const params = new URLSearchParams(window.location.search);
+  const sop = params.get("sop");
+  if (!params.get("series") || !sop) return;
+  await viewport.ready;
+  const index = viewport.indexOf(sop, Number(params.get("frame") || 1));
+  if (index >= 0) await viewport.show(index);
+  const wc = Number.parseFloat(params.get("wc"));
+  const ww = Number.parseFloat(params.get("ww"));
+  if (Number.isFinite(wc) && Number.isFinite(ww) && ww > 0) viewport.setWindow(wc, ww);
+}
+
 async function start() {
   bind();
   hub.setTool("wl");
@@ -249,6 +263,7 @@ async function start() {
     return;
   }
   hub.setLayout(plan.layout, plan.viewports);
+  await showReference(hub.viewports[0]);
   if (plan.linked) {
     await Promise.all(hub.visible().map((v) => v.ready));
     hub.setLinked(true);
