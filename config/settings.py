@@ -8,6 +8,7 @@ turns on the HTTPS-only settings and refuses to start without a secret key.
 import os
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from config.env import database_from_url, env_bool, env_int, env_list, env_str
@@ -282,6 +283,23 @@ NIMBUS_HL7_RETRY_MAX_SECONDS = env_int("NIMBUS_HL7_RETRY_MAX_SECONDS", 600)
 
 # --- MPR and 3D: loaded volumes per web process (a 512x512x300 CT is ~170 MB) --
 NIMBUS_VOLUME_CACHE_MB = env_int("NIMBUS_VOLUME_CACHE_MB", 1024)
+
+# --- Speech dictation (reporting/speech) ---------------------------------------
+NIMBUS_SPEECH_ENGINE = env_str("NIMBUS_SPEECH_ENGINE", "pocketsphinx")
+if NIMBUS_SPEECH_ENGINE not in {"pocketsphinx", "vosk", "faster-whisper"}:
+    raise ImproperlyConfigured(
+        "NIMBUS_SPEECH_ENGINE must be pocketsphinx, vosk or faster-whisper, "
+        f"not {NIMBUS_SPEECH_ENGINE!r}."
+    )
+NIMBUS_SPEECH_MODEL_DIR = env_str("NIMBUS_SPEECH_MODEL_DIR", "")
+NIMBUS_SPEECH_LANGUAGE = env_str("NIMBUS_SPEECH_LANGUAGE", "en")
+NIMBUS_SPEECH_TENANT_MODEL_DIR = Path(
+    env_str("NIMBUS_SPEECH_TENANT_MODEL_DIR", str(VAR_DIR / "speech"))
+)
+# Audio received but not yet recognised, per connection; past it the socket
+# closes rather than fall minutes behind the radiologist.
+NIMBUS_SPEECH_MAX_BUFFER_SECONDS = env_int("NIMBUS_SPEECH_MAX_BUFFER_SECONDS", 30)
+NIMBUS_SPEECH_THREADS = env_int("NIMBUS_SPEECH_THREADS", 4)
 
 # --- Logging: sparse, at the boundaries, never patient data ------------------
 LOGGING = {
