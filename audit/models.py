@@ -27,6 +27,7 @@ class EventType(models.IntegerChoices):
     DICOM_GET = 231, _("DICOM C-GET retrieve")
     # 3xx: changing clinical data
     INSTANCE_STORED = 300, _("Instance stored")
+    ORDER_RECEIVED = 305, _("Order received from RIS")
     REPORT_EDITED = 310, _("Report edited")
     REPORT_DICTATED = 311, _("Dictation added to report")
     REPORT_SIGNED = 312, _("Report signed")
@@ -45,6 +46,7 @@ class EventType(models.IntegerChoices):
     # 4xx: data leaving Nimbus
     HL7_DELIVERED = 400, _("Report delivered to RIS")
     HL7_DELIVERY_FAILED = 401, _("Report delivery to RIS failed")
+    HL7_RESEND_REQUESTED = 402, _("Report message resent to RIS")
     # 5xx: configuration
     TENANT_CHANGED = 500, _("Tenant configuration changed")
     USER_CHANGED = 501, _("User changed")

@@ -22,7 +22,15 @@ from pydicom.tag import BaseTag
 from audit.actions import do_record_event
 from audit.models import EventType
 from pacs import dicom, storage_files
-from pacs.models import IngestFailure, Instance, Patient, PixelStatus, Series, Study
+from pacs.models import (
+    IngestFailure,
+    Instance,
+    Patient,
+    PixelStatus,
+    ScheduledStudy,
+    Series,
+    Study,
+)
 from pacs.spool import move_to_quarantine
 
 logger = logging.getLogger(__name__)
@@ -281,8 +289,17 @@ def _locked_study(ds: Dataset) -> Study:
             "patient_sex": dicom.text(ds, "PatientSex", 16),
         },
     )
+    study_instance_uid = str(ds.StudyInstanceUID)
+    if not Study.objects.filter(study_instance_uid=study_instance_uid).exists():
+        # An order from the RIS without a UID of its own is already a study on
+        # the worklist: its first images join it instead of making a second.
+        ScheduledStudy.claim_for_images(
+            study_instance_uid,
+            dicom.text(ds, "AccessionNumber"),
+            dicom.text(ds, "PatientID"),
+        )
     study, _ = Study.objects.get_or_create(
-        study_instance_uid=str(ds.StudyInstanceUID),
+        study_instance_uid=study_instance_uid,
         defaults={
             "patient": patient,
             "study_date": dicom.date_value(ds, "StudyDate"),

@@ -204,3 +204,77 @@ class RemoteApplicationEntity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ae_title} ({self.host}:{self.port})"
+
+
+class OrderStatus(models.TextChoices):
+    SCHEDULED = "scheduled", _("Scheduled, no images yet")
+    IMAGES_RECEIVED = "images_received", _("Images received")
+    CANCELLED = "cancelled", _("Cancelled by the RIS")
+
+
+class ScheduledStudy(models.Model):
+    """A study that the RIS ordered (HL7 ORM^O01 or OMI^O23) before any image.
+
+    The order creates its Study row at once so that it shows on the worklist.
+    When the order names no Study Instance UID, the study gets a placeholder
+    UID; the first image with the order's accession number and patient ID
+    takes the study over under its own UID (see ``claim_for_images``).
+    """
+
+    study = models.OneToOneField(
+        Study, on_delete=models.CASCADE, related_name="scheduled_study"
+    )
+    accession_number = models.CharField(max_length=64, db_index=True)
+    patient_id = models.CharField(max_length=64)
+    placer_order_number = models.CharField(max_length=64, blank=True)
+    filler_order_number = models.CharField(max_length=64, blank=True)
+    requested_procedure_id = models.CharField(max_length=64, blank=True)
+    modality = models.CharField(max_length=16, blank=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    # False while the study carries the placeholder UID given by Nimbus.
+    uid_from_order = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=16, choices=OrderStatus.choices, default=OrderStatus.SCHEDULED
+    )
+    message_control_id = models.CharField(max_length=199, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"order {self.accession_number} ({self.status})"
+
+    @classmethod
+    def claim_for_images(
+        cls, study_instance_uid: str, accession_number: str, patient_id: str
+    ) -> Study | None:
+        """The scheduled study that images of a new UID join, renamed to that UID.
+
+        Only an order without a UID of its own and without images is claimed:
+        its row is locked, so two workers ingesting the first images of the
+        same study at once claim it once, and the second finds the new UID.
+        """
+        if not accession_number:
+            return None
+        order = (
+            cls.objects.select_for_update(of=("self",))
+            .select_related("study")
+            .filter(
+                accession_number=accession_number,
+                patient_id=patient_id,
+                status=OrderStatus.SCHEDULED,
+                uid_from_order=False,
+            )
+            .order_by("received_at")
+            .first()
+        )
+        if order is None:
+            return None
+        order.study.study_instance_uid = study_instance_uid
+        order.study.save(update_fields=["study_instance_uid", "updated_at"])
+        order.uid_from_order = True
+        order.status = OrderStatus.IMAGES_RECEIVED
+        order.save(update_fields=["uid_from_order", "status", "updated_at"])
+        return order.study

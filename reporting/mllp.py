@@ -1,4 +1,5 @@
-"""A minimal MLLP client: send one HL7 v2 message, read its acknowledgement.
+"""MLLP: a client that sends one HL7 v2 message and reads its ACK,
+and a threaded listener that answers each message it receives.
 
 MLLP (HL7 v2.5.1 appendix C, "Minimal Lower Layer Protocol") frames a message
 as ``<VT> message <FS><CR>`` (0x0B ... 0x1C 0x0D) on a TCP stream. The
@@ -9,6 +10,8 @@ receiver answers with an ACK message in the same framing; its MSA segment
 import logging
 import re
 import socket
+import socketserver
+from collections.abc import Callable
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -141,3 +144,81 @@ def _field(fields: list[str], index: int, *, raw: bool = False) -> str:
 def _unescape(value: str) -> str:
     replacements = {"F": "|", "S": "^", "R": "~", "T": "&", "E": "\\"}
     return _ESCAPE_SEQUENCE.sub(lambda match: replacements[match.group(1)], value)
+
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+class MllpServer(socketserver.ThreadingTCPServer):
+    """An MLLP listener: one thread per connection, one answer per message.
+
+    ``answer`` turns the bytes of one received message (framing removed) into
+    the bytes of its acknowledgement; it is called for each message in the
+    order they arrive on a connection, and must not raise.
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        answer: Callable[[bytes], bytes],
+        *,
+        idle_timeout: float = 300.0,
+        on_connection_end: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.answer = answer
+        self.idle_timeout = idle_timeout
+        self.on_connection_end = on_connection_end
+        super().__init__(address, _MllpConnection)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
+class _MllpConnection(socketserver.BaseRequestHandler):
+    server: MllpServer
+
+    def handle(self) -> None:
+        connection: socket.socket = self.request
+        connection.settimeout(self.server.idle_timeout)
+        host, port = self.client_address[:2]
+        peer = f"{host}:{port}"
+        logger.info("MLLP connection from %s", peer)
+        buffered = bytearray()
+        try:
+            while True:
+                frame = _next_frame(connection, buffered)
+                if frame is None:
+                    break
+                connection.sendall(START_BLOCK + self.server.answer(frame) + END_BLOCK)
+        except (OSError, MllpError) as error:
+            logger.warning("MLLP connection from %s ended: %s", peer, error)
+        finally:
+            self.server.on_connection_end()
+
+
+def _next_frame(connection: socket.socket, buffered: bytearray) -> bytes | None:
+    """The next framed message on the connection; None when the peer closed.
+
+    Bytes before the start block (stray line feeds some senders write
+    between frames) are skipped.
+    """
+    while END_BLOCK not in buffered:
+        chunk = connection.recv(65536)
+        if not chunk:
+            if buffered.strip():
+                raise MllpError("The peer closed the connection inside a message.")
+            return None
+        buffered.extend(chunk)
+        if len(buffered) > MAX_MESSAGE_BYTES:
+            raise MllpError("A message is longer than the listener accepts.")
+    end = buffered.find(END_BLOCK)
+    start = buffered.find(START_BLOCK, 0, end)
+    frame = bytes(buffered[start + 1 : end]) if start != -1 else None
+    del buffered[: end + len(END_BLOCK)]
+    if frame is None:
+        raise MllpError("A message was not framed with MLLP.")
+    return frame
