@@ -9,7 +9,7 @@ from pathlib import Path
 def commands(
     python: str, *, web_host: str, web_port: str, var_dir: Path, dicom_host: str = ""
 ) -> dict[str, list[str]]:
-    """Name -> command line of the web server, DICOM listener, worker and beat."""
+    """Name -> command line of the web server, DICOM and HL7 listeners, worker, beat."""
     listener = [python, "manage.py", "run_dicom_listener"]
     if dicom_host:
         listener += ["--host", dicom_host]
@@ -18,6 +18,8 @@ def commands(
         "web": [python, "-m", "daphne", "-b", web_host, "-p", web_port]
         + ["config.asgi:application"],
         "dicom": listener,
+        # Orders from the RIS (ORM^O01, OMI^O23); NIMBUS_HL7_HOST/PORT.
+        "hl7": [python, "manage.py", "run_hl7_listener"],
         # One process with threads: ingest batches of one study take turns on
         # its row lock anyway, and a forked pool would hold three copies of
         # Django in memory. Mingle and gossip only slow a start-up.

@@ -1,7 +1,8 @@
 """`make run`: migrate, create the demo tenant and user, start every process.
 
 Runs inside deploy/dev/services.py, which provides DATABASE_URL and REDIS_URL.
-Ctrl-C (or SIGTERM) stops the web server, DICOM listener and worker together.
+Ctrl-C (or SIGTERM) stops the web server, DICOM and HL7 listeners and worker
+together.
 """
 
 import os
@@ -91,6 +92,8 @@ def main() -> int:
         f"  DICOM:          AE title {DEMO['ae_title']} on port "
         f"{os.environ.get('NIMBUS_DICOM_PORT', '11112')}\n"
         f"  RIS (HL7 MLLP): {DEMO['ris_host']}:{DEMO['ris_port']}\n"
+        f"  Orders (HL7):   port {os.environ.get('NIMBUS_HL7_PORT', '2576')}, "
+        f"MSH-6 {DEMO['schema']}\n"
         "Press Ctrl-C to stop.\n",
         flush=True,
     )
