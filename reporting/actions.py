@@ -21,19 +21,26 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_otp import devices_for_user
 
-from accounts.models import User
+from accounts.models import Role, User
 from audit.actions import do_record_event
 from audit.models import EventType, Outcome
 from pacs.models import ReadingStatus, Study
 from reporting import hl7, mllp
 from reporting.models import (
+    Addendum,
+    AddendumStatus,
     DeliveryState,
+    KeyImageReference,
+    Notification,
+    NotificationKind,
     OutboundMessage,
     Report,
     ReportStatus,
     ReportVersion,
+    StudyReferral,
+    VersionKind,
 )
-from reporting.selectors import report_state
+from reporting.selectors import report_state, report_text_with_addenda
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -75,6 +82,44 @@ class OneTimePasswordRefused(ReportError):
         super().__init__(_("The one-time password is wrong or was already used."))
 
 
+class ReportLocked(ReportError):
+    def __init__(self, holder: User) -> None:
+        super().__init__(
+            _("%(user)s is editing this report.") % {"user": holder.get_username()}
+        )
+        self.holder = holder
+
+
+class ReportNotSigned(ReportError):
+    def __init__(self) -> None:
+        super().__init__(_("Only a signed report takes addenda."))
+
+
+class ReportNotIssued(ReportError):
+    def __init__(self) -> None:
+        super().__init__(
+            _(
+                "Issue the report as preliminary or sign it first, so that the "
+                "referring clinician can read it."
+            )
+        )
+
+
+class NoDraftAddendum(ReportError):
+    def __init__(self) -> None:
+        super().__init__(_("There is no addendum to sign."))
+
+
+class NothingToAcknowledge(ReportError):
+    def __init__(self) -> None:
+        super().__init__(_("There is no critical finding to acknowledge."))
+
+
+# How long a lock lives without renewal. The editor renews it every
+# LOCK_SECONDS / 4; a closed tab frees the report within this time.
+LOCK_SECONDS = 120
+
+
 def report_group_name(schema: str, report_id: int) -> str:
     """The Channels group of one report; the schema keeps hospitals apart."""
     return f"report.{schema}.{report_id}"
@@ -112,6 +157,7 @@ def do_save_report_draft(
         report = _locked_report(study)
         if report.is_signed:
             raise ReportIsSigned
+        _check_lock(report, user)
         if report.text == text:
             return report
         if base_version is not None and base_version != report.version:
@@ -140,6 +186,7 @@ def do_append_report_dictation(
         report = _locked_report(study)
         if report.is_signed:
             raise ReportIsSigned
+        _check_lock(report, user)
         if not dictated:
             return report
 
@@ -186,9 +233,13 @@ def do_sign_report(
         report = _locked_report(study)
         if report.is_signed:
             raise ReportIsSigned
+        _check_lock(report, user)
         report.status = ReportStatus.SIGNED
         report.signed_by = user
         report.signed_at = timezone.now()
+        # Signing ends the editing: nothing is left to hold.
+        report.locked_by = None
+        report.lock_expires_at = None
         _save_new_version(report, user, report.text)
         _mark_study(study, ReadingStatus.SIGNED)
         message = _create_outbound_message(report, user)
@@ -299,6 +350,28 @@ def _save_new_version(report: Report, user: User, text: str) -> None:
     )
 
 
+def _save_addendum_version(report: Report, addendum: Addendum, user: User) -> None:
+    # Addenda share the report's version counter, so that one list orders
+    # every saved state of the record.
+    report.version += 1
+    report.save(update_fields=["version", "updated_at"])
+    ReportVersion.objects.create(
+        report=report,
+        version=report.version,
+        status=report.status,
+        kind=VersionKind.ADDENDUM,
+        addendum=addendum,
+        text=addendum.text,
+        saved_by=user,
+    )
+
+
+def _check_lock(report: Report, user: User) -> None:
+    holder = report.lock_holder(timezone.now())
+    if holder is not None and holder.pk != user.pk:
+        raise ReportLocked(holder)  # type: ignore[arg-type]
+
+
 def _mark_study(study: Study, status: ReadingStatus) -> None:
     Study.objects.filter(pk=study.pk).exclude(
         reading_status=ReadingStatus.SIGNED
@@ -322,7 +395,9 @@ def _verify_fresh_otp(user: User, token: str) -> bool:
     return False
 
 
-def _create_outbound_message(report: Report, signer: User) -> OutboundMessage:
+def _create_outbound_message(
+    report: Report, signer: User, addendum: Addendum | None = None
+) -> OutboundMessage:
     tenant = Tenant.objects.get(schema_name=connection.schema_name)
     study = report.study
     patient = study.patient
@@ -337,9 +412,13 @@ def _create_outbound_message(report: Report, signer: User) -> OutboundMessage:
         study_description=study.study_description,
         study_date=study.study_date,
         study_time=study.study_time,
-        report_text=report.text,
-        result_status=hl7.ResultStatus.FINAL,
-        status_changed_at=report.signed_at or timezone.now(),
+        report_text=report_text_with_addenda(report),
+        result_status=report.result_status or hl7.ResultStatus.FINAL,
+        status_changed_at=(
+            (addendum.signed_at if addendum else None)
+            or report.signed_at
+            or timezone.now()
+        ),
         interpreter_id=signer.username,
         interpreter_family_name=signer.last_name,
         interpreter_given_name=signer.first_name,
@@ -353,6 +432,7 @@ def _create_outbound_message(report: Report, signer: User) -> OutboundMessage:
     control_id = hl7.new_message_control_id()
     return OutboundMessage.objects.create(
         report=report,
+        addendum=addendum,
         message_control_id=control_id,
         payload=hl7.build_oru_r01(content, endpoints, control_id),
     )
@@ -531,3 +611,326 @@ def do_requeue_stalled_messages() -> int:
     if count:
         logger.info("re-queued %d stalled HL7 messages", count)
     return count
+
+
+# --- Preliminary, lock, addenda ------------------------------------------------
+
+
+def do_issue_preliminary_report(
+    user: User, study: Study, *, request: HttpRequest | None = None
+) -> Report:
+    """Show the draft to the referrer, marked preliminary; it stays editable."""
+    with transaction.atomic():
+        report = _locked_report(study)
+        if report.is_signed:
+            raise ReportIsSigned
+        _check_lock(report, user)
+        if not report.text.strip():
+            raise EmptyReport
+        if report.is_preliminary:
+            return report
+
+        report.status = ReportStatus.PRELIMINARY
+        report.preliminary_at = timezone.now()
+        _save_new_version(report, user, report.text)
+        message = _create_outbound_message(report, user)
+        _record(
+            EventType.REPORT_PRELIMINARY,
+            report,
+            user,
+            request,
+            detail={
+                "version": report.version,
+                "message_control_id": message.message_control_id,
+            },
+        )
+        transaction.on_commit(
+            partial(_queue_delivery, connection.schema_name, message.pk), robust=True
+        )
+        _broadcast_on_commit(report)
+    return report
+
+
+def do_acquire_report_lock(
+    user: User, study: Study, *, request: HttpRequest | None = None
+) -> Report:
+    """Take or renew the editing lock; an expired lock of another is taken over."""
+    with transaction.atomic():
+        # A signed report is locked too: the lock then guards its addendum.
+        report = _locked_report(study)
+        now = timezone.now()
+        holder = report.lock_holder(now)
+        if holder is not None and holder.pk != user.pk:
+            raise ReportLocked(holder)  # type: ignore[arg-type]
+
+        previous = report.locked_by_id
+        report.locked_by = user
+        report.lock_expires_at = now + datetime.timedelta(seconds=LOCK_SECONDS)
+        report.save(update_fields=["locked_by", "lock_expires_at", "updated_at"])
+        if holder is None:
+            # A renewal is not worth a record; taking the report is.
+            detail: dict[str, Any] = {}
+            if previous is not None and previous != user.pk:
+                detail["taken_over_from"] = previous
+            _record(EventType.REPORT_LOCK_TAKEN, report, user, request, detail=detail)
+            _broadcast_on_commit(report)
+    return report
+
+
+def do_release_report_lock(
+    user: User, study: Study, *, request: HttpRequest | None = None
+) -> Report:
+    with transaction.atomic():
+        report = _locked_report(study)
+        if report.locked_by_id != user.pk:
+            return report
+        report.locked_by = None
+        report.lock_expires_at = None
+        report.save(update_fields=["locked_by", "lock_expires_at", "updated_at"])
+        _record(EventType.REPORT_LOCK_RELEASED, report, user, request)
+        _broadcast_on_commit(report)
+    return report
+
+
+def do_save_addendum(
+    user: User, study: Study, text: str, *, request: HttpRequest | None = None
+) -> Addendum:
+    """Save the text of the report's draft addendum, starting one if needed."""
+    with transaction.atomic():
+        report = _locked_report(study)
+        if not report.is_signed:
+            raise ReportNotSigned
+        _check_lock(report, user)
+        addendum = report.addenda.filter(status=AddendumStatus.DRAFT).first()
+        if addendum is None:
+            addendum = Addendum.objects.create(
+                report=report, number=report.addenda.count() + 1, created_by=user
+            )
+        elif addendum.text == text:
+            return addendum
+
+        addendum.text = text
+        addendum.save(update_fields=["text"])
+        _save_addendum_version(report, addendum, user)
+        _record(
+            EventType.ADDENDUM_SAVED,
+            report,
+            user,
+            request,
+            detail={"addendum": addendum.number, "version": report.version},
+        )
+        _broadcast_on_commit(report)
+    return addendum
+
+
+def do_sign_addendum(
+    user: User, study: Study, otp: str, *, request: HttpRequest | None = None
+) -> Addendum:
+    """Sign the draft addendum with a fresh one-time password; queue it (HL7 C)."""
+    report = do_get_or_create_report(study)
+    addendum = report.addenda.filter(status=AddendumStatus.DRAFT).first()
+    if addendum is None:
+        raise NoDraftAddendum
+    if not addendum.text.strip():
+        raise EmptyReport
+    if not _verify_fresh_otp(user, otp):
+        _record(
+            EventType.ADDENDUM_SIGNED,
+            report,
+            user,
+            request,
+            outcome=Outcome.FAILURE,
+            detail={"reason": "one-time password refused"},
+        )
+        raise OneTimePasswordRefused
+
+    with transaction.atomic():
+        report = _locked_report(study)
+        _check_lock(report, user)
+        addendum = (
+            report.addenda.select_for_update()
+            .filter(status=AddendumStatus.DRAFT)
+            .first()
+        )
+        if addendum is None:
+            raise NoDraftAddendum
+        addendum.status = AddendumStatus.SIGNED
+        addendum.signed_by = user
+        addendum.signed_at = timezone.now()
+        addendum.save()
+        _save_addendum_version(report, addendum, user)
+        report.locked_by = None
+        report.lock_expires_at = None
+        report.save(update_fields=["locked_by", "lock_expires_at", "updated_at"])
+        message = _create_outbound_message(report, user, addendum)
+        _record(
+            EventType.ADDENDUM_SIGNED,
+            report,
+            user,
+            request,
+            detail={
+                "addendum": addendum.number,
+                "message_control_id": message.message_control_id,
+            },
+        )
+        transaction.on_commit(
+            partial(_queue_delivery, connection.schema_name, message.pk), robust=True
+        )
+        _broadcast_on_commit(report)
+    return addendum
+
+
+# --- Key images -----------------------------------------------------------------
+
+
+def do_reference_key_image(
+    user: User,
+    study: Study,
+    *,
+    series_instance_uid: str,
+    sop_instance_uid: str,
+    frame_number: int,
+    window_center: float | None,
+    window_width: float | None,
+    request: HttpRequest | None = None,
+) -> KeyImageReference:
+    """Number a frame of the study for citing in the report ("[Image 2]")."""
+    with transaction.atomic():
+        report = _locked_report(study)
+        _check_lock(report, user)
+        reference = KeyImageReference.objects.create(
+            report=report,
+            number=report.image_references.count() + 1,
+            study_instance_uid=study.study_instance_uid,
+            series_instance_uid=series_instance_uid,
+            sop_instance_uid=sop_instance_uid,
+            frame_number=frame_number,
+            window_center=window_center,
+            window_width=window_width,
+            created_by=user,
+        )
+        _record(
+            EventType.KEY_IMAGE_REFERENCED,
+            report,
+            user,
+            request,
+            detail={
+                "number": reference.number,
+                "sop_instance_uid": sop_instance_uid,
+                "frame": frame_number,
+            },
+        )
+        _broadcast_on_commit(report)
+    return reference
+
+
+# --- Critical findings ------------------------------------------------------------
+
+
+def do_flag_critical_finding(
+    user: User, study: Study, *, request: HttpRequest | None = None
+) -> Report:
+    """Flag the report critical and notify the study's referrers in Nimbus."""
+    with transaction.atomic():
+        report = _locked_report(study)
+        if not report.visible_to_referrer:
+            raise ReportNotIssued
+        if report.critical_finding:
+            return report
+
+        report.critical_finding = True
+        report.critical_flagged_by = user
+        report.critical_flagged_at = timezone.now()
+        report.save()
+        recipients = _critical_finding_recipients(study)
+        Notification.objects.bulk_create(
+            Notification(
+                recipient=recipient,
+                kind=NotificationKind.CRITICAL_FINDING,
+                report=report,
+            )
+            for recipient in recipients
+        )
+        _record(
+            EventType.CRITICAL_FINDING_FLAGGED,
+            report,
+            user,
+            request,
+            detail={"notified": [r.get_username() for r in recipients]},
+        )
+        _broadcast_on_commit(report)
+    return report
+
+
+def do_acknowledge_critical_finding(
+    user: User, study: Study, *, request: HttpRequest | None = None
+) -> Report:
+    """Record who acknowledged the critical finding and when (once, for all)."""
+    with transaction.atomic():
+        report = _locked_report(study)
+        waiting = report.notifications.filter(
+            kind=NotificationKind.CRITICAL_FINDING, acknowledged_at=None
+        )
+        if not report.critical_finding or not waiting.exists():
+            raise NothingToAcknowledge
+
+        now = timezone.now()
+        count = waiting.update(acknowledged_by=user, acknowledged_at=now)
+        _record(
+            EventType.CRITICAL_FINDING_ACKNOWLEDGED,
+            report,
+            user,
+            request,
+            detail={"notifications": count},
+        )
+        _broadcast_on_commit(report)
+    return report
+
+
+def _critical_finding_recipients(study: Study) -> list[User]:
+    """The referrer named in the study, else every referrer it is shared with.
+
+    The study's Referring Physician's Name (Family^Given) is matched to an
+    active referrer of the tenant, who is then given the study. When no
+    referrer matches, the referrers who already have the study are told;
+    nobody else is, because a notification names a patient.
+    """
+    named = _referrer_named_in(study)
+    if named is not None:
+        StudyReferral.objects.get_or_create(study=study, referrer=named)
+        return [named]
+    return list(
+        User.objects.filter(
+            referrals__study=study, role=Role.REFERRER, is_active=True
+        ).order_by("username")
+    )
+
+
+def _referrer_named_in(study: Study) -> User | None:
+    family, _sep, rest = study.referring_physician_name.partition("^")
+    given = rest.split("^", 1)[0]
+    if not family.strip():
+        return None
+    candidates = User.objects.filter(
+        role=Role.REFERRER, is_active=True, last_name__iexact=family.strip()
+    )
+    if given.strip():
+        candidates = candidates.filter(first_name__iexact=given.strip())
+    matches = list(candidates[:2])
+    # Two referrers of the same name: guessing would tell the wrong one.
+    return matches[0] if len(matches) == 1 else None
+
+
+def do_send_editor_command(schema: str, report_id: int, command: str) -> None:
+    """Tell every open editor of a report to run ``command`` (e.g. next_field).
+
+    For the speech engine: a spoken "next field" arrives as
+    ``{"type": "command", "command": "next_field"}`` on the report socket.
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    async_to_sync(layer.group_send)(
+        report_group_name(schema, report_id),
+        {"type": "report.command", "command": command},
+    )

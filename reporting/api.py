@@ -1,5 +1,8 @@
 """The reports API used by the editor, dictation clients and integrations."""
 
+from functools import partial
+from typing import Any
+
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -8,20 +11,27 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Role
-from pacs.access import get_study_for_user
+from pacs.access import get_instance_for_user, get_study_for_user
 from pacs.models import Study
-from reporting import actions
+from reporting import actions, selectors
 from reporting.models import Report
 from reporting.selectors import report_state
 from reporting.serializers import (
     DictationSerializer,
     ErrorSerializer,
+    KeyImageReferenceInSerializer,
+    MacroSerializer,
     ReportSerializer,
     ReportTextSerializer,
     SignSerializer,
+    TemplateSerializer,
+    VersionTextSerializer,
 )
 
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such study, or no access.")
+LOCKED = OpenApiResponse(
+    ErrorSerializer, description="Signed, or another user holds the lock."
+)
 NOT_ALLOWED = OpenApiResponse(ErrorSerializer, description="Only radiologists write.")
 SIGNED = OpenApiResponse(ErrorSerializer, description="The report is signed.")
 
@@ -63,7 +73,9 @@ class ReportView(ReportAPIView):
         responses={200: ReportSerializer, 404: NOT_FOUND},
     )
     def get(self, request: Request, study_uid: str) -> Response:
-        study = get_study_for_user(request.user, study_uid)
+        # Referrers read preliminary and signed reports of studies referred
+        # to them; a draft is a 404 to them, like a study they do not have.
+        study = selectors.get_readable_study(request.user, study_uid)
         report = actions.do_read_report(request.user, study, request=request._request)
         return self.answer(report)
 
@@ -90,7 +102,7 @@ class ReportView(ReportAPIView):
                 base_version=body.validated_data.get("version"),
                 request=request._request,
             )
-        except actions.ReportIsSigned as error:
+        except (actions.ReportIsSigned, actions.ReportLocked) as error:
             raise Conflict(error.message) from error
         except actions.ReportChangedMeanwhile as error:
             # The current report comes back with the refusal, to merge from.
@@ -124,7 +136,7 @@ class DictationView(ReportAPIView):
                 body.validated_data["text"],
                 request=request._request,
             )
-        except actions.ReportIsSigned as error:
+        except (actions.ReportIsSigned, actions.ReportLocked) as error:
             raise Conflict(error.message) from error
         return self.answer(report)
 
@@ -156,10 +168,268 @@ class SignView(ReportAPIView):
                 body.validated_data["otp"],
                 request=request._request,
             )
-        except actions.ReportIsSigned as error:
+        except (actions.ReportIsSigned, actions.ReportLocked) as error:
             raise Conflict(error.message) from error
         except actions.EmptyReport as error:
             raise Refused(error.message) from error
         except actions.OneTimePasswordRefused as error:
             raise exceptions.PermissionDenied(error.message) from error
         return self.answer(report)
+
+
+def run(call: Any) -> Any:
+    """Run an action, turning its refusals into HTTP answers."""
+    try:
+        return call()
+    except (
+        actions.ReportIsSigned,
+        actions.ReportLocked,
+        actions.ReportNotSigned,
+        actions.NoDraftAddendum,
+        actions.NothingToAcknowledge,
+    ) as error:
+        raise Conflict(error.message) from error
+    except (actions.EmptyReport, actions.ReportNotIssued) as error:
+        raise Refused(error.message) from error
+    except actions.OneTimePasswordRefused as error:
+        raise exceptions.PermissionDenied(error.message) from error
+
+
+WRITE_RESPONSES = {200: ReportSerializer, 403: NOT_ALLOWED, 404: NOT_FOUND, 409: LOCKED}
+
+
+class LockView(ReportAPIView):
+    @extend_schema(
+        operation_id="report_lock",
+        summary="Take or renew the editing lock (an expired one is taken over)",
+        request=None,
+        responses=WRITE_RESPONSES,
+    )
+    def post(self, request: Request, study_uid: str) -> Response:
+        study = self.writable_study(request, study_uid)
+        report = run(
+            partial(
+                actions.do_acquire_report_lock,
+                request.user,
+                study,
+                request=request._request,
+            )
+        )
+        return self.answer(report)
+
+    @extend_schema(
+        operation_id="report_unlock",
+        summary="Release the editing lock",
+        request=None,
+        responses=WRITE_RESPONSES,
+    )
+    def delete(self, request: Request, study_uid: str) -> Response:
+        study = self.writable_study(request, study_uid)
+        report = actions.do_release_report_lock(
+            request.user, study, request=request._request
+        )
+        return self.answer(report)
+
+
+class PreliminaryView(ReportAPIView):
+    @extend_schema(
+        operation_id="report_preliminary",
+        summary="Issue the draft as preliminary: the referrer sees it, marked so",
+        request=None,
+        responses={**WRITE_RESPONSES, 400: NOT_ALLOWED},
+    )
+    def post(self, request: Request, study_uid: str) -> Response:
+        study = self.writable_study(request, study_uid)
+        report = run(
+            partial(
+                actions.do_issue_preliminary_report,
+                request.user,
+                study,
+                request=request._request,
+            )
+        )
+        return self.answer(report)
+
+
+class AddendumView(ReportAPIView):
+    @extend_schema(
+        operation_id="report_addendum_save",
+        summary="Save the draft addendum of a signed report",
+        request=DictationSerializer,
+        responses=WRITE_RESPONSES,
+    )
+    def put(self, request: Request, study_uid: str) -> Response:
+        study = self.writable_study(request, study_uid)
+        body = DictationSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        addendum = run(
+            partial(
+                actions.do_save_addendum,
+                request.user,
+                study,
+                body.validated_data["text"],
+                request=request._request,
+            )
+        )
+        return self.answer(addendum.report)
+
+
+class AddendumSignView(ReportAPIView):
+    @extend_schema(
+        operation_id="report_addendum_sign",
+        summary="Sign the draft addendum with a fresh one-time password",
+        request=SignSerializer,
+        responses=WRITE_RESPONSES,
+    )
+    def post(self, request: Request, study_uid: str) -> Response:
+        study = self.writable_study(request, study_uid)
+        body = SignSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        addendum = run(
+            partial(
+                actions.do_sign_addendum,
+                request.user,
+                study,
+                body.validated_data["otp"],
+                request=request._request,
+            )
+        )
+        return self.answer(addendum.report)
+
+
+class CriticalView(ReportAPIView):
+    @extend_schema(
+        operation_id="report_flag_critical",
+        summary="Flag a critical finding; the study's referrers are notified",
+        request=None,
+        responses={**WRITE_RESPONSES, 400: NOT_ALLOWED},
+    )
+    def post(self, request: Request, study_uid: str) -> Response:
+        study = self.writable_study(request, study_uid)
+        report = run(
+            partial(
+                actions.do_flag_critical_finding,
+                request.user,
+                study,
+                request=request._request,
+            )
+        )
+        return self.answer(report)
+
+
+class AcknowledgeView(ReportAPIView):
+    @extend_schema(
+        operation_id="report_acknowledge_critical",
+        summary="A referrer acknowledges the critical finding (who and when kept)",
+        request=None,
+        responses={200: ReportSerializer, 404: NOT_FOUND, 409: LOCKED},
+    )
+    def post(self, request: Request, study_uid: str) -> Response:
+        study = selectors.get_readable_study(request.user, study_uid)
+        if getattr(request.user, "role", None) != Role.REFERRER:
+            raise exceptions.PermissionDenied(
+                _("Critical findings are acknowledged by the referring clinician.")
+            )
+        report = run(
+            partial(
+                actions.do_acknowledge_critical_finding,
+                request.user,
+                study,
+                request=request._request,
+            )
+        )
+        return self.answer(report)
+
+
+class ImageReferenceView(ReportAPIView):
+    @extend_schema(
+        operation_id="report_reference_image",
+        summary="Cite a key image (frame and window) in the report",
+        request=KeyImageReferenceInSerializer,
+        responses=WRITE_RESPONSES,
+    )
+    def post(self, request: Request, study_uid: str) -> Response:
+        study = self.writable_study(request, study_uid)
+        body = KeyImageReferenceInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        instance = get_instance_for_user(
+            request.user,
+            study_uid,
+            data["series_instance_uid"],
+            data["sop_instance_uid"],
+        )
+        if data["frame"] > max(instance.number_of_frames, 1):
+            raise exceptions.NotFound(_("No such frame."))
+        reference = run(
+            partial(
+                actions.do_reference_key_image,
+                request.user,
+                study,
+                series_instance_uid=data["series_instance_uid"],
+                sop_instance_uid=data["sop_instance_uid"],
+                frame_number=data["frame"],
+                window_center=data.get("window_center"),
+                window_width=data.get("window_width"),
+                request=request._request,
+            )
+        )
+        return self.answer(reference.report)
+
+
+class VersionView(ReportAPIView):
+    @extend_schema(
+        operation_id="report_version",
+        summary="The text of one saved version",
+        responses={200: VersionTextSerializer, 404: NOT_FOUND},
+    )
+    def get(self, request: Request, study_uid: str, number: int) -> Response:
+        study = selectors.get_readable_study(request.user, study_uid)
+        if getattr(request.user, "role", None) != Role.RADIOLOGIST:
+            # Earlier drafts are the radiologists' working notes.
+            raise exceptions.NotFound(_("No such version."))
+        report = actions.do_read_report(
+            request.user, study, request=request._request, via="version"
+        )
+        version = selectors.get_version(report, number)
+        return Response(
+            VersionTextSerializer(
+                {"version": version.version, "kind": version.kind, "text": version.text}
+            ).data
+        )
+
+
+class TemplatesView(ReportAPIView):
+    @extend_schema(
+        operation_id="report_templates",
+        summary="The tenant's templates that fit the study, as report text",
+        responses={200: TemplateSerializer(many=True), 404: NOT_FOUND},
+    )
+    def get(self, request: Request, study_uid: str) -> Response:
+        study = self.writable_study(request, study_uid)
+        templates = [
+            {
+                "id": template.pk,
+                "name": template.name,
+                "modality": template.modality,
+                "body_part": template.body_part,
+                "text": selectors.render_template(template),
+            }
+            for template in selectors.templates_for_study(study)
+        ]
+        return Response(TemplateSerializer(templates, many=True).data)
+
+
+class MacroView(APIView):
+    @extend_schema(
+        operation_id="report_macro",
+        summary="The text of the tenant's macro of that name",
+        responses={200: MacroSerializer, 404: ErrorSerializer},
+    )
+    def get(self, request: Request, name: str) -> Response:
+        if getattr(request.user, "role", None) != Role.RADIOLOGIST:
+            raise exceptions.NotFound(_("No such macro."))
+        text = selectors.expand_macro(request.tenant, name)  # type: ignore[attr-defined]
+        if text is None:
+            raise exceptions.NotFound(_("No such macro."))
+        return Response(MacroSerializer({"name": name, "text": text}).data)

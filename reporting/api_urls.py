@@ -15,3 +15,34 @@ urlpatterns = [
         name="report-sign",
     ),
 ]
+
+REPORT = "studies/<str:study_uid>/report"
+
+urlpatterns += [
+    path(f"{REPORT}/lock", api.LockView.as_view(), name="report-lock"),
+    path(
+        f"{REPORT}/preliminary",
+        api.PreliminaryView.as_view(),
+        name="report-preliminary",
+    ),
+    path(f"{REPORT}/addendum", api.AddendumView.as_view(), name="report-addendum"),
+    path(
+        f"{REPORT}/addendum/sign",
+        api.AddendumSignView.as_view(),
+        name="report-addendum-sign",
+    ),
+    path(f"{REPORT}/critical", api.CriticalView.as_view(), name="report-critical"),
+    path(
+        f"{REPORT}/critical/acknowledge",
+        api.AcknowledgeView.as_view(),
+        name="report-critical-acknowledge",
+    ),
+    path(f"{REPORT}/images", api.ImageReferenceView.as_view(), name="report-images"),
+    path(
+        f"{REPORT}/versions/<int:number>",
+        api.VersionView.as_view(),
+        name="report-version",
+    ),
+    path(f"{REPORT}/templates", api.TemplatesView.as_view(), name="report-templates"),
+    path("report-macros/<str:name>", api.MacroView.as_view(), name="report-macro"),
+]

@@ -8,9 +8,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import Http404
 from django_tenants.utils import schema_context
 
-from pacs.access import get_study_for_user
 from reporting.actions import do_read_report, report_group_name
-from reporting.selectors import report_state
+from reporting.selectors import get_readable_study, report_state
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +56,14 @@ class ReportConsumer(AsyncJsonWebsocketConsumer):
     async def report_update(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "report", **event["report"]})
 
+    async def report_command(self, event: dict[str, Any]) -> None:
+        # A spoken editor command (actions.do_send_editor_command).
+        await self.send_json({"type": "command", "command": event["command"]})
+
     @database_sync_to_async
     def _open_report(self, schema: str, study_uid: str) -> tuple[int, dict[str, Any]]:
         with schema_context(schema):
             user = self.scope["user"]
-            study = get_study_for_user(user, study_uid)
+            study = get_readable_study(user, study_uid)
             report = do_read_report(user, study, via="websocket")
             return report.pk, report_state(report)

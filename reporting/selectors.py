@@ -1,8 +1,32 @@
 """Read-only views of a report, shared by the API, the editor and the websocket."""
 
+import difflib
 from typing import Any
+from urllib.parse import urlencode
 
-from reporting.models import OutboundMessage, Report
+from django.db.models import Q, QuerySet
+from django.http import Http404
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django_tenants.utils import schema_context
+
+from accounts.models import Role, User
+from pacs.access import get_study_for_user
+from pacs.models import Series, Study
+from reporting.models import (
+    AddendumStatus,
+    Notification,
+    OutboundMessage,
+    PickList,
+    Report,
+    ReportMacro,
+    ReportTemplate,
+    ReportVersion,
+    StudyReferral,
+)
+from tenants.models import Tenant
 
 
 def latest_message(report: Report) -> OutboundMessage | None:
@@ -29,11 +53,14 @@ def report_state(report: Report) -> dict[str, Any]:
         {
             "version": version.version,
             "status": version.status,
+            "kind": version.kind,
+            "addendum": version.addendum.number if version.addendum else None,
             "saved_by": version.saved_by.username if version.saved_by else "",
             "saved_at": _iso(version.saved_at),
         }
-        for version in report.versions.select_related("saved_by")
+        for version in report.versions.select_related("saved_by", "addendum")
     ]
+    holder = report.lock_holder(timezone.now())
     return {
         "study_instance_uid": report.study.study_instance_uid,
         "status": report.status,
@@ -43,7 +70,208 @@ def report_state(report: Report) -> dict[str, Any]:
         "signed_by": report.signed_by.username if report.signed_by else "",
         "signed_at": _iso(report.signed_at),
         "delivery": delivery_state(report),
+        "preliminary_at": _iso(report.preliminary_at),
+        "result_status": report.result_status,
+        "lock": {
+            "holder": holder.get_username() if holder else "",
+            "expires_at": _iso(report.lock_expires_at) if holder else None,
+        },
+        "addenda": [
+            {
+                "number": addendum.number,
+                "status": addendum.status,
+                "text": addendum.text,
+                "signed_by": addendum.signed_by.username if addendum.signed_by else "",
+                "signed_at": _iso(addendum.signed_at),
+            }
+            for addendum in report.addenda.select_related("signed_by")
+        ],
+        "critical": critical_state(report),
+        "image_references": [
+            image_reference_state(reference)
+            for reference in report.image_references.all()
+        ],
     }
+
+
+def critical_state(report: Report) -> dict[str, Any]:
+    notifications = report.notifications.select_related(
+        "recipient", "acknowledged_by"
+    ).order_by("id")
+    acknowledged = next((n for n in notifications if n.acknowledged_at), None)
+    return {
+        "flagged": report.critical_finding,
+        "flagged_by": (
+            report.critical_flagged_by.username if report.critical_flagged_by else ""
+        ),
+        "flagged_at": _iso(report.critical_flagged_at),
+        "notified": [n.recipient.username for n in notifications],
+        "acknowledged_by": (
+            acknowledged.acknowledged_by.username
+            if acknowledged and acknowledged.acknowledged_by
+            else ""
+        ),
+        "acknowledged_at": _iso(acknowledged.acknowledged_at if acknowledged else None),
+    }
+
+
+def image_reference_state(reference: Any) -> dict[str, Any]:
+    return {
+        "number": reference.number,
+        "series_instance_uid": reference.series_instance_uid,
+        "sop_instance_uid": reference.sop_instance_uid,
+        "frame": reference.frame_number,
+        "window_center": reference.window_center,
+        "window_width": reference.window_width,
+        "viewer_url": viewer_url(reference),
+    }
+
+
+def viewer_url(reference: Any) -> str:
+    """The viewer at the cited frame and window (see docs/viewer.md)."""
+    query = {
+        "series": reference.series_instance_uid,
+        "sop": reference.sop_instance_uid,
+        "frame": reference.frame_number,
+        "layout": "1x1",
+    }
+    if reference.window_center is not None and reference.window_width is not None:
+        query["wc"] = f"{reference.window_center:g}"
+        query["ww"] = f"{reference.window_width:g}"
+    base = reverse("viewer:study", args=[reference.study_instance_uid])
+    return f"{base}?{urlencode(query)}"
+
+
+def report_text_with_addenda(report: Report) -> str:
+    """The signed text followed by each signed addendum, as sent to the RIS."""
+    parts = [report.text]
+    for addendum in report.addenda.filter(status=AddendumStatus.SIGNED):
+        heading = _("ADDENDUM %(number)s") % {"number": addendum.number}
+        parts.append(f"{heading}:\n{addendum.text}")
+    return "\n\n".join(parts)
+
+
+# --- Access -----------------------------------------------------------------------
+
+
+def get_readable_study(user: User, study_instance_uid: str) -> Study:
+    """The study whose report ``user`` may read; 404 for everyone else.
+
+    Radiologists read every study of their tenant; a referrer reads the
+    studies referred to them, and only once the report is issued.
+    """
+    if getattr(user, "role", None) != Role.REFERRER:
+        return get_study_for_user(user, study_instance_uid)
+    referral = (
+        StudyReferral.objects.select_related("study__patient", "study__report")
+        .filter(
+            referrer=user,
+            referrer__is_active=True,
+            study__study_instance_uid=study_instance_uid,
+        )
+        .first()
+    )
+    report = getattr(referral.study, "report", None) if referral else None
+    if referral is None or report is None or not report.visible_to_referrer:
+        raise Http404(_("No such study."))
+    return referral.study
+
+
+def get_version(report: Report, number: int) -> ReportVersion:
+    version = report.versions.filter(version=number).first()
+    if version is None:
+        raise Http404(_("No such version."))
+    return version
+
+
+def version_diffs(report: Report) -> list[dict[str, Any]]:
+    """Each saved version with the lines it changed from the one before it."""
+    rows = []
+    previous: dict[int | None, str] = {}
+    for version in report.versions.select_related("saved_by", "addendum"):
+        key = version.addendum_id
+        before = previous.get(key, "")
+        lines = [
+            {"sign": line[0], "text": line[2:]}
+            for line in difflib.ndiff(before.splitlines(), version.text.splitlines())
+            if line[:1] in "+- "
+        ]
+        previous[key] = version.text
+        rows.append({"version": version, "lines": lines})
+    return rows
+
+
+# --- Notifications ----------------------------------------------------------------
+
+
+def notifications_for(user: User) -> QuerySet[Notification]:
+    return Notification.objects.filter(recipient=user).select_related(
+        "report__study__patient", "acknowledged_by"
+    )
+
+
+def open_notification_count(user: User) -> int:
+    return notifications_for(user).filter(acknowledged_at=None).count()
+
+
+# --- Templates and macros -----------------------------------------------------
+
+
+SECTIONS = (
+    ("clinical_information", gettext_lazy("Clinical information")),
+    ("technique", gettext_lazy("Technique")),
+    ("comparison", gettext_lazy("Comparison")),
+    ("findings", gettext_lazy("Findings")),
+    ("impression", gettext_lazy("Impression")),
+)
+EMPTY_FIELD = "[[ ]]"
+
+
+def templates_for_study(study: Study) -> QuerySet[ReportTemplate]:
+    """Active templates whose modality and body part fit the study (or any)."""
+    series = Series.objects.filter(study=study)
+    modalities = set(study.modality_list) | set(
+        series.exclude(modality="").values_list("modality", flat=True)
+    )
+    body_parts = set(
+        series.exclude(body_part_examined="").values_list(
+            "body_part_examined", flat=True
+        )
+    )
+    return ReportTemplate.objects.filter(
+        Q(modality="") | Q(modality__in=modalities),
+        Q(body_part="") | Q(body_part__in=[b.upper() for b in body_parts]),
+        active=True,
+    )
+
+
+def render_template(template: ReportTemplate) -> str:
+    """The template as report text: a heading per section, each with a field."""
+    parts = []
+    for field, heading in SECTIONS:
+        body = getattr(template, field).strip() or EMPTY_FIELD
+        parts.append(f"{str(heading).upper()}:\n{body}")
+    return "\n\n".join(parts) + "\n"
+
+
+def pick_lists() -> dict[str, list[str]]:
+    return {p.name: p.choice_list for p in PickList.objects.all()}
+
+
+def macro_names() -> list[str]:
+    return list(ReportMacro.objects.values_list("name", flat=True))
+
+
+def expand_macro(tenant: Tenant, name: str) -> str | None:
+    """The text of the tenant's macro called ``name`` (spoken or typed), or None.
+
+    Case and spacing do not matter: "Normal  Chest" finds "normal chest".
+    For the speech engine, on a spoken "macro <name>".
+    """
+    wanted = " ".join(name.lower().split())
+    with schema_context(tenant.schema_name):
+        macro = ReportMacro.objects.filter(name__iexact=wanted).first()
+        return macro.text if macro else None
 
 
 def _iso(moment: Any) -> str | None:

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from reporting.models import DeliveryState, ReportStatus
+from reporting.models import AddendumStatus, DeliveryState, ReportStatus, VersionKind
 
 MAX_REPORT_CHARACTERS = 100_000
 
@@ -29,9 +29,23 @@ class SignSerializer(serializers.Serializer[None]):
     otp = serializers.CharField(max_length=16)
 
 
+class KeyImageReferenceInSerializer(serializers.Serializer[None]):
+    series_instance_uid = serializers.CharField(max_length=64)
+    sop_instance_uid = serializers.CharField(max_length=64)
+    frame = serializers.IntegerField(min_value=1, default=1)
+    window_center = serializers.FloatField(required=False, allow_null=True)
+    window_width = serializers.FloatField(
+        required=False, allow_null=True, min_value=0.0
+    )
+
+
 class ReportVersionSerializer(serializers.Serializer[None]):
     version = serializers.IntegerField()
     status = serializers.ChoiceField(choices=ReportStatus.choices)
+    kind = serializers.ChoiceField(choices=VersionKind.choices)
+    addendum = serializers.IntegerField(
+        allow_null=True, help_text="The addendum's number when kind is addendum."
+    )
     saved_by = serializers.CharField()
     saved_at = serializers.DateTimeField()
 
@@ -42,6 +56,40 @@ class DeliverySerializer(serializers.Serializer[None]):
     last_error = serializers.CharField(allow_blank=True)
     last_attempt_at = serializers.DateTimeField(allow_null=True)
     delivered_at = serializers.DateTimeField(allow_null=True)
+
+
+class LockSerializer(serializers.Serializer[None]):
+    holder = serializers.CharField(
+        allow_blank=True, help_text="Who edits the report now; empty when free."
+    )
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class AddendumSerializer(serializers.Serializer[None]):
+    number = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=AddendumStatus.choices)
+    text = serializers.CharField(allow_blank=True)
+    signed_by = serializers.CharField(allow_blank=True)
+    signed_at = serializers.DateTimeField(allow_null=True)
+
+
+class CriticalFindingSerializer(serializers.Serializer[None]):
+    flagged = serializers.BooleanField()
+    flagged_by = serializers.CharField(allow_blank=True)
+    flagged_at = serializers.DateTimeField(allow_null=True)
+    notified = serializers.ListField(child=serializers.CharField())
+    acknowledged_by = serializers.CharField(allow_blank=True)
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
+
+
+class KeyImageReferenceSerializer(serializers.Serializer[None]):
+    number = serializers.IntegerField()
+    series_instance_uid = serializers.CharField()
+    sop_instance_uid = serializers.CharField()
+    frame = serializers.IntegerField()
+    window_center = serializers.FloatField(allow_null=True)
+    window_width = serializers.FloatField(allow_null=True)
+    viewer_url = serializers.CharField()
 
 
 class ReportSerializer(serializers.Serializer[None]):
@@ -55,6 +103,33 @@ class ReportSerializer(serializers.Serializer[None]):
     delivery = DeliverySerializer(
         allow_null=True, help_text="The latest HL7 message to the RIS, if signed."
     )
+    preliminary_at = serializers.DateTimeField(allow_null=True)
+    result_status = serializers.CharField(
+        allow_blank=True, help_text="HL7 result status: P, F or C; empty for a draft."
+    )
+    lock = LockSerializer()
+    addenda = AddendumSerializer(many=True)
+    critical = CriticalFindingSerializer()
+    image_references = KeyImageReferenceSerializer(many=True)
+
+
+class VersionTextSerializer(serializers.Serializer[None]):
+    version = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=VersionKind.choices)
+    text = serializers.CharField(allow_blank=True)
+
+
+class TemplateSerializer(serializers.Serializer[None]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    modality = serializers.CharField(allow_blank=True)
+    body_part = serializers.CharField(allow_blank=True)
+    text = serializers.CharField(help_text="Sections with [[field]] placeholders.")
+
+
+class MacroSerializer(serializers.Serializer[None]):
+    name = serializers.CharField()
+    text = serializers.CharField()
 
 
 class ErrorSerializer(serializers.Serializer[None]):

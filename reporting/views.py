@@ -1,18 +1,19 @@
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from accounts.models import Role
-from pacs.access import get_study_for_user
-from reporting.actions import do_read_report
+from reporting import actions, selectors
 from reporting.selectors import report_state
 
 
 @login_required
 def report_editor(request: HttpRequest, study_uid: str) -> HttpResponse:
-    study = get_study_for_user(request.user, study_uid)  # type: ignore[arg-type]
-    report = do_read_report(request.user, study, request=request, via="editor")  # type: ignore[arg-type]
+    study = selectors.get_readable_study(request.user, study_uid)  # type: ignore[arg-type]
+    report = actions.do_read_report(request.user, study, request=request, via="editor")  # type: ignore[arg-type]
+    may_write = getattr(request.user, "role", "") == Role.RADIOLOGIST
     return render(
         request,
         "reporting/editor.html",
@@ -21,9 +22,52 @@ def report_editor(request: HttpRequest, study_uid: str) -> HttpResponse:
             "report": report,
             "state": report_state(report),
             "strings": editor_strings(),
-            "may_write": getattr(request.user, "role", "") == Role.RADIOLOGIST,
+            "may_write": may_write,
+            "is_referrer": getattr(request.user, "role", "") == Role.REFERRER,
+            "pick_lists": selectors.pick_lists() if may_write else {},
+            "macros": selectors.macro_names() if may_write else [],
+            "lock_seconds": actions.LOCK_SECONDS,
         },
     )
+
+
+@login_required
+def report_versions(request: HttpRequest, study_uid: str) -> HttpResponse:
+    """Every saved version, each with the lines it changed."""
+    if getattr(request.user, "role", "") != Role.RADIOLOGIST:
+        raise Http404(_("No such study."))
+    study = selectors.get_readable_study(request.user, study_uid)  # type: ignore[arg-type]
+    report = actions.do_read_report(
+        request.user, study, request=request, via="versions"
+    )  # type: ignore[arg-type]
+    return render(
+        request,
+        "reporting/versions.html",
+        {"study": study, "report": report, "rows": selectors.version_diffs(report)},
+    )
+
+
+@login_required
+def notifications(request: HttpRequest) -> HttpResponse:
+    """A user's notifications: critical findings to acknowledge."""
+    return render(
+        request,
+        "reporting/notifications.html",
+        {"notifications": selectors.notifications_for(request.user)},  # type: ignore[arg-type]
+    )
+
+
+@login_required
+@require_POST
+def acknowledge(request: HttpRequest, study_uid: str) -> HttpResponse:
+    if getattr(request.user, "role", "") != Role.REFERRER:
+        raise Http404(_("No such study."))
+    study = selectors.get_readable_study(request.user, study_uid)  # type: ignore[arg-type]
+    try:
+        actions.do_acknowledge_critical_finding(request.user, study, request=request)  # type: ignore[arg-type]
+    except actions.NothingToAcknowledge:
+        pass  # Acknowledged meanwhile (another tab, a colleague): nothing to do.
+    return redirect("reporting:notifications")
 
 
 def editor_strings() -> dict[str, str]:
@@ -47,4 +91,21 @@ def editor_strings() -> dict[str, str]:
         "sign_failed": _("Not signed: %(error)s"),
         "otp_required": _("Enter the code from your authenticator app."),
         "request_failed": _("The server did not answer."),
+        "lock_mine": _("You are editing this report."),
+        "lock_other": _("%(user)s is editing; you are watching read-only."),
+        "lock_free": _("Nobody is editing this report."),
+        "take_over": _("Edit"),
+        "critical_flagged": _("Critical finding flagged by %(user)s"),
+        "critical_notified": _("Notified: %(users)s"),
+        "critical_nobody": _(
+            "No referring clinician in Nimbus to notify: telephone them."
+        ),
+        "critical_acknowledged": _("Acknowledged by %(user)s on %(date)s"),
+        "critical_waiting": _("Not acknowledged yet"),
+        "addendum_heading": _("Addendum %(number)s"),
+        "addendum_signed": _("signed by %(user)s on %(date)s"),
+        "image_reference": _("Image %(number)s"),
+        "image_label": _("Image %(number)s: frame %(frame)s"),
+        "no_key_images": _("No key images marked in the viewer yet."),
+        "macro_unknown": _("No macro called “%(name)s”."),
     }
