@@ -18,8 +18,9 @@ Segments written, in order:
     The accession number as placer (OBR-2) and filler (OBR-3) order number,
     the study description as text of the universal service ID (OBR-4), the
     study date and time as observation date (OBR-7), the time of the status
-    change (OBR-22), the result status (OBR-25: ``F`` signed, ``P``
-    preliminary) and the signing radiologist (OBR-32).
+    change (OBR-22), the result status (OBR-25: ``P`` preliminary, ``F``
+    signed, ``C`` signed and corrected by an addendum) and the signing
+    radiologist (OBR-32).
 ``OBX`` (value type ``ST``), set ID 1
     The Study Instance UID, coded ``110180^Study Instance UID^DCM`` (DICOM
     PS3.16 code for the attribute), so that the RIS can link the report to the
@@ -29,6 +30,12 @@ Segments written, in order:
     ``18782-3^Radiology Study observation (narrative)^LN``, sub-ID 1, with the
     result status in OBX-11. An empty line is sent as an empty OBX-5 so that
     the RIS can rebuild the paragraphs.
+
+Line breaks: one OBX per line rather than one per section with ``\\.br\\``
+(section 2.7.6) inside a FT value. Every RIS reads TX lines; formatting
+escapes are often shown raw, and a line never needs one. A message with a
+``C`` status carries the whole report (the signed text and every signed
+addendum), because it replaces the ``F`` result at the RIS.
 """
 
 import datetime
@@ -68,8 +75,9 @@ _SEX_CODES = {"M": "M", "F": "F", "O": "O"}
 class ResultStatus:
     """HL7 table 0123 (OBR-25) and table 0085 (OBX-11), the codes Nimbus sends."""
 
-    FINAL = "F"
     PRELIMINARY = "P"
+    FINAL = "F"
+    CORRECTED = "C"
 
 
 @dataclass(frozen=True)

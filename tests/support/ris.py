@@ -39,8 +39,8 @@ class RisListener:
 
     def acknowledge(self, message: hl7.Message) -> hl7.Message:
         ack = str(message.create_ack(ack_code=self.ack_code)).rstrip("\r")
-        if self.error_text:  # MSA-3, the RIS's reason for refusing
-            ack += "|" + self.error_text.replace("^", "\\S\\")
+        if self.error_text:  # MSA-3, the RIS's reason for refusing, escaped
+            ack += "|" + message.escape(self.error_text)
         return hl7.parse(ack + "\r")
 
     def __enter__(self) -> "RisListener":
