@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 
 # dcmtk is the independent DICOM peer in tests; Chromium drives the browser tests.
 system-deps:
-	@deploy/dev/apt-install.sh dcmtk:storescu chromium:chromium fonts-dejavu-core
+	@deploy/dev/apt-install.sh dcmtk:storescu chromium:chromium fonts-dejavu-core flite
 
 run: install
 	@deploy/dev/apt-install.sh fonts-dejavu-core
