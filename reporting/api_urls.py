@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reporting import api
+from reporting import api, api_exports
 
 urlpatterns = [
     path("studies/<str:study_uid>/report", api.ReportView.as_view(), name="report"),
@@ -45,4 +45,10 @@ urlpatterns += [
     ),
     path(f"{REPORT}/templates", api.TemplatesView.as_view(), name="report-templates"),
     path("report-macros/<str:name>", api.MacroView.as_view(), name="report-macro"),
+]
+
+# The issued report as PDF and FHIR R4 (reporting/api_exports.py).
+urlpatterns += [
+    path(f"{REPORT}.pdf", api_exports.ReportPdfView.as_view(), name="report-pdf"),
+    path(f"{REPORT}/fhir", api_exports.ReportFhirView.as_view(), name="report-fhir"),
 ]
