@@ -17,10 +17,10 @@ install: $(VENV)/.installed
 
 # dcmtk is the independent DICOM peer in tests; Chromium drives the browser tests.
 system-deps:
-	@deploy/dev/apt-install.sh dcmtk:storescu chromium:chromium fonts-dejavu-core flite
+	@deploy/dev/apt-install.sh dcmtk:storescu chromium:chromium fonts-dejavu-core flite libpango-1.0-0 libpangoft2-1.0-0
 
 run: install
-	@deploy/dev/apt-install.sh fonts-dejavu-core
+	@deploy/dev/apt-install.sh fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0
 	$(SERVICES) $(BIN)/python deploy/dev/run.py
 
 test: install system-deps
