@@ -192,6 +192,8 @@ async function sign(event) {
     signOtp.value = "";
     if (result.ok) {
       applyServerState(result.data, { fromOwnSave: true });
+      // Signing frees the lock; taking it again lets this editor add addenda.
+      await acquireLock();
     } else {
       signError.textContent = format(strings.sign_failed, { error: errorText(result.data) });
     }
