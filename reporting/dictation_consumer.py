@@ -26,9 +26,11 @@ from accounts.models import Role
 from pacs.access import get_study_for_user
 from pacs.models import Study
 from reporting.actions import (
+    ReportError,
     ReportIsSigned,
     do_append_report_dictation,
     do_get_or_create_report,
+    do_send_editor_command,
 )
 from reporting.speech.commands import apply_spoken_commands
 from reporting.speech.engine import (
@@ -148,16 +150,19 @@ class DictationConsumer(AsyncWebsocketConsumer):
         pieces = apply_spoken_commands(words, self.language)
         for piece in pieces:
             if piece.command:
+                # To this client, and to every open editor of the report.
                 await self.send(
                     json.dumps({"type": "command", "command": piece.command})
+                )
+                await self._in_thread(
+                    do_send_editor_command, self.schema, self.report_id, piece.command
                 )
                 continue
             try:
                 await self._append(piece.text)
-            except ReportIsSigned:
-                await self.send(
-                    json.dumps({"type": "error", "message": str(ReportIsSigned())})
-                )
+            except ReportError as error:
+                # Signed meanwhile, or another radiologist holds the lock.
+                await self.send(json.dumps({"type": "error", "message": str(error)}))
                 continue
             await self.send(json.dumps({"type": "final", "text": piece.text}))
         if not any(piece.text for piece in pieces):
@@ -174,6 +179,7 @@ class DictationConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _writable_study(self, schema: str, study_uid: str) -> tuple[Study, str]:
+        """The study and dictation language, for a radiologist who may write."""
         with schema_context(schema):
             user = self.scope["user"]
             study = get_study_for_user(user, study_uid)
@@ -184,6 +190,7 @@ class DictationConsumer(AsyncWebsocketConsumer):
             report = do_get_or_create_report(study)
             if report.is_signed:
                 raise ReportIsSigned
+            self.report_id = report.pk
             # A report may name its language once templates carry one.
             language = (
                 getattr(report, "language", "") or settings.NIMBUS_SPEECH_LANGUAGE

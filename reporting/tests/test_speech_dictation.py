@@ -106,22 +106,29 @@ def test_it_shows_partial_text_while_the_radiologist_talks(
     async_to_sync(scenario)()
 
 
-def test_it_sends_next_field_as_an_editor_command(
+def test_a_spoken_next_field_reaches_every_open_editor(
     client_a: Client, study: Study, tmp_path: Path
 ) -> None:
     audio = spoken("normal study next field", tmp_path)
+    cookie = session_cookie(client_a)
 
     async def scenario() -> None:
-        socket = dictation_socket(study, cookie=session_cookie(client_a))
-        assert (await socket.connect())[0]
+        editor = socket_for(study, cookie=cookie)
+        microphone = dictation_socket(study, cookie=cookie)
+        assert (await editor.connect())[0]
+        assert (await microphone.connect())[0]
         try:
-            await stream(socket, audio)
-            messages = await stop_and_collect(socket, until="command")
+            assert (await editor.receive_json_from(timeout=5))["type"] == "report"
+            await stream(microphone, audio)
+            messages = await stop_and_collect(microphone, until="command")
+            on_editor = await editor.receive_json_from(timeout=5)
         finally:
-            await socket.disconnect()
+            await microphone.disconnect()
+            await editor.disconnect()
         finals = [m["text"] for m in messages if m["type"] == "final"]
         assert finals == ["Normal study"]
         assert messages[-1] == {"type": "command", "command": "next_field"}
+        assert on_editor == {"type": "command", "command": "next_field"}
 
     async_to_sync(scenario)()
 
