@@ -13,6 +13,7 @@ import {
   requestWarmUp,
 } from "../frame-loader.js";
 import { fitScale, freshView, viewMatrix, zoomAbout } from "./geometry.js";
+import { OVERVIEW_SIDE, TileLayer } from "./tiles.js";
 
 const KEEP_RADIUS = 10;
 const WL_THROTTLE_MS = 120;
@@ -40,6 +41,9 @@ export class Viewport {
     attachProgress(this.frames, element, labels.seriesProgress);
     this.lossyMarker = attachLossyMarker(element, labels.lossyPreview);
     this.previews = new LatestOnly((frame) => this.showPreview(frame));
+    // Large radiographs: the whole frame at most OVERVIEW_SIDE pixels a
+    // side, and tiles of what is visible beyond that zoom (tiles.js).
+    this.tiles = new TileLayer(this.stage);
     this.studyUid = null;
     this.seriesUid = null;
     this.modality = "";
@@ -109,6 +113,7 @@ export class Viewport {
     this.invert = false;
     this.img.classList.remove("inverted");
     this.frames.clear();
+    this.tiles.clear();
     this.displayedUrl = null;
     this.el.dataset.seriesUid = seriesUid;
     this.el.dataset.studyUid = studyUid;
@@ -159,7 +164,26 @@ export class Viewport {
     const scale = fitScale(this.view, box, image) * this.view.zoom * ratio;
     const needed = Math.ceil(native * scale);
     const step = config.sizeSteps.find((s) => s >= needed);
+    if (native > OVERVIEW_SIDE) return Math.min(step || OVERVIEW_SIDE, OVERVIEW_SIDE);
     return step && step < native ? step : null;
+  }
+
+  deviceScale(image) {
+    const ratio = Math.min(window.devicePixelRatio || 1, MAX_PIXEL_RATIO);
+    return fitScale(this.view, this.box(), image) * this.view.zoom * ratio;
+  }
+
+  // The window of the frame on screen, for tiles that must match it.
+  windowQuery() {
+    const shown = this.window || this.shownWindow;
+    return shown ? new URLSearchParams({ wc: shown.wc, ww: shown.ww }).toString() : "";
+  }
+
+  updateTiles() {
+    const image = this.image;
+    const matrix = this.matrix();
+    if (!image || !matrix || !this.displayedUrl) return;
+    this.tiles.update(image, matrix, this.box(), this.deviceScale(image), this.windowQuery());
   }
 
   frameUrl(image) {
@@ -202,6 +226,7 @@ export class Viewport {
         : null;
       this.showMessage("");
       this.setWindowOverlay();
+      this.updateTiles();
     } catch {
       if (generation === this.generation) this.showMessage(labels.failed);
     } finally {
@@ -222,6 +247,7 @@ export class Viewport {
     if (!this.image) return;
     this.img.src = frame.blobUrl;
     this.lossyMarker.hidden = false;
+    this.tiles.clear();  // drawn at the old window; back when the drag ends
   }
 
   evict() {
@@ -298,6 +324,8 @@ export class Viewport {
     this.hub.drawMarks(this);
     if (this.displayedUrl && this.frameUrl(image) !== this.requestedUrl) {
       this.show(this.current, { prefetch: false });
+    } else {
+      this.updateTiles();
     }
   }
 
@@ -326,6 +354,7 @@ export class Viewport {
   setInvert(on) {
     this.invert = on;
     this.img.classList.toggle("inverted", on);
+    this.tiles.layer.classList.toggle("inverted", on);
   }
 
   reset() {
