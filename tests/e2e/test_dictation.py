@@ -1,0 +1,136 @@
+"""Dictating in the browser: Chromium's fake microphone plays a flite recording.
+
+Chromium reads the WAV file as its microphone; the editor's AudioWorklet
+streams it to the server's speech engine, and the recognised text appears in
+a second editor window of the same report.
+"""
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from reporting.tests.speech_audio import SAMPLE_RATE, speak, write_wav
+from tests.e2e.conftest import CHROMIUM, sign_in
+from tests.support.stack import Stack, wait_for
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("flite") is None, reason="needs Debian's flite"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+CT_SLICE = (
+    ROOT.parent
+    / "shared"
+    / "data"
+    / "dicom"
+    / "tcia-pancreas-ct"
+    / "series-201"
+    / "1-030.dcm"
+)
+SENTENCE = "there is a small left pleural effusion"
+
+
+@pytest.fixture(scope="module")
+def microphone_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sentence, then four seconds of silence (Chromium loops the file)."""
+    folder = tmp_path_factory.mktemp("microphone")
+    speech = speak(SENTENCE, "slt", folder / "speech.wav")
+    silence = b"\0" * (SAMPLE_RATE * 2 * 4)
+    wav = folder / "microphone.wav"
+    write_wav(wav, b"\0" * SAMPLE_RATE + speech + silence)
+    return wav
+
+
+@pytest.fixture(scope="module")
+def browser_with_microphone(microphone_wav: Path) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--autoplay-policy=no-user-gesture-required",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={microphone_wav}",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def study_uid(stack: Stack) -> str:
+    result = subprocess.run(
+        [
+            "storescu",
+            "-aec",
+            stack.ae_title,
+            "127.0.0.1",
+            str(stack.dicom_port),
+            str(CT_SLICE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    uid = str(pydicom.dcmread(CT_SLICE, stop_before_pixels=True).StudyInstanceUID)
+    wait_for(
+        lambda: (
+            stack.sql(
+                "SELECT count(*) FROM pacs_study WHERE study_instance_uid = %s", uid
+            )
+            == [(1,)]
+        ),
+        what="the study indexed",
+    )
+    return uid
+
+
+def open_editor(page: Page, stack: Stack, study_uid: str) -> None:
+    page.goto(f"{stack.base_url}/reports/studies/{study_uid}/")
+    expect(page.locator("#report-text")).to_be_visible()
+
+
+def test_dictated_speech_appears_in_a_second_editor_window(
+    browser_with_microphone: Browser, stack: Stack, study_uid: str
+) -> None:
+    context = browser_with_microphone.new_context(
+        viewport={"width": 1280, "height": 900}
+    )
+    try:
+        dictating = context.new_page()
+        sign_in(dictating, stack)
+        open_editor(dictating, stack, study_uid)
+        watching = context.new_page()
+        open_editor(watching, stack, study_uid)
+
+        dictating.bring_to_front()
+        dictating.keyboard.press("F4")
+        expect(dictating.locator("#dictation-button")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        expect(dictating.locator("#dictation-partial")).to_have_text(
+            re.compile(r"pleural"), timeout=15_000
+        )
+        dictating.wait_for_timeout(2500)  # into the silence after the sentence
+        dictating.keyboard.press("F4")
+
+        spoken = re.compile(r"There is a small left pleural effusion", re.IGNORECASE)
+        expect(watching.locator("#report-text")).to_have_value(spoken, timeout=15_000)
+        expect(dictating.locator("#report-text")).to_have_value(spoken)
+        expect(dictating.locator("#dictation-partial")).to_have_text("")
+    finally:
+        context.close()
