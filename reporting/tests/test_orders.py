@@ -11,6 +11,7 @@ import hl7 as python_hl7
 import pydicom
 import pytest
 from django.conf import settings
+from django.test import Client
 from hl7.client import MLLPClient
 
 from audit.models import AuditEvent, EventType
@@ -131,6 +132,20 @@ def test_images_with_the_orders_accession_number_join_the_ordered_study(
     assert study.study_instance_uid == result.study_instance_uid
     assert study.number_of_study_related_instances == 1
     assert ScheduledStudy.objects.get().status == OrderStatus.IMAGES_RECEIVED
+
+
+def test_the_worklist_shows_the_order_before_and_one_study_after_its_images(
+    tenant_a: Tenant, storage_dirs: Path, client_a: Client
+) -> None:
+    send_over_mllp(ORM)
+    before = client_a.get("/").content.decode()
+
+    do_ingest_spooled_file(spool_image_with("ACC-900", "P-77"), "MODALITY")
+    after = client_a.get("/").content.decode()
+
+    assert before.count("ACC-900") == 1
+    assert after.count("ACC-900") == 1
+    assert Study.objects.get().number_of_study_related_instances == 1
 
 
 def test_images_of_another_patient_do_not_join_the_order(
