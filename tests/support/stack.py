@@ -63,6 +63,7 @@ class Stack:
     web_port: int
     dicom_port: int
     ris_port: int
+    hl7_port: int = 0
     schema: str = "e2e"
     host: str = "e2e.localhost"
     ae_title: str = "NIMBUS_E2E"
@@ -177,9 +178,11 @@ def running_stack(tmp: Path, ris_port: int) -> Iterator[Stack]:
         web_port=free_port(),
         dicom_port=free_port(),
         ris_port=ris_port,
+        hl7_port=free_port(),
         logs=logs,
     )
     stack.env["NIMBUS_DICOM_PORT"] = str(stack.dicom_port)
+    stack.env["NIMBUS_HL7_PORT"] = str(stack.hl7_port)
     try:
         stack.manage("migrate_schemas", "--shared", "--verbosity", "0")
         stack.manage(
@@ -233,10 +236,11 @@ def running_stack(tmp: Path, ris_port: int) -> Iterator[Stack]:
             var_dir=tmp / "var",
             dicom_host="127.0.0.1",
         )
-        for name in ("web", "dicom", "worker"):
+        for name in ("web", "dicom", "worker", "hl7"):
             stack.start(name, *started[name])
         wait_for_port(stack.web_port)
         wait_for_port(stack.dicom_port)
+        wait_for_port(stack.hl7_port)
         _wait_until_ready(stack)
         yield stack
     finally:
