@@ -434,6 +434,10 @@ def main() -> int:
     print_viewer_table(
         viewer_section(args.slices, args.repeat), args.slices, args.repeat
     )
+
+    from bench.dictation import dictation_section, print_dictation_table
+
+    print_dictation_table(dictation_section())
     return 0
 
 
