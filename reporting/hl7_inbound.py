@@ -365,7 +365,10 @@ def _value(
         elif component is None:
             value = str(repetition)
         else:
-            value = str(repetition(component))
+            part = repetition(component)
+            # A component with subcomponents (CX-4 as HD, XPN-1 as FN): the
+            # first one, the namespace ID or the surname.
+            value = part if isinstance(part, str) else str(part(1))
     except IndexError:
         return ""
     return str(message.unescape(value)).strip()
