@@ -15,8 +15,13 @@ from accounts.models import ApiToken, User
 from config.asgi import application
 from conftest import tenant_client
 from pacs.models import Study
-from reporting.dictation_consumer import CLOSE_NOT_FOUND
-from reporting.models import Report
+from reporting.dictation_consumer import (
+    CLOSE_NO_ENGINE,
+    CLOSE_NOT_FOUND,
+    CLOSE_SIGNED,
+    CLOSE_TOO_FAR_BEHIND,
+)
+from reporting.models import Report, ReportStatus
 from reporting.tests import speech_audio
 from reporting.tests.test_consumer import session_cookie, socket_for
 from tenants.models import Tenant
@@ -193,5 +198,45 @@ def test_it_answers_within_a_second_after_the_stop(
             assert time.monotonic() - started < 1.0
         finally:
             await socket.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_it_refuses_to_dictate_into_a_signed_report(token_a: str, study: Study) -> None:
+    Report.objects.create(study=study, status=ReportStatus.SIGNED, text="Done.")
+
+    async def scenario() -> None:
+        connected, code = await dictation_socket(study, token=token_a).connect()
+        assert not connected
+        assert code == CLOSE_SIGNED
+
+    async_to_sync(scenario)()
+
+
+def test_it_closes_when_the_audio_outruns_recognition(
+    token_a: str, study: Study, settings: Any
+) -> None:
+    settings.NIMBUS_SPEECH_MAX_BUFFER_SECONDS = 1
+
+    async def scenario() -> None:
+        socket = dictation_socket(study, token=token_a)
+        assert (await socket.connect())[0]
+        # Two seconds in one frame: more than may wait for the recogniser.
+        await socket.send_to(bytes_data=b"\0" * 64000)
+        closed = await socket.receive_output(timeout=5)
+        assert closed == {"type": "websocket.close", "code": CLOSE_TOO_FAR_BEHIND}
+
+    async_to_sync(scenario)()
+
+
+def test_it_refuses_a_language_the_engine_cannot_recognise(
+    token_a: str, study: Study, settings: Any
+) -> None:
+    settings.NIMBUS_SPEECH_LANGUAGE = "nl"
+
+    async def scenario() -> None:
+        connected, code = await dictation_socket(study, token=token_a).connect()
+        assert not connected
+        assert code == CLOSE_NO_ENGINE
 
     async_to_sync(scenario)()
