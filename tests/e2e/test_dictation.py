@@ -34,6 +34,7 @@ CT_SLICE = (
     / "series-201"
     / "1-030.dcm"
 )
+SCREENSHOTS = ROOT / "docs" / "screenshots"
 SENTENCE = "there is a small left pleural effusion"
 
 
@@ -125,6 +126,8 @@ def test_dictated_speech_appears_in_a_second_editor_window(
         expect(dictating.locator("#dictation-partial")).to_have_text(
             re.compile(r"pleural"), timeout=15_000
         )
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        dictating.screenshot(path=SCREENSHOTS / "dictation.png")
         dictating.wait_for_timeout(2500)  # into the silence after the sentence
         dictating.keyboard.press("F4")
 
