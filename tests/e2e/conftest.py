@@ -1,11 +1,14 @@
 import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
+import pydicom
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.support.ris import RisListener
-from tests.support.stack import PASSWORD, Stack, running_stack
+from tests.support.stack import PASSWORD, Stack, running_stack, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +65,41 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
     sign_in(signed_in, stack)
     yield signed_in
     context.close()
+
+
+CT_SERIES = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "data"
+    / "dicom"
+    / "tcia-pancreas-ct"
+    / "series-201"
+)
+# The last slices of the series: a contiguous stack, quick to send.
+SLICES = 24
+
+
+@pytest.fixture(scope="session")
+def ct_study(stack: Stack) -> str:
+    files = sorted(CT_SERIES.glob("*.dcm"))[-SLICES:]
+    result = subprocess.run(
+        ["storescu", "-aec", stack.ae_title, "127.0.0.1", str(stack.dicom_port)]
+        + [str(f) for f in files],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    wait_for(
+        lambda: (
+            stack.sql(
+                "SELECT count(*) FROM pacs_instance i JOIN pacs_series s ON i.series_id = s.id"
+                " JOIN pacs_study t ON s.study_id = t.id WHERE t.study_instance_uid = %s",
+                study_uid,
+            )
+            == [(SLICES,)]
+        ),
+        what="the CT slices indexed",
+    )
+    return study_uid

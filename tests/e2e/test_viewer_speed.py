@@ -4,48 +4,17 @@ Real CT slices go to the running stack with dcmtk's storescu; Debian's
 Chromium, driven by Playwright, opens them in the viewer.
 """
 
-import subprocess
 from pathlib import Path
 
-import pydicom
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.conftest import SLICES
 from tests.support.stack import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-CT_SERIES = (
-    ROOT.parent / "shared" / "data" / "dicom" / "tcia-pancreas-ct" / "series-201"
-)
-SLICES = 24
-
-
-@pytest.fixture(scope="module")
-def ct_study(stack: Stack) -> str:
-    files = sorted(CT_SERIES.glob("*.dcm"))[-SLICES:]
-    result = subprocess.run(
-        ["storescu", "-aec", stack.ae_title, "127.0.0.1", str(stack.dicom_port)]
-        + [str(f) for f in files],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
-    wait_for(
-        lambda: (
-            stack.sql(
-                "SELECT count(*) FROM pacs_instance i JOIN pacs_series s ON i.series_id = s.id"
-                " JOIN pacs_study t ON s.study_id = t.id WHERE t.study_instance_uid = %s",
-                study_uid,
-            )
-            == [(SLICES,)]
-        ),
-        what="the CT slices indexed",
-    )
-    return study_uid
 
 
 def open_study(page: Page, stack: Stack, study_uid: str):  # type: ignore[no-untyped-def]
