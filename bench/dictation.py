@@ -45,8 +45,8 @@ from reporting.tests.speech_audio import (  # noqa: E402
 )
 from tests.support.stack import Stack, free_port, running_stack, wait_for  # noqa: E402
 
-CT_SLICE = ROOT.parent / "shared" / "data" / "dicom" / "tcia-pancreas-ct"
-CT_SLICE = CT_SLICE / "series-201" / "1-030.dcm"
+SHARED = ROOT.parent / "shared" / "data" / "dicom"
+CT_SLICE = SHARED / "tcia-pancreas-ct" / "series-201" / "1-030.dcm"
 CHUNK = 3200  # 100 ms of 16 kHz s16le
 OPCODE_TEXT, OPCODE_BINARY, OPCODE_CLOSE, OPCODE_PING = 0x1, 0x2, 0x8, 0x9
 

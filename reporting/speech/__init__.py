@@ -1,0 +1,1 @@
+"""Speech recognition for dictation: engines, the radiology language model, commands."""
