@@ -180,8 +180,12 @@ def do_save_report_draft(
 def do_append_report_dictation(
     user: User, study: Study, text: str, *, request: HttpRequest | None = None
 ) -> Report:
-    """Append recognised text to the report, as a new version."""
-    dictated = text.strip()
+    """Append recognised text to the report, as a new version.
+
+    Spaces around the text go, line breaks stay: a spoken "new paragraph"
+    at the end of an utterance must reach the report.
+    """
+    dictated = text.strip(" \t")
     with transaction.atomic():
         report = _locked_report(study)
         if report.is_signed:
@@ -190,7 +194,8 @@ def do_append_report_dictation(
         if not dictated:
             return report
 
-        joiner = "" if not report.text or report.text[-1].isspace() else " "
+        joined = not report.text or report.text[-1].isspace() or dictated[0].isspace()
+        joiner = "" if joined else " "
         previous = report.version
         _save_new_version(report, user, report.text + joiner + dictated)
         _mark_study(study, ReadingStatus.IN_PROGRESS)

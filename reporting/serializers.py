@@ -22,7 +22,10 @@ class ReportTextSerializer(serializers.Serializer[None]):
 
 
 class DictationSerializer(serializers.Serializer[None]):
-    text = serializers.CharField(max_length=MAX_REPORT_CHARACTERS)
+    # Line breaks are dictation ("new paragraph"); the action trims spaces.
+    text = serializers.CharField(
+        max_length=MAX_REPORT_CHARACTERS, trim_whitespace=False
+    )
 
 
 class SignSerializer(serializers.Serializer[None]):

@@ -65,6 +65,18 @@ def test_it_appends_dictated_text_after_a_space(client_a: Client, study: Study) 
     assert AuditEvent.objects.filter(event_type=EventType.REPORT_DICTATED).exists()
 
 
+def test_it_keeps_a_new_paragraph_dictated_at_the_end_of_an_utterance(
+    client_a: Client, study: Study
+) -> None:
+    put_text(client_a, study, "Liver normal.")
+    post(client_a, study, "/dictation", {"text": "Spleen normal.\n\n"})
+    response = post(client_a, study, "/dictation", {"text": "Impression: normal."})
+
+    assert response.json()["text"] == (
+        "Liver normal. Spleen normal.\n\nImpression: normal."
+    )
+
+
 def test_it_reads_the_report_and_audits_the_read(
     client_a: Client, study: Study
 ) -> None:
