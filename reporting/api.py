@@ -63,7 +63,8 @@ class ReportAPIView(APIView):
         return study
 
     def answer(self, report: Report) -> Response:
-        return Response(ReportSerializer(report_state(report)).data)
+        state = selectors.state_for(self.request.user, report_state(report))
+        return Response(ReportSerializer(state).data)
 
 
 class ReportView(ReportAPIView):

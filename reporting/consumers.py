@@ -9,7 +9,7 @@ from django.http import Http404
 from django_tenants.utils import schema_context
 
 from reporting.actions import do_read_report, report_group_name
-from reporting.selectors import get_readable_study, report_state
+from reporting.selectors import get_readable_study, report_state, state_for
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,9 @@ class ReportConsumer(AsyncJsonWebsocketConsumer):
         return None
 
     async def report_update(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "report", **event["report"]})
+        # One broadcast for every reader: each socket sends what its user may see.
+        state = state_for(self.scope["user"], event["report"])
+        await self.send_json({"type": "report", **state})
 
     async def report_command(self, event: dict[str, Any]) -> None:
         # A spoken editor command (actions.do_send_editor_command).
@@ -66,4 +68,4 @@ class ReportConsumer(AsyncJsonWebsocketConsumer):
             user = self.scope["user"]
             study = get_readable_study(user, study_uid)
             report = do_read_report(user, study, via="websocket")
-            return report.pk, report_state(report)
+            return report.pk, state_for(user, report_state(report))

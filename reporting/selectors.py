@@ -94,6 +94,25 @@ def report_state(report: Report) -> dict[str, Any]:
     }
 
 
+def state_for(user: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """What ``user`` may see of a report's state (from ``report_state``).
+
+    Radiologists see everything. Anyone else (a referrer) sees the report as
+    issued: signed addenda only, and not the history of drafts.
+    """
+    if getattr(user, "reads_studies", False):
+        return state
+    return {
+        **state,
+        "versions": [],
+        "addenda": [
+            addendum
+            for addendum in state["addenda"]
+            if addendum["status"] == AddendumStatus.SIGNED
+        ],
+    }
+
+
 def critical_state(report: Report) -> dict[str, Any]:
     notifications = report.notifications.select_related(
         "recipient", "acknowledged_by"

@@ -20,7 +20,7 @@ def report_editor(request: HttpRequest, study_uid: str) -> HttpResponse:
         {
             "study": study,
             "report": report,
-            "state": report_state(report),
+            "state": selectors.state_for(request.user, report_state(report)),
             "strings": editor_strings(),
             "may_write": may_write,
             "is_referrer": getattr(request.user, "role", "") == Role.REFERRER,

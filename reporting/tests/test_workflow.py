@@ -1,12 +1,16 @@
 import time
+from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
 from audit.models import AuditEvent, EventType, Outcome
+from config.asgi import application
 from conftest import current_totp, tenant_client
 from pacs.models import Study
 from reporting.models import (
@@ -18,6 +22,7 @@ from reporting.models import (
     VersionKind,
 )
 from reporting.tests.helpers import post, put, url
+from reporting.tests.test_consumer import run, session_cookie
 from tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db
@@ -171,3 +176,54 @@ def next_totp(user: User) -> str:
     totp.time = time.time() + device.step
     # Accepted because the device tolerates one step of drift.
     return f"{totp.token():0{device.digits}d}"
+
+
+def test_a_referrer_never_sees_a_draft_addendum_or_the_draft_history(
+    client_a: Client, client_ref: Client, study: Study
+) -> None:
+    sign(client_a, study)
+    put(client_a, study, "/addendum", {"text": "Draft: maybe the wrong patient."})
+
+    body = client_ref.get(url(study)).json()
+    page = client_ref.get(f"/reports/studies/{study.study_instance_uid}/")
+
+    assert body["addenda"] == [] and body["versions"] == []
+    assert "maybe the wrong patient" not in page.content.decode()
+    assert client_a.get(url(study)).json()["addenda"][0]["status"] == "draft"
+
+
+def test_a_referrers_report_socket_never_carries_a_draft_addendum(
+    client_a: Client,
+    client_ref: Client,
+    study: Study,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # As in test_consumer: channels' calls share the test's transaction.
+    monkeypatch.setattr("channels.db.close_old_connections", lambda: None)
+    sign(client_a, study)
+
+    def draft_addendum() -> None:
+        # The broadcast waits for the commit; run it as the commit would.
+        with django_capture_on_commit_callbacks(execute=True):
+            put(client_a, study, "/addendum", {"text": "Draft: the wrong patient?"})
+
+    headers = [
+        (b"host", b"a.localhost"),
+        (b"origin", b"http://a.localhost"),
+        (b"cookie", session_cookie(client_ref).encode()),
+    ]
+
+    async def scenario() -> None:
+        socket = WebsocketCommunicator(
+            application, f"/ws/studies/{study.study_instance_uid}/report/", headers
+        )
+        connected, _ = await socket.connect()
+        assert connected
+        await socket.receive_json_from(timeout=5)  # the state on opening
+        await database_sync_to_async(draft_addendum)()
+        update = await socket.receive_json_from(timeout=5)
+        assert update["addenda"] == [] and update["versions"] == []
+        await socket.disconnect()
+
+    run(scenario)
