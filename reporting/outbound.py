@@ -35,7 +35,7 @@ _RESULT_STATUS = re.compile(r"(?:^|\r)OBR(?:\|[^|\r]*){24}\|([^|\r]*)")
 
 
 class MessageNotResendable(Exception):
-    """Only a message that the RIS has not accepted can be sent again."""
+    """Only a message that the RIS has not accepted, nor a later one, can go again."""
 
 
 def may_see_queue(user: User) -> bool:
@@ -69,6 +69,22 @@ def get_message_for_user(user: User, message_id: int) -> OutboundMessage:
     return message
 
 
+def may_resend(message: OutboundMessage) -> bool:
+    """Whether ``message`` may be sent again.
+
+    Not once the RIS accepted it, and not once it accepted a later message
+    of the same report: a refused preliminary (P) sent after the final (F)
+    would turn the result at the RIS back into a preliminary one.
+    """
+    if message.state not in RESENDABLE_STATES:
+        return False
+    return not OutboundMessage.objects.filter(
+        report_id=message.report_id,
+        pk__gt=message.pk,
+        state=DeliveryState.DELIVERED,
+    ).exists()
+
+
 def do_resend_message(
     user: User, message: OutboundMessage, *, request: HttpRequest | None = None
 ) -> OutboundMessage:
@@ -80,7 +96,7 @@ def do_resend_message(
     """
     with transaction.atomic():
         message = OutboundMessage.objects.select_for_update().get(pk=message.pk)
-        if message.state not in RESENDABLE_STATES:
+        if not may_resend(message):
             raise MessageNotResendable
         previous = message.state
         message.state = DeliveryState.PENDING

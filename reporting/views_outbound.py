@@ -10,10 +10,10 @@ from django.views.decorators.http import require_POST
 
 from reporting.models import DeliveryState
 from reporting.outbound import (
-    RESENDABLE_STATES,
     MessageNotResendable,
     do_resend_message,
     get_message_for_user,
+    may_resend,
     may_see_queue,
     outbound_messages,
     result_status,
@@ -34,7 +34,7 @@ def outbound_queue(request: HttpRequest) -> HttpResponse:
         {
             "message": message,
             "result_status": result_status(message),
-            "may_resend": message.state in RESENDABLE_STATES,
+            "may_resend": may_resend(message),
         }
         for message in page
     ]

@@ -120,6 +120,26 @@ def test_a_delivered_message_is_not_sent_again(
     ).exists()
 
 
+def test_a_refused_message_is_not_sent_after_a_later_one_was_delivered(
+    tenant_a: Tenant, radiologist: User, study: Study, client_a: Client
+) -> None:
+    refused = refused_message(tenant_a, radiologist, study)
+    later = OutboundMessage.objects.create(
+        report=refused.report,
+        payload=refused.payload,
+        message_control_id="LATER-1",
+        state=DeliveryState.DELIVERED,
+    )
+
+    page = client_a.get(PAGE).content.decode()
+    client_a.post(f"{PAGE}{refused.pk}/resend")
+
+    refused.refresh_from_db()
+    assert refused.state == DeliveryState.REJECTED
+    assert f"{PAGE}{refused.pk}/resend" not in page
+    assert later.pk > refused.pk
+
+
 def test_resending_needs_a_post(
     tenant_a: Tenant, radiologist: User, study: Study, client_a: Client
 ) -> None:
