@@ -18,6 +18,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import connection
 from django.http import Http404
 from django.utils.translation import gettext as _
 from django_tenants.utils import schema_context
@@ -32,7 +33,8 @@ from reporting.actions import (
     do_get_or_create_report,
     do_send_editor_command,
 )
-from reporting.speech.commands import apply_spoken_commands
+from reporting.selectors import expand_macro
+from reporting.speech.commands import Action, apply_spoken_commands
 from reporting.speech.engine import (
     SAMPLE_RATE,
     Recognizer,
@@ -60,6 +62,22 @@ check_engine_configuration()
 _executor = ThreadPoolExecutor(
     max_workers=settings.NIMBUS_SPEECH_THREADS, thread_name_prefix="speech"
 )
+
+
+def do_dictate_macro(schema: str, user: Any, study: Study, name: str) -> str | None:
+    """Append the macro called ``name`` to the report; its text, or None if unknown.
+
+    Raises
+    ------
+    ReportError
+        When the report is signed or another radiologist holds its lock.
+    """
+    with schema_context(schema):
+        text = expand_macro(connection.tenant, name)
+        if text is None:
+            return None
+        do_append_report_dictation(user, study, text)
+        return text
 
 
 class DictationConsumer(AsyncWebsocketConsumer):
@@ -149,6 +167,9 @@ class DictationConsumer(AsyncWebsocketConsumer):
         words = await self._in_thread(self.recognizer.end_utterance)
         pieces = apply_spoken_commands(words, self.language)
         for piece in pieces:
+            if piece.command == Action.MACRO:
+                await self._insert_macro(piece.text)
+                continue
             if piece.command:
                 # To this client, and to every open editor of the report.
                 await self.send(
@@ -171,6 +192,21 @@ class DictationConsumer(AsyncWebsocketConsumer):
         logger.debug(
             "Utterance finished in %d ms", int((time.monotonic() - started) * 1000)
         )
+
+    async def _insert_macro(self, name: str) -> None:
+        """A spoken "macro <name>": the tenant's normal text, as dictation."""
+        try:
+            text = await database_sync_to_async(do_dictate_macro)(
+                self.schema, self.scope["user"], self.study, name
+            )
+        except ReportError as error:
+            await self.send(json.dumps({"type": "error", "message": str(error)}))
+            return
+        if text is None:
+            message = _("There is no macro called “%(name)s”.") % {"name": name}
+            await self.send(json.dumps({"type": "error", "message": message}))
+            return
+        await self.send(json.dumps({"type": "final", "text": text}))
 
     async def _in_thread(self, function: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(

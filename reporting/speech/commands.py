@@ -15,11 +15,14 @@ class Action(StrEnum):
     BREAK = "break"
     NEXT_FIELD = "next_field"
     SCRATCH = "scratch_that"
+    # "macro normal chest": the tenant's normal text called "normal chest".
+    MACRO = "macro"
 
 
 # Longest phrases first within a language, so "new paragraph" wins over "new".
 COMMANDS: dict[str, list[tuple[tuple[str, ...], Action, str]]] = {
     "en": [
+        (("macro",), Action.MACRO, ""),
         (("new", "paragraph"), Action.BREAK, "\n\n"),
         (("new", "line"), Action.BREAK, "\n"),
         (("next", "field"), Action.NEXT_FIELD, ""),
@@ -30,6 +33,7 @@ COMMANDS: dict[str, list[tuple[tuple[str, ...], Action, str]]] = {
         (("colon",), Action.PUNCTUATION, ":"),
     ],
     "fr": [
+        (("macro",), Action.MACRO, ""),
         (("nouveau", "paragraphe"), Action.BREAK, "\n\n"),
         (("à", "la", "ligne"), Action.BREAK, "\n"),
         (("champ", "suivant"), Action.NEXT_FIELD, ""),
@@ -39,6 +43,7 @@ COMMANDS: dict[str, list[tuple[tuple[str, ...], Action, str]]] = {
         (("virgule",), Action.PUNCTUATION, ","),
     ],
     "de": [
+        (("makro",), Action.MACRO, ""),
         (("neuer", "absatz"), Action.BREAK, "\n\n"),
         (("neue", "zeile"), Action.BREAK, "\n"),
         (("nächstes", "feld"), Action.NEXT_FIELD, ""),
@@ -48,6 +53,7 @@ COMMANDS: dict[str, list[tuple[tuple[str, ...], Action, str]]] = {
         (("doppelpunkt",), Action.PUNCTUATION, ":"),
     ],
     "nl": [
+        (("macro",), Action.MACRO, ""),
         (("nieuwe", "alinea"), Action.BREAK, "\n\n"),
         (("nieuwe", "regel"), Action.BREAK, "\n"),
         (("volgend", "veld"), Action.NEXT_FIELD, ""),
@@ -61,7 +67,10 @@ COMMANDS: dict[str, list[tuple[tuple[str, ...], Action, str]]] = {
 
 @dataclass(frozen=True)
 class Piece:
-    """Text for the report, or (with ``command``) an instruction for the editor."""
+    """Text for the report, or (with ``command``) an instruction for the editor.
+
+    A ``macro`` command carries the spoken macro name as its text.
+    """
 
     text: str = ""
     command: str = ""
@@ -96,6 +105,17 @@ def apply_spoken_commands(words: str, language: str = "en") -> list[Piece]:
             _flush(parts, pieces)
             pieces.append(Piece(command=action.value))
             phrase_start = 0
+        elif action is Action.MACRO:
+            # The name runs to the next command or the end of the utterance.
+            end = index
+            while end < len(tokens) and _match(table, tokens, end) is None:
+                end += 1
+            if end > index:
+                _flush(parts, pieces)
+                name = " ".join(tokens[index:end])
+                pieces.append(Piece(text=name, command=action.value))
+                phrase_start = 0
+            index = end
     _flush(parts, pieces)
     return pieces
 
@@ -130,3 +150,10 @@ def _join(parts: list[str]) -> str:
         text += part[:1].upper() + part[1:] if capitalise else part
         capitalise = part.endswith(".")
     return text.strip(" ")
+
+
+def macro_phrase(name: str, language: str = "en") -> str:
+    """What a reader says to insert the macro ``name``, for the language model."""
+    table = COMMANDS.get(language, COMMANDS["en"])
+    words = next(phrase for phrase, action, _ in table if action is Action.MACRO)
+    return " ".join([*words, *name.lower().split()])

@@ -1,4 +1,4 @@
-from reporting.speech.commands import Piece, apply_spoken_commands
+from reporting.speech.commands import Piece, apply_spoken_commands, macro_phrase
 
 
 def texts(words: str) -> list[Piece]:
@@ -52,3 +52,32 @@ def test_it_uses_the_commands_of_the_report_language() -> None:
     assert apply_spoken_commands("kein erguss punkt", "de") == [
         Piece(text="Kein erguss.")
     ]
+
+
+def test_a_spoken_macro_carries_its_name_to_the_end_of_the_utterance() -> None:
+    assert apply_spoken_commands("no effusion period macro normal chest") == [
+        Piece(text="No effusion."),
+        Piece(text="normal chest", command="macro"),
+    ]
+
+
+def test_a_macro_name_ends_at_the_next_command() -> None:
+    pieces = apply_spoken_commands("macro normal chest next field impression")
+
+    assert pieces == [
+        Piece(text="normal chest", command="macro"),
+        Piece(command="next_field"),
+        Piece(text="Impression"),
+    ]
+
+
+def test_macro_without_a_name_is_ignored_and_german_says_makro() -> None:
+    assert apply_spoken_commands("macro") == []
+    assert apply_spoken_commands("makro normaler thorax", "de") == [
+        Piece(text="normaler thorax", command="macro")
+    ]
+
+
+def test_the_language_model_learns_the_phrase_of_each_macro() -> None:
+    assert macro_phrase("Normal  Chest") == "macro normal chest"
+    assert macro_phrase("normaler Thorax", "de") == "makro normaler thorax"

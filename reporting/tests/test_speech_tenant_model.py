@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from pacs.models import Study
-from reporting.models import Report, ReportStatus
+from reporting.models import Report, ReportMacro, ReportStatus
 from reporting.speech import language_model
 from reporting.speech.pocketsphinx_engine import model_dir
 from reporting.tests import speech_audio
@@ -75,3 +75,13 @@ def test_the_tenant_model_recognises_a_word_only_its_reports_use(
     assert (
         recognizer.end_utterance() == "the appearances are in keeping with tuberculosis"
     )
+
+
+def test_it_learns_the_spoken_name_of_each_macro(tenant_a: Tenant) -> None:
+    ReportMacro.objects.create(name="normal chest", text="Lungs clear.")
+
+    call_command("rebuild_language_model", "--tenant", tenant_a.schema_name)
+
+    own = language_model.tenant_model_dir(tenant_a.schema_name, "en")
+    model = (own / language_model.LM_NAME).read_text(encoding="utf-8")
+    assert "macro normal chest" in model
