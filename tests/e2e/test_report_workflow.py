@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pydicom
-import pytest
 from django_otp.oath import totp
 from playwright.sync_api import Browser, Page, expect
 
