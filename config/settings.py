@@ -6,6 +6,7 @@ turns on the HTTPS-only settings and refuses to start without a secret key.
 """
 
 import os
+import sys
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -120,10 +121,15 @@ WSGI_APPLICATION = None
 ASGI_APPLICATION = "config.asgi.application"
 
 # --- Database, cache, broker ------------------------------------------------
+# The test process runs DICOM and websocket servers in threads that end
+# without handing pooled connections back, and a drained pool stalls every
+# later test for its 30 s timeout: there, each thread keeps a connection of
+# its own. The processes that the end-to-end tests start use the pool.
+_POOL_SIZE_DEFAULT = 0 if "pytest" in sys.modules else 8
 DATABASES = {
     "default": database_from_url(
         env_str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/nimbus"),
-        env_int("NIMBUS_DB_POOL_SIZE", 8),
+        env_int("NIMBUS_DB_POOL_SIZE", _POOL_SIZE_DEFAULT),
     )
 }
 # Each test run gets its own database, so that parallel runs never collide.
