@@ -372,9 +372,20 @@ def _save_addendum_version(report: Report, addendum: Addendum, user: User) -> No
 
 
 def _check_lock(report: Report, user: User) -> None:
-    holder = report.lock_holder(timezone.now())
+    """Let ``user`` write only while holding the lock; a free lock is taken.
+
+    A write through the API with nobody holding the lock takes it, so that
+    a second reader cannot write over the first one's text the moment after
+    (one editor at a time, whatever the client).
+    """
+    now = timezone.now()
+    holder = report.lock_holder(now)
     if holder is not None and holder.pk != user.pk:
         raise ReportLocked(holder)  # type: ignore[arg-type]
+    if holder is None:
+        report.locked_by = user
+        report.lock_expires_at = now + datetime.timedelta(seconds=LOCK_SECONDS)
+        report.save(update_fields=["locked_by", "lock_expires_at"])
 
 
 def _mark_study(study: Study, status: ReadingStatus) -> None:

@@ -108,3 +108,17 @@ def test_it_does_not_lock_a_report_of_another_tenant(
     response = post(tenant_client(tenant_b, radiologist_b), study, "/lock")
 
     assert response.status_code == 404
+
+
+def test_a_write_without_the_lock_takes_it_so_a_colleague_cannot_overwrite(
+    client_a: Client, client_colleague: Client, study: Study, radiologist: User
+) -> None:
+    first = put(client_a, study, "", {"text": "Dictated by the first reader."})
+
+    second = put(client_colleague, study, "", {"text": "Overwrite by a colleague."})
+
+    assert first.status_code == 200
+    assert second.status_code == 409
+    report = Report.objects.get(study=study)
+    assert report.text == "Dictated by the first reader."
+    assert report.locked_by == radiologist
