@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from pydicom.uid import generate_uid
 
 from tests.support.ris import RisListener
 from tests.support.stack import PASSWORD, Stack, running_stack, wait_for
@@ -29,23 +30,29 @@ def stack(
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
+# Debian's Chromium, headless, with none of its calls to the outside world.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, with none of its calls to the outside world."""
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield chromium
-        chromium.close()
+def playwright() -> Iterator[Playwright]:
+    """One Playwright for the session: a second one in the same thread fails."""
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
 
 
 def sign_in(page: Page, stack: Stack) -> None:
@@ -80,8 +87,15 @@ SLICES = 24
 
 
 @pytest.fixture(scope="session")
-def ct_study(stack: Stack) -> str:
-    files = sorted(CT_SERIES.glob("*.dcm"))[-SLICES:]
+def ct_study(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The last slices of the real CT as a study of their own (new UIDs).
+
+    Other tests send the original series; a study of its own keeps this
+    one's slice count whatever ran before.
+    """
+    files, study_uid = fresh_copies(
+        tmp_path_factory.mktemp("ct"), sorted(CT_SERIES.glob("*.dcm"))[-SLICES:]
+    )
     result = subprocess.run(
         ["storescu", "-aec", stack.ae_title, "127.0.0.1", str(stack.dicom_port)]
         + [str(f) for f in files],
@@ -90,7 +104,6 @@ def ct_study(stack: Stack) -> str:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
     wait_for(
         lambda: (
             stack.sql(
@@ -103,3 +116,23 @@ def ct_study(stack: Stack) -> str:
         what="the CT slices indexed",
     )
     return study_uid
+
+
+def fresh_copies(
+    folder: Path, sources: list[Path], **attributes: str
+) -> tuple[list[Path], str]:
+    """Copies of ``sources`` as a new study and series, with ``attributes`` set."""
+    study_uid, series_uid = generate_uid(), generate_uid()
+    copies = []
+    for source in sources:
+        ds = pydicom.dcmread(source)
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        for keyword, value in attributes.items():
+            setattr(ds, keyword, value)
+        target = folder / source.name
+        ds.save_as(target)
+        copies.append(target)
+    return copies, study_uid

@@ -11,12 +11,11 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import pydicom
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect
 
 from reporting.tests.speech_audio import SAMPLE_RATE, speak, write_wav
-from tests.e2e.conftest import CHROMIUM, sign_in
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, fresh_copies, sign_in
 from tests.support.stack import Stack, wait_for
 
 pytestmark = [
@@ -50,44 +49,39 @@ def microphone_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser_with_microphone(microphone_wav: Path) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--autoplay-policy=no-user-gesture-required",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={microphone_wav}",
-            ],
-        )
-        yield chromium
-        chromium.close()
+def browser_with_microphone(
+    playwright: Playwright, microphone_wav: Path
+) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            *CHROMIUM_ARGS,
+            "--autoplay-policy=no-user-gesture-required",
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={microphone_wav}",
+        ],
+    )
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture(scope="module")
-def study_uid(stack: Stack) -> str:
+def study_uid(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A study of its own (a copy of a real CT slice with new UIDs).
+
+    Other tests read and sign the original study: a dictation into it
+    would change the report they expect.
+    """
+    [copy], uid = fresh_copies(tmp_path_factory.mktemp("dictation"), [CT_SLICE])
     result = subprocess.run(
-        [
-            "storescu",
-            "-aec",
-            stack.ae_title,
-            "127.0.0.1",
-            str(stack.dicom_port),
-            str(CT_SLICE),
-        ],
+        ["storescu", "-aec", stack.ae_title, "127.0.0.1", str(stack.dicom_port)]
+        + [str(copy)],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    uid = str(pydicom.dcmread(CT_SLICE, stop_before_pixels=True).StudyInstanceUID)
     wait_for(
         lambda: (
             stack.sql(

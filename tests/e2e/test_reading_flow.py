@@ -196,6 +196,8 @@ def edit_and_dictate(
 ) -> None:
     page.goto(f"{stack.base_url}/reports/studies/{study.StudyInstanceUID}/")
     editor = page.locator("#report-text")
+    # Read-only until the page holds the report's lock.
+    expect(editor).to_be_editable()
     editor.click()
     editor.press_sequentially(typed, delay=10)
     wait_for(
@@ -251,6 +253,7 @@ def test_typing_while_the_live_connection_is_down_never_loses_a_dictation(
     page.route_web_socket(re.compile(r"/ws/"), lambda socket: None)
     page.goto(f"{stack.base_url}/reports/studies/{ds.StudyInstanceUID}/")
     editor = page.locator("#report-text")
+    expect(editor).to_be_editable()
     editor.click()
     editor.press_sequentially("Typed first.", delay=5)
     report = f"/api/studies/{ds.StudyInstanceUID}/report"

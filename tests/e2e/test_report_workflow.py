@@ -11,11 +11,9 @@ import re
 import time
 from pathlib import Path
 
-import pydicom
 from django_otp.oath import totp
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.test_reading_flow import stored_study, study_files  # noqa: F401
 from tests.support.stack import PASSWORD, TOTP_SECRET, Stack
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -56,11 +54,11 @@ def add_user(stack: Stack, username: str, role: str) -> None:
 
 def test_a_report_goes_from_template_to_preliminary_to_signed_with_an_addendum(
     stack: Stack,
-    stored_study: pydicom.Dataset,  # noqa: F811
+    ct_study: str,  # a study of its own, not the one another test signs
     page: Page,
     browser: Browser,
 ) -> None:
-    uid = stored_study.StudyInstanceUID
+    uid = ct_study
     add_user(stack, "watcher", "radiologist")
     add_user(stack, "referrer", "referrer")
     stack.sql("DELETE FROM reporting_reporttemplate RETURNING id")

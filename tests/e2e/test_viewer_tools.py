@@ -15,9 +15,8 @@ import pydicom
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from playwright.sync_api import Error as PlaywrightError
-from pydicom.uid import generate_uid
 
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import fresh_copies, sign_in
 from tests.support.stack import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -60,29 +59,20 @@ def wait_indexed(stack: Stack, study_uid: str, count: int) -> None:
     )
 
 
-def prior_copies(folder: Path, sources: list[Path]) -> tuple[list[Path], str]:
-    """The same patient's CT as if scanned two years before, with its own UIDs."""
-    study_uid, series_uid = generate_uid(), generate_uid()
-    copies = []
-    for source in sources:
-        ds = pydicom.dcmread(source)
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = series_uid
-        ds.SOPInstanceUID = generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.StudyDate = "20100706"
-        ds.AccessionNumber = "E2E-PRIOR"
-        target = folder / source.name
-        ds.save_as(target)
-        copies.append(target)
-    return copies, study_uid
-
-
 @pytest.fixture(scope="module")
 def studies(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Study UIDs: the CT (``current``), its ``prior``, a ``cine`` and a ``voi`` one."""
-    current = sorted(CT_SERIES.glob("*.dcm"))[:40]
-    prior, prior_uid = prior_copies(tmp_path_factory.mktemp("prior"), current)
+    # Studies of their own (new UIDs): other tests send the original series.
+    current, current_uid = fresh_copies(
+        tmp_path_factory.mktemp("current"), sorted(CT_SERIES.glob("*.dcm"))[:40]
+    )
+    # The same patient's CT as if scanned two years before.
+    prior, prior_uid = fresh_copies(
+        tmp_path_factory.mktemp("prior"),
+        current,
+        StudyDate="20100706",
+        AccessionNumber="E2E-PRIOR",
+    )
     cine = pydicom.dcmread(MULTI_FRAME_MR)
     cine.FrameTime = 100  # ms: 10 frames a second
     cine_file = tmp_path_factory.mktemp("cine") / "cine.dcm"
@@ -90,9 +80,7 @@ def studies(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     store(stack, [*current, *prior, cine_file, TWO_WINDOWS_FILE])
 
     uids = {
-        "current": pydicom.dcmread(
-            current[0], stop_before_pixels=True
-        ).StudyInstanceUID,
+        "current": current_uid,
         "prior": prior_uid,
         "cine": cine.StudyInstanceUID,
         "voi": pydicom.dcmread(
