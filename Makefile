@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 
 # dcmtk is the independent DICOM peer in tests; Chromium drives the browser tests.
 system-deps:
-	@deploy/dev/apt-install.sh dcmtk:storescu chromium:chromium fonts-dejavu-core flite libpango-1.0-0 libpangoft2-1.0-0
+	@deploy/dev/apt-install.sh dcmtk:storescu chromium:chromium fonts-dejavu-core flite espeak-ng:espeak-ng libpango-1.0-0 libpangoft2-1.0-0
 
 run: install
 	@deploy/dev/apt-install.sh fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0
