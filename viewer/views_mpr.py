@@ -37,7 +37,7 @@ from viewer.mpr import (
 )
 from viewer.render3d import PRESETS, Quality, RenderMode, render_volume
 from viewer.rendering import Rendered, Window, apply_window, encode_png, error_png
-from viewer.selectors import CT_PRESETS, ordered_instances
+from viewer.selectors import CT_PRESETS, ordered_instances, window_presets
 from viewer.views import (
     InvalidWindow,
     parse_window,
@@ -80,7 +80,9 @@ def mpr_viewer(request: HttpRequest, study_uid: str, series_uid: str) -> HttpRes
         "series": series,
         "patient": study.patient,
         "patient_name": study.patient.patient_name.replace("^", " ").strip(),
-        "window_presets": CT_PRESETS,
+        # The tenant's windows for the modality, as in the stack viewer.
+        "window_presets": window_presets([series.modality])[series.modality]
+        or (CT_PRESETS if series.modality == "CT" else ()),
         "render_presets": PRESETS.values(),
         "slab_modes": slab_mode_labels(),
         "config": config,

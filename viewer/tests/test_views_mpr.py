@@ -10,6 +10,7 @@ from audit.models import AuditEvent, EventType
 from conftest import CT_SERIES, tenant_client
 from pacs.models import Series
 from viewer import volume as volume_module
+from viewer.models import WindowPreset
 
 CT_FILES = [f"1-0{n}.dcm" for n in range(40, 46)]
 
@@ -167,6 +168,16 @@ def test_the_page_links_three_planes_and_a_3d_view_without_inline_script(
         assert "src=" in attributes or 'type="application/json"' in attributes
         if body.strip():
             json.loads(body)
+
+
+def test_the_page_offers_the_tenants_own_windows_for_the_modality(client_a, ct_series):
+    WindowPreset.objects.create(
+        modality="CT", label="Temporal bone", window_center=700, window_width=4000
+    )
+
+    html = client_a.get(url("mpr", ct_series)).content.decode()
+
+    assert 'data-wc="700.0" data-ww="4000.0">Temporal bone</button>' in html
 
 
 @pytest.mark.django_db
