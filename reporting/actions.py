@@ -223,16 +223,7 @@ def do_sign_report(
         raise ReportIsSigned
     if not report.text.strip():
         raise EmptyReport
-    if not _verify_fresh_otp(user, otp):
-        _record(
-            EventType.REPORT_SIGNED,
-            report,
-            user,
-            request,
-            outcome=Outcome.FAILURE,
-            detail={"reason": "one-time password refused"},
-        )
-        raise OneTimePasswordRefused
+    _require_fresh_otp(user, otp, report, EventType.REPORT_SIGNED, request)
 
     with transaction.atomic():
         report = _locked_report(study)
@@ -392,6 +383,26 @@ def _mark_study(study: Study, status: ReadingStatus) -> None:
     Study.objects.filter(pk=study.pk).exclude(
         reading_status=ReadingStatus.SIGNED
     ).update(reading_status=status)
+
+
+def _require_fresh_otp(
+    user: User,
+    otp: str,
+    report: Report,
+    event_type: EventType,
+    request: HttpRequest | None,
+) -> None:
+    """Refuse a signature without a fresh one-time password, and audit the refusal."""
+    if not _verify_fresh_otp(user, otp):
+        _record(
+            event_type,
+            report,
+            user,
+            request,
+            outcome=Outcome.FAILURE,
+            detail={"reason": "one-time password refused"},
+        )
+        raise OneTimePasswordRefused
 
 
 def _verify_fresh_otp(user: User, token: str) -> bool:
@@ -749,16 +760,7 @@ def do_sign_addendum(
         raise NoDraftAddendum
     if not addendum.text.strip():
         raise EmptyReport
-    if not _verify_fresh_otp(user, otp):
-        _record(
-            EventType.ADDENDUM_SIGNED,
-            report,
-            user,
-            request,
-            outcome=Outcome.FAILURE,
-            detail={"reason": "one-time password refused"},
-        )
-        raise OneTimePasswordRefused
+    _require_fresh_otp(user, otp, report, EventType.ADDENDUM_SIGNED, request)
 
     with transaction.atomic():
         report = _locked_report(study)
