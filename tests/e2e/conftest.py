@@ -96,14 +96,7 @@ def ct_study(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str:
     files, study_uid = fresh_copies(
         tmp_path_factory.mktemp("ct"), sorted(CT_SERIES.glob("*.dcm"))[-SLICES:]
     )
-    result = subprocess.run(
-        ["storescu", "-aec", stack.ae_title, "127.0.0.1", str(stack.dicom_port)]
-        + [str(f) for f in files],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
+    store_files(stack, files)
     wait_for(
         lambda: (
             stack.sql(
@@ -116,6 +109,18 @@ def ct_study(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str:
         what="the CT slices indexed",
     )
     return study_uid
+
+
+def store_files(stack: Stack, files: list[Path]) -> None:
+    """Send ``files`` to the stack's DICOM listener with dcmtk's storescu."""
+    result = subprocess.run(
+        ["storescu", "-aec", stack.ae_title, "127.0.0.1", str(stack.dicom_port)]
+        + [str(f) for f in files],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def fresh_copies(

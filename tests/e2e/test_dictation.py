@@ -7,7 +7,6 @@ a second editor window of the same report.
 
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,13 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect
 
 from reporting.tests.speech_audio import SAMPLE_RATE, speak, write_wav
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, fresh_copies, sign_in
+from tests.e2e.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    fresh_copies,
+    sign_in,
+    store_files,
+)
 from tests.support.stack import Stack, wait_for
 
 pytestmark = [
@@ -74,14 +79,7 @@ def study_uid(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str:
     would change the report they expect.
     """
     [copy], uid = fresh_copies(tmp_path_factory.mktemp("dictation"), [CT_SLICE])
-    result = subprocess.run(
-        ["storescu", "-aec", stack.ae_title, "127.0.0.1", str(stack.dicom_port)]
-        + [str(copy)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    store_files(stack, [copy])
     wait_for(
         lambda: (
             stack.sql(

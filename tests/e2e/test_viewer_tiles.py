@@ -5,7 +5,6 @@ storescu; Chromium zooms in on it and must fetch tiles of the visible part
 only, never the whole image at full resolution.
 """
 
-import subprocess
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -15,6 +14,7 @@ import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import DigitalXRayImageStorageForPresentation, generate_uid
 
+from tests.e2e.conftest import store_files
 from tests.e2e.test_viewer_speed import ROOT, open_study
 from tests.support.stack import Stack, wait_for
 
@@ -51,14 +51,7 @@ def large_radiograph(path: Path) -> pydicom.Dataset:
 def large_study(stack: Stack, tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
     path = tmp_path_factory.mktemp("large") / "dx.dcm"
     ds = large_radiograph(path)
-    result = subprocess.run(
-        ["storescu", "-aec", stack.ae_title, "127.0.0.1", str(stack.dicom_port)]
-        + [str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
+    store_files(stack, [path])
     wait_for(
         lambda: (
             stack.sql(

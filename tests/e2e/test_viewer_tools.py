@@ -6,7 +6,6 @@ reads them. Screenshots land in docs/screenshots/.
 """
 
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -16,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.e2e.conftest import fresh_copies, sign_in
+from tests.e2e.conftest import fresh_copies, sign_in, store_files
 from tests.support.stack import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -32,17 +31,6 @@ PHONE = {"width": 360, "height": 640}
 
 
 # --- The studies ------------------------------------------------------------
-
-
-def store(stack: Stack, files: list[Path]) -> None:
-    result = subprocess.run(
-        ["storescu", "-aec", stack.ae_title, "127.0.0.1", str(stack.dicom_port)]
-        + [str(f) for f in files],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def wait_indexed(stack: Stack, study_uid: str, count: int) -> None:
@@ -77,7 +65,7 @@ def studies(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     cine.FrameTime = 100  # ms: 10 frames a second
     cine_file = tmp_path_factory.mktemp("cine") / "cine.dcm"
     cine.save_as(cine_file)
-    store(stack, [*current, *prior, cine_file, TWO_WINDOWS_FILE])
+    store_files(stack, [*current, *prior, cine_file, TWO_WINDOWS_FILE])
 
     uids = {
         "current": current_uid,
