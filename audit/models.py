@@ -6,6 +6,8 @@ search can ask for "all security events" by range.
 """
 
 from django.db import models
+from django.db.models import Func
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -50,6 +52,10 @@ class EventType(models.IntegerChoices):
     # 5xx: configuration
     TENANT_CHANGED = 500, _("Tenant configuration changed")
     USER_CHANGED = 501, _("User changed")
+    # 6xx: the audit trail itself (helpdesk reads, integrity checks)
+    AUDIT_SEARCHED = 600, _("Audit trail searched")
+    AUDIT_EXPORTED = 601, _("Audit trail exported")
+    AUDIT_CHAIN_BROKEN = 610, _("Audit trail integrity check failed")
 
 
 class Outcome(models.TextChoices):
@@ -72,6 +78,14 @@ class AuditEvent(models.Model):
     patient_id = models.CharField(max_length=64, blank=True, db_index=True)
     study_instance_uid = models.CharField(max_length=64, blank=True, db_index=True)
     detail = models.JSONField(default=dict, blank=True)
+    # The inserting transaction, set by PostgreSQL: the sealer finds records
+    # committed since its last run by it (see audit/chain.py), since ids are
+    # taken before commit and commit out of order.
+    xact_id = models.BigIntegerField(
+        db_default=Func(function="txid_current", output_field=models.BigIntegerField()),
+        editable=False,
+        db_index=True,
+    )
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -81,3 +95,42 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         when = f"{self.occurred_at:%Y-%m-%d %H:%M:%S}"
         return f"{when} {self.get_event_type_display()} {self.actor_username}"
+
+
+class AuditSeal(models.Model):
+    """One link of the hash chain: an audit record, in the order it was sealed.
+
+    ``chain_hash`` is SHA-256 of the previous link's hash and the record's
+    canonical form; ``seq`` has no gaps, so a removed link shows. Append-only
+    like the records (database trigger).
+    """
+
+    seq = models.BigIntegerField(primary_key=True)
+    event_id = models.BigIntegerField(unique=True)
+    chain_hash = models.CharField(max_length=64)
+    # The oldest transaction still open when this link was made: records
+    # committed later all have an ``xact_id`` at or above it.
+    horizon_xid = models.BigIntegerField()
+    sealed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"seal {self.seq} of event {self.event_id}"
+
+
+class AuditExportState(models.Model):
+    """How far the tenant's chain has reached the ATNA audit repository.
+
+    One row per schema. The outbox is the chain itself: links after
+    ``exported_seq`` are still to be sent, in ``seq`` order.
+    """
+
+    exported_seq = models.BigIntegerField(default=0)
+    exported_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"exported up to seal {self.exported_seq}"
