@@ -1,0 +1,198 @@
+"""The hash chain over a tenant's audit trail: sealing and verification.
+
+Records are inserted on hot paths with no chain work at all. A sealer, run
+every few seconds by Celery beat and by ``verify_audit``, links the records
+committed since its last run, in id order, into ``AuditSeal`` rows:
+
+    chain_hash[n] = SHA-256(chain_hash[n-1] || canonical(record))
+
+The chain follows the order of sealing, not of ids: ids are drawn before
+commit, so a record with a lower id can commit after a higher one has been
+sealed. It is found by its ``xact_id``: every record that was not yet
+visible when the last link was made was written by a transaction at or above
+that link's ``horizon_xid`` (the oldest transaction then still open).
+"""
+
+import hashlib
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC
+
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+
+from audit.models import AuditEvent, AuditSeal
+
+SEAL_BATCH = 5000
+VERIFY_CHUNK = 2000
+# pg_advisory_xact_lock(class, object): one sealer per schema at a time, so
+# that seq stays gapless without serialising the writers of records.
+SEAL_LOCK_CLASS = 0x4155_4454  # "AUDT"
+
+
+def genesis_hash(schema_name: str) -> str:
+    """The chain's anchor, bound to the schema so a chain cannot be transplanted."""
+    return hashlib.sha256(f"nimbus-audit-chain:{schema_name}".encode()).hexdigest()
+
+
+def canonical_record(event: AuditEvent) -> bytes:
+    """Every stored field of the record, as sorted compact UTF-8 JSON."""
+    occurred_at = event.occurred_at.astimezone(UTC)
+    fields = {
+        "id": event.pk,
+        "occurred_at": occurred_at.isoformat(timespec="microseconds"),
+        "event_type": event.event_type,
+        "outcome": event.outcome,
+        "actor_id": event.actor_id,
+        "actor_username": event.actor_username,
+        "source_ip": event.source_ip,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "patient_id": event.patient_id,
+        "study_instance_uid": event.study_instance_uid,
+        "detail": event.detail,
+    }
+    return json.dumps(
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+def link_hash(previous_hash: str, event: AuditEvent) -> str:
+    return hashlib.sha256(
+        bytes.fromhex(previous_hash) + canonical_record(event)
+    ).hexdigest()
+
+
+def _try_seal_lock() -> bool:
+    key = zlib.crc32(connection.schema_name.encode()) - 2**31  # into int4
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(%s::int4, %s::int4)",
+            [SEAL_LOCK_CLASS, key],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _oldest_open_transaction() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT txid_snapshot_xmin(txid_current_snapshot())")
+        return int(cursor.fetchone()[0])
+
+
+def do_seal_events(batch: int = SEAL_BATCH) -> int:
+    """Chain the current schema's unsealed records; returns how many were sealed.
+
+    Returns 0 at once when another sealer holds this schema.
+    """
+    with transaction.atomic():
+        if not _try_seal_lock():
+            return 0
+        # Taken before the records are read: anything committed after this
+        # query started belongs to a transaction at or above it.
+        horizon = _oldest_open_transaction()
+        last = AuditSeal.objects.order_by("-seq").first()
+        floor = last.horizon_xid if last else 0
+        previous = last.chain_hash if last else genesis_hash(connection.schema_name)
+        seq = last.seq if last else 0
+
+        sealed = AuditSeal.objects.filter(event_id=OuterRef("pk"))
+        events = list(
+            AuditEvent.objects.filter(xact_id__gte=floor)
+            .filter(~Exists(sealed))
+            .order_by("id")[: batch + 1]
+        )
+        # A partial run must not move the floor past the records it left.
+        next_floor = horizon if len(events) <= batch else floor
+
+        seals = []
+        for event in events[:batch]:
+            seq += 1
+            previous = link_hash(previous, event)
+            seals.append(
+                AuditSeal(
+                    seq=seq,
+                    event_id=event.pk,
+                    chain_hash=previous,
+                    horizon_xid=next_floor,
+                )
+            )
+        AuditSeal.objects.bulk_create(seals)
+        return len(seals)
+
+
+def do_seal_all_events() -> int:
+    total = 0
+    while (count := do_seal_events()) == SEAL_BATCH:
+        total += count
+    return total + count
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    seq: int
+    event_id: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"link {self.seq} (record {self.event_id}): {self.reason}"
+
+
+@dataclass
+class ChainReport:
+    checked: int = 0
+    unsealed: int = 0
+    broken: list[BrokenLink] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.broken
+
+
+def _seal_chunks() -> Iterator[list[AuditSeal]]:
+    after = 0
+    while True:
+        chunk = list(
+            AuditSeal.objects.filter(seq__gt=after).order_by("seq")[:VERIFY_CHUNK]
+        )
+        if not chunk:
+            return
+        yield chunk
+        after = chunk[-1].seq
+
+
+def verify_chain() -> ChainReport:
+    """Check every link of the current schema's chain against the records.
+
+    Each link is checked against the stored hash of the one before, so one
+    altered record breaks its own link only and every break is listed.
+    """
+    report = ChainReport()
+    previous = genesis_hash(connection.schema_name)
+    expected_seq = 1
+    for chunk in _seal_chunks():
+        events = AuditEvent.objects.in_bulk([seal.event_id for seal in chunk])
+        for seal in chunk:
+            event = events.get(seal.event_id)
+            report.checked += 1
+            if seal.seq != expected_seq:
+                report.broken.append(
+                    BrokenLink(
+                        seal.seq, seal.event_id, f"links from {expected_seq} removed"
+                    )
+                )
+            elif event is None:
+                report.broken.append(
+                    BrokenLink(seal.seq, seal.event_id, "record deleted")
+                )
+            elif link_hash(previous, event) != seal.chain_hash:
+                report.broken.append(
+                    BrokenLink(seal.seq, seal.event_id, "record altered")
+                )
+            previous = seal.chain_hash
+            expected_seq = seal.seq + 1
+
+    sealed = AuditSeal.objects.filter(event_id=OuterRef("pk"))
+    report.unsealed = AuditEvent.objects.filter(~Exists(sealed)).count()
+    return report
