@@ -18,6 +18,9 @@ class EventType(models.IntegerChoices):
     LOGOUT = 102, _("Signed out")
     ACCESS_DENIED = 110, _("Access denied")
     API_TOKEN_ISSUED = 120, _("API token issued")
+    # 15x: DICOM network security (pacs/dimse/, issue 6); choices only, the
+    # migration that records them is the audit owner's.
+    DICOM_ASSOCIATION_REJECTED = 151, _("DICOM association rejected")
     # 2xx: reading patient data
     WORKLIST_SEARCHED = 200, _("Worklist searched")
     STUDY_OPENED = 201, _("Study opened")

@@ -276,6 +276,33 @@ NIMBUS_DICOM_MAX_ASSOCIATIONS = env_int("NIMBUS_DICOM_MAX_ASSOCIATIONS", 200)
 # Listener processes sharing the port (SO_REUSEPORT): one process is bound to
 # one core by Python's GIL, and many modalities send at once.
 NIMBUS_DICOM_PROCESSES = env_int("NIMBUS_DICOM_PROCESSES", 1)
+# Hardening (pacs/dimse/limits.py): one sender cannot take every slot, a PDU
+# or an instance cannot exhaust the listener's memory.
+NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_PEER = env_int(
+    "NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_PEER", 20
+)
+NIMBUS_DICOM_MAX_PDU_SIZE = env_int("NIMBUS_DICOM_MAX_PDU_SIZE", 1048576)
+NIMBUS_DICOM_MAX_INSTANCE_MB = env_int("NIMBUS_DICOM_MAX_INSTANCE_MB", 1024)
+if NIMBUS_DICOM_MAX_PDU_SIZE < 4096 or NIMBUS_DICOM_MAX_INSTANCE_MB < 1:
+    raise ImproperlyConfigured(
+        "NIMBUS_DICOM_MAX_PDU_SIZE must be at least 4096 and "
+        "NIMBUS_DICOM_MAX_INSTANCE_MB at least 1."
+    )
+# DICOM TLS (PS3.15 B.9): a second port, on when a certificate and key are set.
+NIMBUS_DICOM_TLS_PORT = env_int("NIMBUS_DICOM_TLS_PORT", 2762)
+NIMBUS_DICOM_TLS_CERT = env_str("NIMBUS_DICOM_TLS_CERT", "")
+NIMBUS_DICOM_TLS_KEY = env_str("NIMBUS_DICOM_TLS_KEY", "")
+NIMBUS_DICOM_TLS_CA = env_str("NIMBUS_DICOM_TLS_CA", "")
+NIMBUS_DICOM_TLS_REQUIRE_CLIENT_CERT = env_bool(
+    "NIMBUS_DICOM_TLS_REQUIRE_CLIENT_CERT", False
+)
+if bool(NIMBUS_DICOM_TLS_CERT) != bool(NIMBUS_DICOM_TLS_KEY) or (
+    NIMBUS_DICOM_TLS_REQUIRE_CLIENT_CERT and not NIMBUS_DICOM_TLS_CA
+):
+    raise ImproperlyConfigured(
+        "DICOM TLS needs both NIMBUS_DICOM_TLS_CERT and NIMBUS_DICOM_TLS_KEY; "
+        "client certificates need NIMBUS_DICOM_TLS_CA."
+    )
 # Person-name matching in C-FIND and QIDO-RS (PS3.4 C.2.2.2.1 leaves case to
 # the archive): case-insensitive, except for the tenant schemas listed.
 NIMBUS_PN_CASE_INSENSITIVE = env_bool("NIMBUS_PN_CASE_INSENSITIVE", True)

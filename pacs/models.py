@@ -172,7 +172,9 @@ class RemoteApplicationEntity(models.Model):
     """A DICOM peer this tenant knows: a C-MOVE destination or a trusted sender.
 
     The title is what the peer calls itself (calling AE title) and what a
-    C-MOVE request names as Move Destination (PS3.4 C.4.2.1.3).
+    C-MOVE request names as Move Destination (PS3.4 C.4.2.1.3). Where the
+    tenant turns the allow-list on, the peer must also connect from ``host``
+    (a name is resolved to its addresses).
     """
 
     ae_title = models.CharField(
@@ -194,6 +196,14 @@ class RemoteApplicationEntity(models.Model):
         help_text=_(
             "Instances may be sent to this peer: as a C-MOVE destination, "
             "or to its own C-GET requests."
+        ),
+    )
+    comes_over_internet = models.BooleanField(
+        _("comes over the internet"),
+        default=False,
+        help_text=_(
+            "Accept this peer only over DICOM TLS, with a client certificate "
+            "signed by the listener's certificate authority."
         ),
     )
 

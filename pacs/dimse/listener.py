@@ -3,6 +3,8 @@
 One pynetdicom application entity serves all tenants; the called AE title of
 each association selects the tenant. Received instances go to the durable
 spool, and only then is success returned; indexing happens in a Celery task.
+The same AE listens on the DICOM TLS port when a certificate is configured
+(PS3.15 B.9, see ``pacs.dimse.transport``).
 """
 
 import contextlib
@@ -10,7 +12,7 @@ import errno
 import io
 import logging
 import os
-import socket
+import ssl
 import threading
 import warnings
 from typing import Any
@@ -23,15 +25,24 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.events import Event
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
-from pynetdicom.transport import ThreadedAssociationServer
 
 from pacs import dicom, spool
 from pacs.dimse import peers, retrieve
 from pacs.dimse.batching import IngestBatcher
 from pacs.dimse.find import FIND_SOP_CLASSES, handle_find
+from pacs.dimse.transport import (
+    NoDelayAssociationServer,
+    SharedPortAssociationServer,
+    SharedPortTLSAssociationServer,
+    TLSAssociationServer,
+    pdu_reader,
+    tls_context,
+)
+from pacs.models import IngestFailure
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
+security_logger = logging.getLogger("nimbus.security")
 
 # PS3.4 Table B.2-1 status codes.
 STATUS_SUCCESS = 0x0000
@@ -66,12 +77,16 @@ TRANSFER_SYNTAXES = [
 ]
 
 
-def tenant_schema_for_ae_title(ae_title: str) -> str | None:
+def tenant_for_ae_title(ae_title: str) -> tuple[str, bool] | None:
+    """The schema of the tenant called ``ae_title`` and whether its allow-list is on.
+
+    One query per association: the peers check reads the flag from here.
+    """
     with schema_context(get_public_schema_name()):
         return (
             Tenant.objects.filter(ae_title=ae_title.strip(), is_active=True)
             .exclude(schema_name=get_public_schema_name())
-            .values_list("schema_name", flat=True)
+            .values_list("schema_name", "only_known_peers_may_store")
             .first()
         )
 
@@ -81,11 +96,11 @@ def handle_requested(event: Event) -> None:
     assoc = event.assoc
     called = assoc.requestor.primitive.called_ae_title.strip()
     try:
-        schema = tenant_schema_for_ae_title(called)
+        tenant = tenant_for_ae_title(called)
     finally:
         connection.close()
-    if schema is None:
-        logger.warning(
+    if tenant is None:
+        security_logger.warning(
             "association rejected: unknown called AE %r from %s (%s)",
             called,
             assoc.requestor.address,
@@ -97,7 +112,7 @@ def handle_requested(event: Event) -> None:
         return
     # Answer with the title the peer called, and remember whose data this is.
     assoc.acceptor.ae_title = called
-    assoc.nimbus_schema = schema  # type: ignore[attr-defined]
+    assoc.nimbus_schema, assoc.nimbus_allow_list = tenant  # type: ignore[attr-defined]
 
 
 def handle_established(event: Event) -> None:
@@ -117,9 +132,21 @@ def handle_echo(event: Event) -> int:
 def handle_store(event: Event) -> int:
     """Spool the dataset exactly as received, then queue it for indexing.
 
-    Returns the C-STORE status: success only once the bytes are on disk.
+    Returns the C-STORE status (PS3.4 B.2.3): success only once the bytes are
+    on disk; 0xA700 for an instance larger than ``NIMBUS_DICOM_MAX_INSTANCE_MB``
+    (its data set was dropped while it arrived: nothing is stored); 0xC000 for
+    a data set that cannot be read, which is kept in quarantine with the
+    reason.
     """
     schema: str = event.assoc.nimbus_schema  # type: ignore[attr-defined]
+    reader = pdu_reader(event.assoc)
+    if reader is not None and reader.take_oversized():
+        security_logger.warning(
+            "C-STORE refused: instance over %d MB from %s, nothing stored",
+            settings.NIMBUS_DICOM_MAX_INSTANCE_MB,
+            event.assoc.requestor.address,
+        )
+        return STATUS_OUT_OF_RESOURCES
     sop_uid = str(event.request.AffectedSOPInstanceUID or "")
     if not dicom.is_valid_uid(sop_uid):
         logger.warning("C-STORE refused: invalid SOP Instance UID")
@@ -137,11 +164,12 @@ def handle_store(event: Event) -> int:
         logger.exception("C-STORE could not encode the received dataset")
         return STATUS_CANNOT_UNDERSTAND
 
+    calling_ae_title = event.assoc.requestor.ae_title.strip()
     if not readable:
         # Kept, so nothing is lost, but the sender must know it failed.
         logger.warning("C-STORE refused: unreadable dataset kept as %s", path.name)
+        record_quarantine(schema, path, sop_uid, calling_ae_title)
         return STATUS_CANNOT_UNDERSTAND
-    calling_ae_title = event.assoc.requestor.ae_title.strip()
     batcher: IngestBatcher | None = getattr(event.assoc.ae, "nimbus_batcher", None)
     if batcher is not None:
         batcher.add(schema, path.name, calling_ae_title)
@@ -168,6 +196,30 @@ def header_is_readable(data: bytes, sop_instance_uid: str) -> bool:
             return str(ds.get("SOPInstanceUID", "")).strip() == sop_instance_uid
     except Exception:  # noqa: BLE001 - any parse failure means unreadable
         return False
+
+
+UNREADABLE_REASON = (
+    "C-STORE data set unreadable: not DICOM, truncated before its SOP Instance "
+    "UID, or not the instance the request announced"
+)
+
+
+def record_quarantine(
+    schema: str, path: os.PathLike[str], sop_uid: str, calling_ae_title: str
+) -> None:
+    """List a file the listener quarantined among the tenant's ingest failures."""
+    try:
+        with schema_context(schema):
+            IngestFailure.objects.create(
+                quarantine_path=str(path),
+                sop_instance_uid=sop_uid,
+                error=UNREADABLE_REASON,
+                calling_ae_title=calling_ae_title[:16],
+            )
+    except Exception:  # the file is kept either way; the row only lists it
+        logger.exception("quarantined file %s not listed", os.fspath(path))
+    finally:
+        connection.close()
 
 
 def queue_ingest(
@@ -234,7 +286,10 @@ def build_ae() -> AE:
     # A peer that connects and says nothing holds a slot only this long.
     ae.acse_timeout = 10
     ae.dimse_timeout = 120
-    ae.maximum_pdu_size = 0  # unlimited: large CT frames in fewer PDUs
+    # Announced in the A-ASSOCIATE-AC (PS3.8 D.1) and enforced on every PDU
+    # read (pacs.dimse.transport.PDUReader): large enough for a CT slice in
+    # one PDU, small enough that 200 associations cannot exhaust memory.
+    ae.maximum_pdu_size = settings.NIMBUS_DICOM_MAX_PDU_SIZE
     ae.add_supported_context(Verification)
     for sop_class in FIND_SOP_CLASSES:  # uncompressed syntaxes only
         ae.add_supported_context(sop_class, TRANSFER_SYNTAXES[:4])
@@ -260,31 +315,6 @@ HANDLERS: list[tuple[Any, Any]] = [
 ]
 
 
-class NoDelayAssociationServer(ThreadedAssociationServer):
-    """Associations with Nagle's algorithm off.
-
-    DIMSE sends many small PDUs and waits for each response: with Nagle on,
-    every C-STORE waits for the peer's delayed ACK (about 40 ms).
-    """
-
-    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        client_socket, address = super().get_request()
-        client_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return client_socket, address
-
-
-class SharedPortAssociationServer(NoDelayAssociationServer):
-    """One of several listener processes bound to one port (SO_REUSEPORT).
-
-    The kernel spreads new associations over the processes; each has its
-    own interpreter, so the listeners are not held to one core by the GIL.
-    """
-
-    def server_bind(self) -> None:
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
-
-
 def serve(
     host: str,
     port: int,
@@ -292,26 +322,39 @@ def serve(
     *,
     sweep: bool = True,
     shared_port: bool = False,
+    tls_port: int | None = None,
 ) -> None:
     """Run the listener until ``stop`` is set, sweeping the spool each minute.
 
-    With several listener processes (``shared_port``), only one sweeps.
+    With several listener processes (``shared_port``), only one sweeps. With
+    ``NIMBUS_DICOM_TLS_CERT`` set, the same AE also serves DICOM TLS on
+    ``tls_port`` (default ``NIMBUS_DICOM_TLS_PORT``).
     """
     ae = build_ae()
     batcher = IngestBatcher(queue_ingest)
     ae.nimbus_batcher = batcher  # type: ignore[attr-defined]
-    server = ae.make_server(
-        (host, port),
-        evt_handlers=HANDLERS,
-        server_class=SharedPortAssociationServer
-        if shared_port
-        else NoDelayAssociationServer,
-    )
-    ae._servers.append(server)  # as start_server() does; shutdown() expects it
-    threading.Thread(
-        target=server.serve_forever, name="dicom-listener", daemon=True
-    ).start()
+    servers = [
+        start_server(
+            ae,
+            (host, port),
+            SharedPortAssociationServer if shared_port else NoDelayAssociationServer,
+        )
+    ]
     logger.info("DICOM listener on %s:%d, AE %s", host, port, ae.ae_title)
+    if tls_port is None:
+        tls_port = settings.NIMBUS_DICOM_TLS_PORT
+    if settings.NIMBUS_DICOM_TLS_CERT:
+        context = tls_context(
+            settings.NIMBUS_DICOM_TLS_CERT,
+            settings.NIMBUS_DICOM_TLS_KEY,
+            settings.NIMBUS_DICOM_TLS_CA,
+            require_client=settings.NIMBUS_DICOM_TLS_REQUIRE_CLIENT_CERT,
+        )
+        tls_class = (
+            SharedPortTLSAssociationServer if shared_port else TLSAssociationServer
+        )
+        servers.append(start_server(ae, (host, tls_port), tls_class, context))
+        logger.info("DICOM TLS listener on %s:%d", host, tls_port)
     stop = stop or threading.Event()
     try:
         if sweep:
@@ -320,6 +363,29 @@ def serve(
             if sweep:
                 sweep_spool()
     finally:
-        server.shutdown()
+        for server in servers:
+            server.shutdown()
         batcher.close()
         logger.info("DICOM listener stopped")
+
+
+def start_server(
+    ae: AE,
+    address: tuple[str, int],
+    server_class: type[NoDelayAssociationServer],
+    ssl_context: ssl.SSLContext | None = None,
+) -> NoDelayAssociationServer:
+    """Bind ``address`` and serve it from a thread, within the listener's limits."""
+    server = ae.make_server(
+        address,
+        evt_handlers=HANDLERS,
+        server_class=server_class,
+        ssl_context=ssl_context,
+    )
+    server.max_pdu_length = settings.NIMBUS_DICOM_MAX_PDU_SIZE
+    server.max_instance_bytes = settings.NIMBUS_DICOM_MAX_INSTANCE_MB << 20
+    ae._servers.append(server)  # as start_server() does; shutdown() expects it
+    threading.Thread(
+        target=server.serve_forever, name="dicom-listener", daemon=True
+    ).start()
+    return server

@@ -17,6 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--description", default="")
         parser.add_argument("--may-store", action="store_true")
         parser.add_argument("--may-retrieve", action="store_true")
+        parser.add_argument(
+            "--over-internet",
+            action="store_true",
+            help="Accept this peer only over DICOM TLS with a client certificate.",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         schema = str(options["tenant"])
@@ -32,6 +37,7 @@ class Command(BaseCommand):
             "description": str(options["description"]),
             "may_store": bool(options["may_store"]),
             "may_retrieve": bool(options["may_retrieve"]),
+            "comes_over_internet": bool(options["over_internet"]),
         }
         with schema_context(schema):
             remote = RemoteApplicationEntity.objects.filter(
@@ -50,5 +56,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{verb} remote AE {remote.ae_title} at {remote.host}:{remote.port} "
             f"for tenant {schema} (may store: {remote.may_store}, "
-            f"may retrieve: {remote.may_retrieve})"
+            f"may retrieve: {remote.may_retrieve}, "
+            f"over the internet: {remote.comes_over_internet})"
         )
