@@ -314,6 +314,34 @@ NIMBUS_HL7_TIMEOUT_SECONDS = env_int("NIMBUS_HL7_TIMEOUT_SECONDS", 10)
 NIMBUS_HL7_RETRY_BASE_SECONDS = env_int("NIMBUS_HL7_RETRY_BASE_SECONDS", 10)
 NIMBUS_HL7_RETRY_MAX_SECONDS = env_int("NIMBUS_HL7_RETRY_MAX_SECONDS", 600)
 
+# --- Audit trail: hash chain and export to an ATNA repository ----------------
+# Seconds between two sealing runs (each tenant); records younger than this
+# are not yet in the hash chain nor sent to the repository.
+NIMBUS_AUDIT_SEAL_SECONDS = env_int("NIMBUS_AUDIT_SEAL_SECONDS", 5)
+# tcp://host:port or tls://host:port (RFC 5425); empty: no export.
+NIMBUS_ATNA_URL = env_str("NIMBUS_ATNA_URL", "")
+if NIMBUS_ATNA_URL and not NIMBUS_ATNA_URL.startswith(("tcp://", "tls://")):
+    raise ImproperlyConfigured("NIMBUS_ATNA_URL must start with tcp:// or tls://.")
+NIMBUS_ATNA_CA_FILE = env_str("NIMBUS_ATNA_CA_FILE", "")
+NIMBUS_ATNA_CLIENT_CERT = env_str("NIMBUS_ATNA_CLIENT_CERT", "")
+NIMBUS_ATNA_CLIENT_KEY = env_str("NIMBUS_ATNA_CLIENT_KEY", "")
+NIMBUS_ATNA_TIMEOUT_SECONDS = env_int("NIMBUS_ATNA_TIMEOUT_SECONDS", 10)
+NIMBUS_ATNA_HOSTNAME = env_str("NIMBUS_ATNA_HOSTNAME", "nimbus")
+NIMBUS_ATNA_APP_NAME = env_str("NIMBUS_ATNA_APP_NAME", "nimbus")
+NIMBUS_ATNA_SOURCE_ID = env_str("NIMBUS_ATNA_SOURCE_ID", "NIMBUS")
+# Every tenant's schema, and public (helpdesk searches are audited there).
+CELERY_BEAT_SCHEDULE["seal-and-export-audit-trail"] = {
+    "task": "audit.seal_and_export",
+    "schedule": float(NIMBUS_AUDIT_SEAL_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["seal-and-export-public-audit-trail"] = {
+    "task": "audit.seal_and_export",
+    "schedule": float(NIMBUS_AUDIT_SEAL_SECONDS),
+    "tenant_schemas": ["public"],
+}
+# Search results exported by the helpdesk as CSV stop at this many rows.
+NIMBUS_AUDIT_CSV_MAX_ROWS = env_int("NIMBUS_AUDIT_CSV_MAX_ROWS", 100_000)
+
 # --- MPR and 3D: loaded volumes per web process (a 512x512x300 CT is ~170 MB) --
 NIMBUS_VOLUME_CACHE_MB = env_int("NIMBUS_VOLUME_CACHE_MB", 1024)
 
