@@ -38,10 +38,16 @@ from django.urls import re_path  # noqa: E402
 from reporting.routing import websocket_urlpatterns  # noqa: E402
 from tenants.channels import TenantAuthMiddleware  # noqa: E402
 from tenants.consumers import NoSuchServiceConsumer  # noqa: E402
+from viewer.fastpath import FastFrames, fast_path_possible  # noqa: E402
+
+# Cached viewer frames are answered before Django (viewer/fastpath.py).
+http_application = (
+    FastFrames(django_asgi_app) if fast_path_possible() else django_asgi_app
+)
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_application,
         "websocket": TenantAuthMiddleware(
             URLRouter(
                 [*websocket_urlpatterns, re_path(r"", NoSuchServiceConsumer.as_asgi())]

@@ -48,3 +48,16 @@ class TenantByHostMiddleware(TenantMainMiddleware):
 def forget_tenants(**_kwargs: Any) -> None:
     with _lock:
         _tenants_by_host.clear()
+
+
+def remembered_schema(hostname: str) -> str | None:
+    """The schema of an active tenant this process looked up lately, else None.
+
+    For code in front of Django (viewer/fastpath.py) that must not touch the
+    database: on None it hands the request to Django, which looks it up.
+    """
+    with _lock:
+        cached = _tenants_by_host.get(hostname.lower())
+    if cached is None or cached[1] <= time.monotonic() or not cached[0].is_active:
+        return None
+    return str(cached[0].schema_name)

@@ -4,8 +4,6 @@ Every study, series and instance is loaded through pacs.access, so a user
 who may not read the study (a referrer, another tenant) gets 404.
 """
 
-import math
-
 from django.contrib.auth.decorators import login_required
 from django.http import (
     Http404,
@@ -29,8 +27,16 @@ from pacs.models import Instance, Series
 from viewer import views_tiles
 from viewer.actions import do_record_frames_viewed, do_record_study_opened
 from viewer.cache import cached_render
+from viewer.fastpath import do_grant_cached_frames
+from viewer.frame_query import (
+    SIZE_STEPS,
+    FrameQuery,
+    InvalidRenderOption,
+    InvalidWindow,
+    format_number,
+)
 from viewer.hanging import hang
-from viewer.rendering import VOI_LUT_FUNCTIONS, Rendered, Window
+from viewer.rendering import Rendered
 from viewer.selectors import (
     latest_prior,
     ordered_instances,
@@ -39,17 +45,8 @@ from viewer.selectors import (
     window_presets,
 )
 
-THUMBNAIL_SIZE = 128
-# Sizes a frame may be scaled down to for a small viewport (a phone needs
-# no 2,000-pixel radiograph). A few fixed steps, not any number, so that the
-# render cache is shared between screens of about the same size.
-SIZE_STEPS = (128, 256, 384, 512, 768, 1024, 1536, 2048)
-MIN_SIZE, MAX_SIZE = 16, 16384
-VOI_INDEX_LIMIT = 1000
+THUMBNAIL = FrameQuery(size_step=128)
 VIEWPORT_COUNT = 4  # the 2x2 layout
-# Far beyond any real window (16-bit values times a rescale slope), but small
-# enough that the arithmetic stays exact in float64.
-WINDOW_LIMIT = 1e7
 # Placeholders that the page's script replaces with UIDs and frame numbers.
 UID_SLOT = "__uid__"
 STUDY_SLOT = "__study__"
@@ -143,10 +140,7 @@ def frame_png(
     if not 1 <= frame <= max(instance.number_of_frames, 1):
         raise Http404("No such frame.")
     try:
-        window = parse_window(request)
-        voi_index = parse_voi_index(request)
-        voi_function = parse_voi_function(request)
-        max_size = parse_size(request, instance)
+        query = FrameQuery.from_params(request.GET)
     except InvalidWindow:
         return HttpResponseBadRequest(
             _("wc and ww must be given together as numbers, with ww at least 1."),
@@ -159,16 +153,10 @@ def frame_png(
 
     if request.GET.get("preview") == "1":
         # A small lossy JPEG while the reader drags W/L (viewer/tiles.py).
-        return views_tiles.preview_response(request, instance, frame - 1, window)
-    rendered = cached_render(
-        instance,
-        frame - 1,
-        window,
-        max_size=max_size,
-        voi_index=voi_index,
-        voi_function=voi_function,
-    )
+        return views_tiles.preview_response(request, instance, frame - 1, query.window)
+    rendered = cached_render(instance, frame - 1, query)
     do_record_frames_viewed(request, instance.series)
+    do_grant_cached_frames(request, instance.series)
     return png_response(rendered)
 
 
@@ -183,71 +171,7 @@ def series_thumbnail(
         return HttpResponse(status=204)
 
     middle = instances[len(instances) // 2]
-    return png_response(cached_render(middle, 0, None, max_size=THUMBNAIL_SIZE))
-
-
-class InvalidWindow(ValueError):
-    """The query's wc/ww are not a usable window."""
-
-
-def parse_window(request: HttpRequest) -> Window | None:
-    """The ``wc``/``ww`` query window, or None when neither is given.
-
-    Raises InvalidWindow for one without the other, a non-number, NaN or
-    infinity, a width below 1 (PS3.3 C.11.2.1.2) or an absurd magnitude.
-    """
-    center, width = request.GET.get("wc"), request.GET.get("ww")
-    if center is None and width is None:
-        return None
-    try:
-        window = (float(center or ""), float(width or ""))
-    except ValueError as error:
-        raise InvalidWindow from error
-    if not all(math.isfinite(v) and abs(v) <= WINDOW_LIMIT for v in window):
-        raise InvalidWindow
-    if window[1] < 1:
-        raise InvalidWindow
-    return window
-
-
-class InvalidRenderOption(ValueError):
-    """A ``voi``, ``fn`` or ``size`` query value that cannot be used."""
-
-
-def parse_voi_index(request: HttpRequest) -> int:
-    raw = request.GET.get("voi", "0")
-    if not raw.isdigit() or int(raw) > VOI_INDEX_LIMIT:
-        raise InvalidRenderOption(
-            _("voi must be the number of one of the file's windows.")
-        )
-    return int(raw)
-
-
-def parse_voi_function(request: HttpRequest) -> str | None:
-    raw = request.GET.get("fn")
-    if raw is None:
-        return None
-    if raw.upper() not in VOI_LUT_FUNCTIONS:
-        raise InvalidRenderOption(_("fn must be LINEAR, LINEAR_EXACT or SIGMOID."))
-    return raw.upper()
-
-
-def parse_size(request: HttpRequest, instance: Instance) -> int | None:
-    """The size to scale to, or None for the image as stored (lossless)."""
-    raw = request.GET.get("size")
-    if raw is None:
-        return None
-    if not raw.isdigit() or not MIN_SIZE <= int(raw) <= MAX_SIZE:
-        raise InvalidRenderOption(
-            _("size must be a whole number of pixels from %(min)s to %(max)s.")
-            % {"min": MIN_SIZE, "max": MAX_SIZE}
-        )
-    wanted = int(raw)
-    native = max(instance.rows or 0, instance.columns or 0)
-    step = next((step for step in SIZE_STEPS if step >= wanted), None)
-    if step is None or not native or step >= native:
-        return None
-    return step
+    return png_response(cached_render(middle, 0, THUMBNAIL))
 
 
 def png_response(rendered: Rendered) -> HttpResponse:
@@ -286,10 +210,6 @@ def series_default_window(instances: list[Instance]) -> dict | None:
         if instance.window_center is not None and instance.window_width:
             return {"center": instance.window_center, "width": instance.window_width}
     return None
-
-
-def format_number(value: float) -> str:
-    return f"{value:g}" if value != int(value) else str(int(value))
 
 
 def viewer_labels() -> dict[str, str]:

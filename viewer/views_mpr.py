@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET
 from pacs.access import get_series_for_user
 from pacs.models import Series
 from viewer.actions import do_record_frames_viewed
+from viewer.frame_query import InvalidWindow, parse_window
 from viewer.mpr import (
     PlaneError,
     PlaneGrid,
@@ -38,12 +39,7 @@ from viewer.mpr import (
 from viewer.render3d import PRESETS, Quality, RenderMode, render_volume
 from viewer.rendering import Rendered, Window, apply_window, encode_png, error_png
 from viewer.selectors import CT_PRESETS, ordered_instances, window_presets
-from viewer.views import (
-    InvalidWindow,
-    parse_window,
-    png_response,
-    series_default_window,
-)
+from viewer.views import png_response, series_default_window
 from viewer.volume import (
     Volume,
     VolumeError,
@@ -194,7 +190,7 @@ def requested_grid(
 
 def requested_window(request: HttpRequest) -> Window | None:
     try:
-        return parse_window(request)
+        return parse_window(request.GET)
     except InvalidWindow:
         raise BadParameter(
             _("wc and ww must be given together as numbers, with ww at least 1.")

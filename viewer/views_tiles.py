@@ -13,8 +13,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from pacs.access import get_series_for_user
 from pacs.models import Instance
-from viewer import views as frame_views
 from viewer.actions import do_record_frames_viewed
+from viewer.frame_query import InvalidWindow, format_number, parse_window
 from viewer.rendering import RenderError, Window, error_png
 from viewer.tiles import (
     TILE_SIZE,
@@ -72,8 +72,8 @@ def frame_tile(
     """One tile as lossless PNG; ``?wc=&ww=`` as for whole frames."""
     instance = frame_instance(request, study_uid, series_uid, sop_uid, frame)
     try:
-        window = frame_views.parse_window(request)
-    except frame_views.InvalidWindow:
+        window = parse_window(request.GET)
+    except InvalidWindow:
         return bad_window()
 
     try:
@@ -116,8 +116,8 @@ def image_response(
 ) -> HttpResponse:
     response = HttpResponse(body, content_type=content_type)
     if window is not None:
-        response["X-Window-Center"] = frame_views.format_number(window[0])
-        response["X-Window-Width"] = frame_views.format_number(window[1])
+        response["X-Window-Center"] = format_number(window[0])
+        response["X-Window-Width"] = format_number(window[1])
     if error:
         response["X-Render-Error"] = "1"
     return response

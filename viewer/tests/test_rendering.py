@@ -18,7 +18,8 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut
 
 from conftest import CT_SERIES, SHARED_DATA
 from pacs.models import Instance
-from viewer.cache import cached_render, render_key
+from viewer.cache import cached_render, instance_render_key
+from viewer.frame_query import FrameQuery
 from viewer.rendering import ERROR_BACKGROUND, render_frame, render_png
 from viewer.tests.expected import (
     assert_close,
@@ -254,13 +255,13 @@ def test_it_shrinks_thumbnails_keeping_the_aspect_ratio(ingest):
 @pytest.mark.django_db
 def test_it_keeps_rendered_frames_in_the_cache(ingest):
     instance = ingest(CT_SERIES / "1-050.dcm")
-    key = render_key(instance, 0, (40.0, 80.0), None)
+    key = instance_render_key(instance, 0, FrameQuery(window=(40.0, 80.0)))
     assert cache.get(key) is None
 
-    first = cached_render(instance, 0, (40.0, 80.0))
+    first = cached_render(instance, 0, FrameQuery(window=(40.0, 80.0)))
 
     assert cache.get(key) == first
-    assert cached_render(instance, 0, (40.0, 80.0)) == first
+    assert cached_render(instance, 0, FrameQuery(window=(40.0, 80.0))) == first
 
 
 @pytest.mark.django_db
@@ -272,7 +273,7 @@ def test_it_does_not_cache_error_images(ingest, tmp_path):
     instance = ingest(truncated)
 
     assert cached_render(instance).error
-    assert cache.get(render_key(instance, 0, None, None)) is None
+    assert cache.get(instance_render_key(instance, 0)) is None
 
 
 @pytest.mark.django_db

@@ -11,7 +11,8 @@ from PIL import Image
 
 from conftest import CT_SERIES, SHARED_DATA, tenant_client
 from pacs.models import Instance, Series
-from viewer.cache import cached_render, render_key
+from viewer.cache import cached_render, instance_render_key
+from viewer.frame_query import FrameQuery
 from viewer.tests.datasets import image, write
 from viewer.tests.test_views import frame_url
 from viewer.tiles import PREVIEW_MAX_SIZE, TILE_SIZE, pyramid
@@ -128,7 +129,7 @@ def test_the_lossless_frame_carries_no_lossy_mark(client_a, ct_instance):
 @pytest.mark.django_db
 def test_a_frame_from_the_render_cache_is_the_same_bytes(client_a, ct_instance):
     first = client_a.get(frame_url(ct_instance)).content
-    assert cache.get(render_key(ct_instance, 0, None, None)) is not None
+    assert cache.get(instance_render_key(ct_instance, 0)) is not None
 
     again = client_a.get(frame_url(ct_instance)).content
 
@@ -141,7 +142,7 @@ def test_warming_a_series_puts_every_frame_in_the_render_cache(client_a, ct_seri
 
     assert rendered == len(CT_FILES)
     for instance in ct_series.instances.all():
-        cached = cache.get(render_key(instance, 0, None, None))
+        cached = cache.get(instance_render_key(instance, 0))
         assert cached is not None
         assert client_a.get(frame_url(instance)).content == cached.png
 
@@ -169,7 +170,7 @@ def test_asking_for_a_warm_up_renders_the_series_once(client_a, ct_series, eager
     assert first.status_code == 202 and first.json() == {"queued": True}
     assert second.status_code == 202 and second.json() == {"queued": False}
     for instance in ct_series.instances.all():
-        assert cache.get(render_key(instance, 0, None, None)) is not None
+        assert cache.get(instance_render_key(instance, 0)) is not None
 
 
 @pytest.mark.django_db
@@ -329,7 +330,7 @@ def test_viewing_tiles_and_previews_is_audited(client_a, radiograph):
 
 @pytest.mark.django_db
 def test_cached_render_and_the_endpoint_share_entries(client_a, ct_instance):
-    rendered = cached_render(ct_instance, 0, (40.0, 400.0))
+    rendered = cached_render(ct_instance, 0, FrameQuery(window=(40.0, 400.0)))
 
     response = client_a.get(frame_url(ct_instance), {"wc": "40", "ww": "400"})
 
