@@ -1,13 +1,29 @@
 import base64
 import binascii
 import secrets
+from functools import partial
 
-from django.db import transaction
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth import logout, update_session_auth_hash
+from django.contrib.auth.models import AnonymousUser
+from django.db import connection, transaction
+from django.http import HttpRequest
+from django_otp import login as otp_login
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import ApiToken, Role, User
+from accounts.otp import (
+    BACKUP_CODE_COUNT,
+    BACKUP_DEVICE_NAME,
+    hashed_backup_code,
+    new_backup_code,
+    verify_fresh_otp,
+)
+from accounts.sessions import note_reauthentication, user_group_name
 from audit.actions import do_record_event
-from audit.models import EventType
+from audit.models import EventType, Outcome
 
 
 def totp_secret_to_hex(secret_base32: str) -> str:
@@ -61,3 +77,146 @@ def do_issue_api_token(user: User, label: str = "") -> str:
         object_id=str(user.pk),
     )
     return raw
+
+
+# --- Second factors, sessions and passwords (issue 6) -------------------------
+
+
+def do_start_totp_enrolment(user: User) -> TOTPDevice:
+    """The user's unconfirmed authenticator device, with a new key if it has none."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="default", confirmed=False)
+    return device
+
+
+@transaction.atomic
+def do_confirm_totp_enrolment(
+    request: HttpRequest, device: TOTPDevice, token: str
+) -> list[str] | None:
+    """Confirm the device with its first code; verify the session; new backup codes.
+
+    Returns the backup codes to show once, or None when the code is wrong.
+    """
+    user = device.user
+    if not device.verify_token(token.strip()):
+        do_record_event(
+            EventType.OTP_DEVICE_ENROLLED,
+            request=request,
+            actor=user,
+            outcome=Outcome.FAILURE,
+            object_type="user",
+            object_id=str(user.pk),
+        )
+        return None
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    otp_login(request, device)
+    do_record_event(
+        EventType.OTP_DEVICE_ENROLLED,
+        request=request,
+        actor=user,
+        object_type="user",
+        object_id=str(user.pk),
+    )
+    return do_issue_backup_codes(user, request=request)
+
+
+@transaction.atomic
+def do_issue_backup_codes(
+    user: User, *, request: HttpRequest | None = None
+) -> list[str]:
+    """Replace the user's backup codes; only their hashes are kept."""
+    device, _ = StaticDevice.objects.update_or_create(
+        user=user, name=BACKUP_DEVICE_NAME, defaults={"confirmed": True}
+    )
+    StaticDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    device.token_set.all().delete()
+    codes = [new_backup_code() for _ in range(BACKUP_CODE_COUNT)]
+    StaticToken.objects.bulk_create(
+        StaticToken(device=device, token=hashed_backup_code(user, code))
+        for code in codes
+    )
+    do_record_event(
+        EventType.BACKUP_CODES_ISSUED,
+        request=request,
+        actor=user,
+        object_type="user",
+        object_id=str(user.pk),
+        detail={"count": len(codes)},
+    )
+    return codes
+
+
+def do_reauthenticate(request: HttpRequest, user: User, token: str) -> bool:
+    """A fresh one-time password opens exports for NIMBUS_REAUTH_MINUTES."""
+    accepted = verify_fresh_otp(user, token) is not None
+    if accepted:
+        note_reauthentication(request.session)
+    do_record_event(
+        EventType.REAUTHENTICATED,
+        request=request,
+        actor=user,
+        outcome=Outcome.SUCCESS if accepted else Outcome.FAILURE,
+        object_type="user",
+        object_id=str(user.pk),
+    )
+    return accepted
+
+
+def do_change_password(request: HttpRequest, user: User, password: str) -> None:
+    """New password: every other session of the user ends, this one goes on."""
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        do_record_event(
+            EventType.PASSWORD_CHANGED,
+            request=request,
+            actor=user,
+            object_type="user",
+            object_id=str(user.pk),
+        )
+        _close_sockets_on_commit(user)
+    update_session_auth_hash(request, user)
+
+
+def do_end_all_sessions(request: HttpRequest, user: User) -> None:
+    """Sign out everywhere: every session and browser socket of the user ends."""
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(session_salt=secrets.token_hex(16))
+        do_record_event(
+            EventType.SESSIONS_ENDED,
+            request=request,
+            actor=user,
+            object_type="user",
+            object_id=str(user.pk),
+        )
+        _close_sockets_on_commit(user)
+    logout(request)
+
+
+def do_expire_session(request: HttpRequest, user: User, reason: str) -> None:
+    """End a session past its idle time-out or lifetime (not a sign-out)."""
+    do_record_event(
+        EventType.SESSION_EXPIRED,
+        request=request,
+        actor=user,
+        outcome=Outcome.FAILURE,
+        object_type="user",
+        object_id=str(user.pk),
+        detail={"reason": reason},
+    )
+    request.session.flush()
+    request.user = AnonymousUser()
+
+
+def _close_sockets_on_commit(user: User) -> None:
+    group = user_group_name(connection.schema_name, user.pk)
+    transaction.on_commit(partial(_send_session_ended, group))
+
+
+def _send_session_ended(group: str) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(group, {"type": "session.ended"})

@@ -4,6 +4,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 
@@ -28,9 +29,26 @@ class User(AbstractUser):
         _("role"), max_length=32, choices=Role.choices, default=Role.RADIOLOGIST
     )
 
+    # Part of the session hash: a new value ends every session of the user
+    # ("sign out everywhere"), over HTTP and at the websocket handshake.
+    session_salt = models.CharField(max_length=32, blank=True, editable=False)
+
     @property
     def reads_studies(self) -> bool:
         return self.role in CLINICAL_READER_ROLES
+
+    def _get_session_auth_hash(self, secret: str | None = None) -> str:
+        # Empty until the first "sign out everywhere", so that sessions
+        # opened before this field existed stay valid.
+        value = self.password
+        if self.session_salt:
+            value = f"{self.password}:{self.session_salt}"
+        return salted_hmac(
+            "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash",
+            value,
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
 
 
 def hash_token(raw: str) -> str:

@@ -21,6 +21,16 @@ class EventType(models.IntegerChoices):
     # 15x: DICOM network security (pacs/dimse/, issue 6); choices only, the
     # migration that records them is the audit owner's.
     DICOM_ASSOCIATION_REJECTED = 151, _("DICOM association rejected")
+    # --- 19x: sign-in protections and sessions (accounts/, issue 6) ---------
+    # Choices only: the migration that records them is the audit owner's.
+    ACCOUNT_LOCKED_OUT = 190, _("Sign-in locked after repeated failures")
+    OTP_DEVICE_ENROLLED = 191, _("Authenticator app enrolled")
+    BACKUP_CODES_ISSUED = 192, _("Backup codes issued")
+    PASSWORD_CHANGED = 193, _("Password changed")
+    SESSIONS_ENDED = 194, _("Signed out everywhere")
+    SESSION_EXPIRED = 195, _("Session expired")
+    REAUTHENTICATED = 196, _("Re-authenticated with a one-time password")
+    # --- end of the 19x block ------------------------------------------------
     # 2xx: reading patient data
     WORKLIST_SEARCHED = 200, _("Worklist searched")
     STUDY_OPENED = 201, _("Study opened")

@@ -1,6 +1,8 @@
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from csp.middleware import CSPMiddleware, PolicyParts
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from config.health import healthz, readyz
 
@@ -21,3 +23,29 @@ class HealthProbeMiddleware:
         if probe is not None and request.method in ("GET", "HEAD"):
             return probe(request)
         return self.get_response(request)
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """django-csp's policy, with this host's websocket origin in connect-src.
+
+    CSP Level 3 browsers count ws(s):// of the page's own host as 'self';
+    older ones do not, and the report editor and dictation need the socket.
+    A host outside ALLOWED_HOSTS gets the policy without it.
+    """
+
+    def get_policy_parts(
+        self,
+        request: HttpRequest,
+        response: HttpResponseBase,
+        report_only: bool = False,
+    ) -> PolicyParts:
+        parts = super().get_policy_parts(request, response, report_only)
+        if report_only or parts.update is not None:
+            return parts
+        try:
+            host = request.get_host()
+        except DisallowedHost:
+            return parts
+        scheme = "wss" if request.is_secure() else "ws"
+        parts.update = {"connect-src": [f"{scheme}://{host}"]}
+        return parts

@@ -5,6 +5,7 @@ Development defaults are safe for 127.0.0.1 only; NIMBUS_PRODUCTION=true
 turns on the HTTPS-only settings and refuses to start without a secret key.
 """
 
+import datetime
 import os
 import sys
 from pathlib import Path
@@ -49,8 +50,11 @@ SHARED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    # Before accounts: its failure counter must run before the audit receiver.
+    "axes",
     "accounts",
     "audit",
+    "csp",
     "rest_framework",
     "drf_spectacular",
     "channels",
@@ -64,6 +68,9 @@ TENANT_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    # Failed sign-ins are counted in each tenant's schema: a lockout at one
+    # hospital is not one at another.
+    "axes",
     "accounts",
     "audit",
     "pacs",
@@ -88,6 +95,7 @@ MIDDLEWARE = [
     "config.middleware.HealthProbeMiddleware",
     "tenants.middleware.TenantByHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -95,7 +103,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.SessionTimeoutMiddleware",
     "accounts.middleware.RequireVerifiedUserMiddleware",
+    "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.NoStoreMiddleware",
@@ -198,8 +208,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": f"{_VALIDATORS}.CommonPasswordValidator"},
     {"NAME": f"{_VALIDATORS}.NumericPasswordValidator"},
 ]
+# The lockout backend only counts and refuses; ModelBackend checks passwords.
+AUTHENTICATION_BACKENDS = [
+    "accounts.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 OTP_TOTP_ISSUER = "Nimbus PACS"
-SESSION_COOKIE_AGE = env_int("NIMBUS_SESSION_MAX_AGE_SECONDS", 12 * 3600)
+# Absolute lifetime: a session ends this long after sign-in, however busy
+# (accounts/middleware.py); the cookie itself lasts no longer.
+NIMBUS_SESSION_MAX_AGE_SECONDS = env_int("NIMBUS_SESSION_MAX_AGE_SECONDS", 12 * 3600)
+SESSION_COOKIE_AGE = NIMBUS_SESSION_MAX_AGE_SECONDS
+# Exports by a person need a one-time password entered this recently.
+NIMBUS_REAUTH_MINUTES = env_int("NIMBUS_REAUTH_MINUTES", 5)
 # Read from Redis, written through to PostgreSQL: a session lookup was a
 # database round trip on every request, and the table still lists every
 # session (for signing out everywhere).
@@ -208,6 +228,29 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+
+# django-axes: failures are counted per user name and client address together,
+# in the tenant's schema. By user name alone anyone could lock a radiologist
+# out from anywhere; by address alone a hospital's NAT would lock everyone.
+# django-otp throttles each device on top of this.
+AXES_FAILURE_LIMIT = env_int("NIMBUS_LOCKOUT_FAILURES", 5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env_int("NIMBUS_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The same address the audit trail records (REMOTE_ADDR, set by the proxy).
+AXES_CLIENT_IP_CALLABLE = "audit.actions.client_ip"
+# A lockout answers exactly like a wrong password (accounts/lockout.py).
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# Sign-in successes are in the audit trail already.
+AXES_DISABLE_ACCESS_LOG = True
+# Never keep a one-time password or a CSRF token in the attempts table.
+AXES_SENSITIVE_PARAMETERS = [
+    "username",
+    "ip_address",
+    "otp_token",
+    "csrfmiddlewaretoken",
+]
+AXES_VERBOSE = False
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -229,11 +272,36 @@ if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # __Host- cookies are refused by browsers unless Secure, for "/", and
+    # without a Domain: no sibling host (another tenant) can set or shadow them.
+    SESSION_COOKIE_NAME = "__Host-nimbus_session"
+    CSRF_COOKIE_NAME = "__Host-nimbus_csrf"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# django-csp: no inline script or style anywhere. Frames are blob: URLs;
+# config.middleware.ContentSecurityPolicyMiddleware adds this host's ws(s)://
+# to connect-src for browsers that do not count websockets as 'self'.
+_SELF = "'self'"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [_SELF],
+        "script-src": [_SELF],
+        "style-src": [_SELF],
+        "img-src": [_SELF, "blob:"],
+        "connect-src": [_SELF],
+        "font-src": [_SELF],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": [_SELF],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Internationalisation ---------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -375,5 +443,7 @@ LOGGING = {
         # pynetdicom logs identifiers and datasets at debug level: keep it quiet.
         "pynetdicom": {"level": "WARNING"},
         "django.db.backends": {"level": "WARNING"},
+        # django-axes logs every sign-in at INFO; the audit trail has them.
+        "axes": {"level": "WARNING"},
     },
 }

@@ -19,9 +19,9 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django_otp import devices_for_user
 
 from accounts.models import Role, User
+from accounts.otp import verify_fresh_otp
 from audit.actions import do_record_event
 from audit.models import EventType, Outcome
 from pacs.models import ReadingStatus, Study
@@ -406,20 +406,8 @@ def _require_fresh_otp(
 
 
 def _verify_fresh_otp(user: User, token: str) -> bool:
-    """Check a one-time password against the user's own devices.
-
-    Each device refuses a token it has accepted before (TOTP keeps the last
-    time step) and throttles failures. Its own transaction keeps both
-    counters even when the sign that follows is refused.
-    """
-    token = token.strip()
-    if not token:
-        return False
-    with transaction.atomic():
-        for device in devices_for_user(user, confirmed=True, for_verify=True):
-            if device.verify_token(token):
-                return True
-    return False
+    # The one check of a fresh one-time password (exports use it too).
+    return verify_fresh_otp(user, token) is not None
 
 
 def _create_outbound_message(

@@ -5,9 +5,11 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accounts.reauth import RecentlyReauthenticated
 from reporting.exports import FHIR_MEDIA_TYPE, ReportNotIssued, do_export_report
 from reporting.selectors import get_readable_study
 from reporting.serializers import ErrorSerializer
@@ -25,6 +27,8 @@ class NotIssued(exceptions.APIException):
 
 
 class ExportView(APIView):
+    # A person re-enters a one-time password first; token clients do not.
+    permission_classes = [IsAuthenticated, RecentlyReauthenticated]
     media_type = ""
     extension = ""
 

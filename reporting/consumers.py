@@ -10,6 +10,7 @@ from django_tenants.utils import schema_context
 
 from reporting.actions import do_read_report, report_group_name
 from reporting.selectors import get_readable_study, report_state, state_for
+from tenants.channels import SessionBoundConsumerMixin
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_ERROR = 4500
 
 
-class ReportConsumer(AsyncJsonWebsocketConsumer):
+class ReportConsumer(SessionBoundConsumerMixin, AsyncJsonWebsocketConsumer):
     """``/ws/studies/<study_uid>/report/``: pushes ``{"type": "report", ...}``.
 
     The socket only listens: edits go through the REST API, whose actions

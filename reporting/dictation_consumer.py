@@ -42,6 +42,7 @@ from reporting.speech.engine import (
     check_engine_configuration,
     recognizer_for,
 )
+from tenants.channels import SessionBoundConsumerMixin
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def do_dictate_macro(schema: str, user: Any, study: Study, name: str) -> str | N
         return text
 
 
-class DictationConsumer(AsyncWebsocketConsumer):
+class DictationConsumer(SessionBoundConsumerMixin, AsyncWebsocketConsumer):
     recognizer: Recognizer | None = None
     worker: asyncio.Task[None] | None = None
 

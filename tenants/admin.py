@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 from django_tenants.admin import TenantAdminMixin
 
 from audit.actions import do_record_event
@@ -27,6 +28,7 @@ class TenantAdmin(TenantAdminMixin, admin.ModelAdmin):
     inlines = [DomainInline]
     fieldsets = (
         (None, {"fields": ("name", "schema_name", "is_active")}),
+        (_("Sessions"), {"fields": ("idle_timeout_minutes",)}),
         ("DICOM", {"fields": ("ae_title", "only_known_peers_may_store")}),
         (
             "RIS (HL7 v2 over MLLP)",

@@ -5,6 +5,7 @@ their tenant from the Host header here, then authenticate in that tenant's
 schema: a session cookie whose second factor is verified, or a bearer token.
 """
 
+import time
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlparse
@@ -25,7 +26,8 @@ from django_otp.models import Device
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from accounts.authentication import bearer_token_from_header, user_for_bearer_token
-from tenants.models import Domain
+from accounts.sessions import expiry_reason, user_group_name
+from tenants.models import Domain, Tenant
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:
@@ -40,13 +42,33 @@ def _hostname(headers: dict[str, str]) -> str:
     return host.rsplit(":", 1)[0] if not host.endswith("]") else host
 
 
-def _origin_allowed(origin: str, headers: dict[str, str]) -> bool:
-    """Only a page of the same tenant host may open a websocket to it.
+def _request_is_secure(scope: dict[str, Any], headers: dict[str, str]) -> bool:
+    """Whether the browser reached us over TLS, as Django decides for HTTP.
+
+    Behind a proxy (SECURE_PROXY_SSL_HEADER set) the proxy's header says so;
+    otherwise the scheme of the connection itself.
+    """
+    proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy_header:
+        name, secure_value = proxy_header
+        header = name.removeprefix("HTTP_").replace("_", "-").lower()
+        if header in headers:
+            forwarded = headers[header].split(",", 1)[0].strip()
+            return forwarded == secure_value
+    return scope.get("scheme") in ("wss", "https")
+
+
+def _origin_allowed(origin: str, headers: dict[str, str], secure: bool) -> bool:
+    """Only a page of the same tenant host and scheme may open a websocket to it.
 
     Matching ALLOWED_HOSTS is not enough: it covers every tenant's host, and
     a page on one hospital's host must not read another hospital's reports.
+    The scheme must match too: a page served over plain http (readable and
+    changeable on the wire) must not drive a session that lives on https.
     """
     parsed = urlparse(origin)
+    if parsed.scheme != ("https" if secure else "http"):
+        return False
     origin_host = (parsed.hostname or "").lower()
     if not origin_host or origin_host != _hostname(headers).lower():
         return False
@@ -55,7 +77,7 @@ def _origin_allowed(origin: str, headers: dict[str, str]) -> bool:
     return not request_port.isdigit() or origin_port in ("", request_port)
 
 
-def tenant_schema_for_host(hostname: str) -> str | None:
+def tenant_for_host(hostname: str) -> Tenant | None:
     with schema_context(get_public_schema_name()):
         domain = Domain.objects.select_related("tenant").filter(domain=hostname).first()
     if (
@@ -64,20 +86,29 @@ def tenant_schema_for_host(hostname: str) -> str | None:
         or domain.tenant.schema_name == "public"
     ):
         return None
-    return domain.tenant.schema_name
+    return domain.tenant
 
 
-def _session_user(session_key: str) -> Any:
+def tenant_schema_for_host(hostname: str) -> str | None:
+    tenant = tenant_for_host(hostname)
+    return None if tenant is None else tenant.schema_name
+
+
+def _session_user(session_key: str, idle_minutes: int) -> Any:
     engine = import_string(settings.SESSION_ENGINE)
     session = engine.SessionStore(session_key)
     user_id = session.get(SESSION_KEY)
     backend_path = session.get(BACKEND_SESSION_KEY)
     if user_id is None or backend_path not in settings.AUTHENTICATION_BACKENDS:
         return None
+    # Idle or too old: the HTTP side ends it at the next request; a socket
+    # never opens on it. The handshake itself is not activity.
+    if expiry_reason(session, idle_minutes, time.time()) is not None:
+        return None
     user = load_backend(backend_path).get_user(user_id)
     if user is None:
         return None
-    # A password change ends every session, as it does over HTTP.
+    # A password change or "sign out everywhere" ends every session, as over HTTP.
     session_hash = session.get(HASH_SESSION_KEY)
     if not session_hash or not constant_time_compare(
         session_hash, user.get_session_auth_hash()
@@ -90,19 +121,21 @@ def _session_user(session_key: str) -> Any:
 
 
 @database_sync_to_async
-def authenticate_scope(headers: dict[str, str]) -> tuple[str | None, Any]:
-    schema = tenant_schema_for_host(_hostname(headers))
-    if schema is None:
-        return None, None
-    with schema_context(schema):
+def authenticate_scope(headers: dict[str, str]) -> tuple[str | None, Any, bool]:
+    """The tenant's schema, the user, and whether a browser session (not a token)."""
+    tenant = tenant_for_host(_hostname(headers))
+    if tenant is None:
+        return None, None, False
+    with schema_context(tenant.schema_name):
         raw_token = bearer_token_from_header(headers.get("authorization", ""))
         if raw_token is not None:
-            return schema, user_for_bearer_token(raw_token)
+            return tenant.schema_name, user_for_bearer_token(raw_token), False
         cookies = SimpleCookie(headers.get("cookie", ""))
         morsel = cookies.get(settings.SESSION_COOKIE_NAME)
         if morsel is None:
-            return schema, None
-        return schema, _session_user(morsel.value)
+            return tenant.schema_name, None, False
+        user = _session_user(morsel.value, tenant.idle_timeout_minutes)
+        return tenant.schema_name, user, True
 
 
 class TenantAuthMiddleware:
@@ -116,16 +149,45 @@ class TenantAuthMiddleware:
         origin = headers.get("origin")
         # Browsers always send Origin: a foreign one is cross-site websocket
         # hijacking. Clients without Origin must present a bearer token.
-        if origin is not None and not _origin_allowed(origin, headers):
+        secure = _request_is_secure(scope, headers)
+        if origin is not None and not _origin_allowed(origin, headers, secure):
             return await self._deny(send)
         if origin is None and "authorization" not in headers:
             return await self._deny(send)
-        schema, user = await authenticate_scope(headers)
+        schema, user, by_session = await authenticate_scope(headers)
         if schema is None or user is None:
             return await self._deny(send)
         scope = dict(scope, tenant_schema=schema, user=user or AnonymousUser())
+        if by_session:
+            scope["user_group"] = user_group_name(schema, user.pk)
         return await self.inner(scope, receive, send)
 
     async def _deny(self, send: Any) -> None:
         # Closing before accept() makes Daphne answer the handshake with 403.
         await send({"type": "websocket.close", "code": 4403})
+
+
+# Private close code: the user signed out everywhere (or changed password).
+CLOSE_SESSION_ENDED = 4401
+
+
+class SessionBoundConsumerMixin:
+    """Closes a browser socket when its user's sessions end.
+
+    A socket opened with a session cookie joins the user's group
+    (accounts.sessions.user_group_name); "sign out everywhere" and a
+    password change send ``session.ended`` to it. Bearer-token sockets
+    belong to machines and are ended by revoking the token instead.
+    """
+
+    scope: dict[str, Any]
+    groups: list[str]
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        group = self.scope.get("user_group")
+        if group:
+            self.groups = [*self.groups, group]
+        await super().websocket_connect(message)  # type: ignore[misc]
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        await self.close(code=CLOSE_SESSION_ENDED)  # type: ignore[attr-defined]

@@ -59,6 +59,12 @@ class Tenant(TenantMixin):
             "AE title is a known remote AE allowed to store."
         ),
     )
+    idle_timeout_minutes = models.PositiveSmallIntegerField(
+        _("idle time-out (minutes)"),
+        default=15,
+        validators=[MinValueValidator(1), MaxValueValidator(720)],
+        help_text=_("A browser session without activity for this long is signed out."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

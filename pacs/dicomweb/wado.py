@@ -31,6 +31,7 @@ from pydicom.encaps import get_frame
 from pydicom.pixels import get_decoder
 
 from accounts.models import User
+from accounts.reauth import reauthenticated_for_export
 from audit.actions import do_record_event
 from audit.models import EventType
 from pacs.access import (
@@ -79,6 +80,7 @@ class RetrieveError(Exception):
 # --- Instances: study, series, instance --------------------------------------
 
 
+@reauthenticated_for_export
 @require_safe
 @dicomweb_endpoint
 def retrieve_study(request: HttpRequest, user: User, study_uid: str) -> HttpResponse:
@@ -90,6 +92,7 @@ def retrieve_study(request: HttpRequest, user: User, study_uid: str) -> HttpResp
     return _instances_response(request, user, instances, "study")
 
 
+@reauthenticated_for_export
 @require_safe
 @dicomweb_endpoint
 def retrieve_series(
@@ -103,6 +106,7 @@ def retrieve_series(
     return _instances_response(request, user, instances, "series")
 
 
+@reauthenticated_for_export
 @require_safe
 @dicomweb_endpoint
 def retrieve_instance(

@@ -20,6 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from accounts.actions import do_issue_api_token
 from accounts.models import User
+from accounts.testing import mark_reauthenticated
 from audit.models import AuditEvent, EventType
 from conftest import CT_SERIES, SHARED_DATA, make_user, tenant_client
 from pacs import spool
@@ -202,7 +203,8 @@ def test_it_answers_406_for_a_transfer_syntax_it_cannot_produce(api):
 def test_it_answers_404_to_unknown_objects_and_to_strangers(api, tenant_a, archive):
     assert api.get(url(CT_SMALL).replace(".1.", ".9.", 1)).status_code == 404
     referrer = make_user(tenant_a, "ref.wado", "referrer")
-    outsider = tenant_client(tenant_a, referrer)
+    # Past the re-authentication that a person's download needs first.
+    outsider = mark_reauthenticated(tenant_client(tenant_a, referrer), tenant_a)
     assert outsider.get(url(CT_SMALL), HTTP_ACCEPT=DICOM_ANY).status_code == 404
     assert outsider.get(url(CT_SMALL, "/metadata")).status_code == 404
     assert Client(HTTP_HOST="a.localhost").get(url(CT_SMALL)).status_code == 401

@@ -7,6 +7,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import User
+from accounts.testing import mark_reauthenticated
 from audit.models import AuditEvent, EventType
 from conftest import current_totp
 from pacs.models import Patient, Study
@@ -37,6 +38,12 @@ def signed(tenant_a: Tenant, radiologist: User, study: Study) -> Study:
     do_save_report_draft(radiologist, study, TEXT)
     do_sign_report(radiologist, study, current_totp())
     return study
+
+
+@pytest.fixture
+def client_a(client_a: Client, tenant_a: Tenant) -> Client:
+    # Exports by a person need a fresh one-time password (accounts/reauth.py).
+    return mark_reauthenticated(client_a, tenant_a)
 
 
 def fhir(client: Client, study: Study) -> dict[str, object]:
@@ -129,7 +136,7 @@ def test_a_user_without_access_gets_404(
 ) -> None:
     from conftest import tenant_client
 
-    client = tenant_client(tenant_a, referrer)
+    client = mark_reauthenticated(tenant_client(tenant_a, referrer), tenant_a)
 
     assert client.get(url(signed, ".pdf")).status_code == 404
     assert client.get(url(signed, "/fhir")).status_code == 404
