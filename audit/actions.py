@@ -1,4 +1,5 @@
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ from django.utils import timezone
 
 from audit.atna import octet_counted, syslog_message
 from audit.models import AuditEvent, AuditExportState, AuditSeal, EventType, Outcome
+from audit.selectors import AuditQuery, AuditRow, iter_audit_events, search_audit_events
 from audit.syslog import Repository, send_frames
 
 logger = logging.getLogger(__name__)
@@ -129,3 +131,35 @@ def do_export_audit_messages(
         state.last_error = ""
         state.save()
         return ExportResult(len(frames))
+
+
+def do_search_audit_trail(
+    request: HttpRequest, query: AuditQuery, offset: int, limit: int
+) -> list[AuditRow]:
+    """One page of the helpdesk search; the search itself is audited."""
+    with transaction.atomic():
+        do_record_event(
+            EventType.AUDIT_SEARCHED,
+            request=request,
+            object_type="audit_trail",
+            patient_id=query.patient_id,
+            study_instance_uid=query.study_instance_uid,
+            detail={**query.as_detail(), "offset": offset},
+        )
+    return search_audit_events(query, offset, limit)
+
+
+def do_export_audit_trail(
+    request: HttpRequest, query: AuditQuery, max_rows: int
+) -> Iterator[AuditRow]:
+    """Every matching row up to ``max_rows``, for a CSV; audited before the first."""
+    with transaction.atomic():
+        do_record_event(
+            EventType.AUDIT_EXPORTED,
+            request=request,
+            object_type="audit_trail",
+            patient_id=query.patient_id,
+            study_instance_uid=query.study_instance_uid,
+            detail={**query.as_detail(), "limit": max_rows},
+        )
+    return iter_audit_events(query, max_rows)

@@ -15,5 +15,6 @@ urlpatterns = [
     path("api/", include("reporting.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("dicomweb/", include("pacs.dicomweb.urls")),
+    path("helpdesk/audit/", include("audit.urls")),
     path("admin/", admin.site.urls),
 ]

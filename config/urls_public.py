@@ -7,6 +7,8 @@ from django_otp.admin import OTPAdminSite
 admin.site.__class__ = OTPAdminSite
 
 urlpatterns = [
+    # Before the admin, which answers every other path of the bare host.
+    path("helpdesk/audit/", include("audit.urls")),
     path("", admin.site.urls),
     path("accounts/", include("accounts.urls")),
 ]
