@@ -208,10 +208,11 @@ def reject(
         address,
         schema,
     )
+    # Audited before the peer hears of it: the record is there when it retries.
+    record_rejection(schema, calling, called, address, reason)
     assoc.acse.send_reject(*result_source_reason)
     assoc.is_rejected = True
     assoc.kill()
-    record_rejection(schema, calling, called, address, reason)
 
 
 def record_rejection(
