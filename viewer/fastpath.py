@@ -8,20 +8,24 @@ before a cache read; issue 4 asks for 2 ms. So:
 - When Django's frame view has authorised a session for a series, it leaves a
   *grant* in the cache: this session may read this series of this study, for
   GRANT_SECONDS.
+- When Django lists a series' images for the viewer, it also leaves what
+  rendering needs of each instance (its stored file, frame count, matrix
+  and pixel status) under the series.
 - In front of Django, ``FastFrames`` answers a GET of a frame URL by itself
-  when one Redis round trip finds all three of: the session (signing out
-  deletes it), the session's grant for the URL's study and series, and the
-  rendered frame under the URL's series and instance. Anything else (no
-  cookie, a host this process has not resolved lately, an odd query, any
-  miss) goes to Django unchanged, which checks everything and fills the
-  cache for next time.
+  when one Redis round trip finds the session (signing out deletes it) and
+  the session's grant for the URL's study and series, and then either the
+  rendered frame under the URL's series and instance or, failing that, the
+  instance's file under the series: it renders that in a thread and caches
+  it as Django would. Anything else (no cookie, a host this process has not
+  resolved lately, an odd query, any miss, an image with a problem) goes to
+  Django unchanged, which checks everything and fills the cache.
 
 Why that is as safe as the view:
 - Every key carries the tenant's schema, as Django's cache key function
   writes it, and the schema comes from the host name, as in Django.
-- A render is cached under its series only after the view has found the
-  instance in that series, so a hit proves membership; the grant proves the
-  session may read the series.
+- A render or a file is kept under its series only after Django has found
+  the instance in that series, so a hit proves membership; the grant proves
+  the session may read the series.
 - Sign-out, sign-out everywhere and session expiry delete the session entry,
   which ends the fast path at once. A share withdrawn or a user deactivated
   reaches it within GRANT_SECONDS, when the grant lapses and the next frame
@@ -49,16 +53,16 @@ from django.core.cache import cache
 from django.http import HttpRequest
 from django.http.cookie import parse_cookie
 
-from pacs.models import Series
+from pacs.models import Instance, PixelStatus, Series
 from tenants.middleware import remembered_schema
-from viewer.cache import render_key
+from viewer.cache import RENDER_CACHE_SECONDS, render_key
 from viewer.frame_query import (
     FrameQuery,
     InvalidRenderOption,
     InvalidWindow,
     format_number,
 )
-from viewer.rendering import Rendered
+from viewer.rendering import Rendered, render_frame
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -108,6 +112,47 @@ def do_grant_cached_frames(request: HttpRequest, series: Series) -> None:
     cache.set(key, 1, GRANT_SECONDS)
 
 
+def instance_file_key(series_uid: str, sop_uid: str) -> str:
+    return f"viewer:instance-file:{series_uid}:{sop_uid}"
+
+
+def do_remember_instance_files(series: Series, instances: list[Instance]) -> None:
+    """Keep what rendering needs of each instance, for FastFrames to render.
+
+    Call with instances the view has loaded from ``series`` itself.
+    """
+    cache.set_many(
+        {
+            instance_file_key(series.series_instance_uid, i.sop_instance_uid): (
+                i.storage_path,
+                i.pixel_status,
+                i.number_of_frames,
+                i.rows,
+                i.columns,
+            )
+            for i in instances
+        },
+        RENDER_CACHE_SECONDS,
+    )
+
+
+def instance_from_file_entry(sop_uid: str, entry: object) -> Instance | None:
+    """An unsaved Instance with what rendering reads, or None for a problem."""
+    if not isinstance(entry, tuple) or len(entry) != 5:
+        return None
+    storage_path, pixel_status, number_of_frames, rows, columns = entry
+    if pixel_status != PixelStatus.OK:
+        return None  # Django answers with the error image in the user's language
+    return Instance(
+        sop_instance_uid=sop_uid,
+        storage_path=storage_path,
+        pixel_status=pixel_status,
+        number_of_frames=number_of_frames,
+        rows=rows,
+        columns=columns,
+    )
+
+
 class FastFrames:
     """ASGI middleware: cached frames for granted sessions; all else to ``app``."""
 
@@ -139,20 +184,64 @@ class FastFrames:
             return False
         schema, session_key, query = request
 
+        frame_index = int(match["frame"]) - 1
+        render = render_key(match["series"], match["sop"], frame_index, query)
         keys = [
             session_cache_key(session_key),
             grant_key(session_key, match["study"], match["series"]),
-            render_key(match["series"], match["sop"], int(match["frame"]) - 1, query),
+            render,
         ]
-        values = await self.redis().mget([full_key(schema, key) for key in keys])
-        if not all(values):
+        session, grant, cached = await self.redis().mget(
+            [full_key(schema, key) for key in keys]
+        )
+        if not (session and grant):
             return False
-        rendered = pickle.loads(values[2])  # noqa: S301 - our own cache entry
+
+        if cached:
+            rendered = pickle.loads(cached)  # noqa: S301 - our own cache entry
+        else:
+            rendered = await self.render(schema, match, frame_index, query, render)
         if not isinstance(rendered, Rendered) or rendered.error:
             return False
 
         await send_png(send, headers, rendered)
         return True
+
+    async def render(
+        self,
+        schema: str,
+        match: re.Match[str],
+        frame_index: int,
+        query: FrameQuery,
+        key: str,
+    ) -> Rendered | None:
+        """Render from the instance's file under the series; None when not known."""
+        file_key = instance_file_key(match["series"], match["sop"])
+        entry = await self.redis().get(full_key(schema, file_key))
+        instance = (
+            instance_from_file_entry(match["sop"], pickle.loads(entry))  # noqa: S301
+            if entry
+            else None
+        )
+        if instance is None or not 0 <= frame_index < max(instance.number_of_frames, 1):
+            return None
+
+        rendered = await asyncio.to_thread(
+            render_frame,
+            instance,
+            frame_index,
+            query.window,
+            max_size=query.max_size_for(instance.rows, instance.columns),
+            voi_index=query.voi_index,
+            voi_function=query.voi_function,
+        )
+        if not rendered.error:
+            # As Django's Redis cache serialises it, so that both paths read it.
+            value = pickle.dumps(rendered, pickle.HIGHEST_PROTOCOL)
+            await self.redis().set(
+                full_key(schema, key), value, ex=RENDER_CACHE_SECONDS
+            )
+        return rendered
 
     def learning_headers(self, scope: Scope, send: Send) -> Send:
         """``send``, remembering the headers of Django's successful frame answers."""

@@ -27,7 +27,7 @@ from pacs.models import Instance, Series
 from viewer import views_tiles
 from viewer.actions import do_record_frames_viewed, do_record_study_opened
 from viewer.cache import cached_render
-from viewer.fastpath import do_grant_cached_frames
+from viewer.fastpath import do_grant_cached_frames, do_remember_instance_files
 from viewer.frame_query import (
     SIZE_STEPS,
     FrameQuery,
@@ -107,6 +107,7 @@ def series_images(
     series = get_series_for_user(request.user, study_uid, series_uid)
     # Not the stored headers: parsing 300 of them was most of a series' opening.
     instances = list(ordered_instances(series).defer("metadata"))
+    do_remember_instance_files(series, instances)
 
     images = [
         image_entry(study_uid, series, instance, frame)

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pydicom
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.signals import request_finished, request_started
@@ -15,13 +16,15 @@ from django.db import close_old_connections
 
 from accounts.models import Role
 from config.asgi import django_asgi_app
-from conftest import TENANT_B, make_user, tenant_client
+from conftest import CT_SERIES, TENANT_B, make_user, tenant_client
 from viewer.fastpath import FastFrames, fast_path_possible
+from viewer.rendering import render_png
 from viewer.tests.test_views import (  # noqa: F401 - fixtures
     MR_SAGITTAL,
     ct_series,
     ct_study,
     frame_url,
+    series_url,
 )
 
 
@@ -226,4 +229,63 @@ def test_a_bad_query_gets_djangos_answer(app, django, client_a, ct_frame):
     response = get(app, ct_frame + "?wc=40", client_a)
 
     assert response["status"] == 400
+    assert django.calls == 2
+
+
+@pytest.mark.django_db
+def test_a_frame_not_rendered_yet_is_rendered_without_django_once_listed(
+    app,
+    django,
+    client_a,
+    ct_series,  # noqa: F811
+):
+    first, second = ct_series.instances.order_by("pk")[:2]
+    client_a.get(series_url(ct_series))  # the viewer lists the series' images
+    get(app, frame_url(first), client_a)
+
+    response = get(app, frame_url(second) + "?wc=40&ww=400", client_a)
+
+    assert response["status"] == 200
+    assert response["body"] == render_png(second, 0, (40.0, 400.0))
+    assert header_dict(response)[b"x-window-width"] == b"400"
+    assert django.calls == 1
+    # Django finds it in the render cache as if it had rendered it itself.
+    by_django = client_a.get(frame_url(second), {"wc": "40", "ww": "400"})
+    assert by_django.content == response["body"]
+
+
+@pytest.mark.django_db
+def test_an_unlisted_frame_not_rendered_yet_goes_to_django(
+    app,
+    django,
+    client_a,
+    ct_series,  # noqa: F811
+):
+    first, second = ct_series.instances.order_by("pk")[:2]
+    get(app, frame_url(first), client_a)
+
+    get(app, frame_url(second), client_a)
+
+    assert django.calls == 2
+
+
+@pytest.mark.django_db
+def test_an_image_with_a_problem_gets_djangos_error_image(
+    app,
+    django,
+    client_a,
+    ct_series,  # noqa: F811
+    ingest,
+    tmp_path,
+):
+    ds = pydicom.dcmread(CT_SERIES / "1-042.dcm")
+    ds.PixelData = ds.PixelData[:100]
+    ds.save_as(tmp_path / "truncated.dcm")
+    truncated = ingest(tmp_path / "truncated.dcm")
+    client_a.get(series_url(ct_series))
+    get(app, frame_url(ct_series.instances.order_by("pk").first()), client_a)
+
+    response = get(app, frame_url(truncated), client_a)
+
+    assert header_dict(response)[b"x-render-error"] == b"1"
     assert django.calls == 2
