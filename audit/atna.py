@@ -95,6 +95,14 @@ EVENT_MAP: dict[int, DicomEvent] = {
     EventType.AUDIT_SEARCHED: DicomEvent(AUDIT_LOG_USED, "R"),
     EventType.AUDIT_EXPORTED: DicomEvent(AUDIT_LOG_USED, "R"),
     EventType.AUDIT_CHAIN_BROKEN: DicomEvent(SECURITY_ALERT, "E"),
+    # 19x, sign-in protections (accounts/): by number, as accounts/ adds them.
+    190: DicomEvent(SECURITY_ALERT, "E", USE_OF_RESTRICTED_FUNCTION),
+    191: DicomEvent(SECURITY_ALERT, "E", USER_SECURITY_ATTRIBUTES_CHANGED),
+    192: DicomEvent(SECURITY_ALERT, "E", USER_SECURITY_ATTRIBUTES_CHANGED),
+    193: DicomEvent(SECURITY_ALERT, "E", USER_SECURITY_ATTRIBUTES_CHANGED),
+    194: DicomEvent(USER_AUTHENTICATION, "E", LOGOUT),
+    195: DicomEvent(USER_AUTHENTICATION, "E", LOGOUT),
+    196: DicomEvent(USER_AUTHENTICATION, "E", LOGIN),
 }
 
 
