@@ -26,13 +26,15 @@ Why that is as safe as the view:
 - A render or a file is kept under its series only after Django has found
   the instance in that series, so a hit proves membership; the grant proves
   the session may read the series.
-- Sign-out, sign-out everywhere and session expiry delete the session entry,
-  which ends the fast path at once. A share withdrawn or a user deactivated
-  reaches it within GRANT_SECONDS, when the grant lapses and the next frame
-  goes through Django again.
+- Signing out and session expiry delete the session entry, which ends the
+  fast path at once. Signing out everywhere, a password change, a share
+  withdrawn or a user deactivated reach it within GRANT_SECONDS, when the
+  grant lapses and the next frame goes through Django again. The idle
+  time-out counts the requests that reach Django, one per GRANT_SECONDS
+  while a reader scrolls.
 - The audit trail records frames viewed per series at an interval
   (viewer/actions.py); the grant is written by a request that went through
-  that, and a reader who scrolls past GRANT_SECONDS passes Django again.
+  that, and a reader who scrolls longer than a grant passes Django again.
 - The response headers are the ones Django sent for the last frame it
   answered on this process (no-store, nosniff, frame and referrer policies,
   HSTS), so the two paths cannot drift apart.
@@ -70,9 +72,13 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# Short enough that a withdrawn share or a deactivated user stops reading
-# cached frames soon; long enough that scrolling rarely goes through Django.
-GRANT_SECONDS = 120
+# How long a session's frames may skip Django's checks. Signing out everywhere
+# and changing a password end the other sessions lazily, at their next
+# Django request (the session's auth hash no longer matches), as does a
+# withdrawn share or a deactivated user: this bounds how long such a session
+# can still fetch frames of a series it was reading. Each lapse costs one
+# frame through Django, about 10 ms, every GRANT_SECONDS.
+GRANT_SECONDS = 30
 
 FRAME_PATH = re.compile(
     r"^/viewer/studies/(?P<study>[0-9.]{1,64})/series/(?P<series>[0-9.]{1,64})"

@@ -5,6 +5,7 @@ real Redis; a counter on the Django side shows which path answered.
 """
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -289,3 +290,17 @@ def test_an_image_with_a_problem_gets_djangos_error_image(
 
     assert header_dict(response)[b"x-render-error"] == b"1"
     assert django.calls == 2
+
+
+@pytest.mark.django_db
+def test_a_lapsed_grant_sends_the_next_frame_through_django(
+    app, django, client_a, ct_frame, monkeypatch
+):
+    monkeypatch.setattr("viewer.fastpath.GRANT_SECONDS", 1)
+    get(app, ct_frame, client_a)
+    time.sleep(1.2)
+
+    get(app, ct_frame, client_a)
+    get(app, ct_frame, client_a)
+
+    assert django.calls == 2  # the lapse, then a fresh grant
