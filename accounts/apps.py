@@ -6,4 +6,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from accounts import signals  # noqa: F401 - connects the sign-in audit receivers
+        from accounts import (  # noqa: F401 - connect the audit receivers, describe auth
+            schema,
+            signals,
+        )

@@ -103,10 +103,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "accounts.middleware.SessionTimeoutMiddleware",
     "accounts.middleware.RequireVerifiedUserMiddleware",
     "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.middleware.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.NoStoreMiddleware",
 ]
@@ -264,6 +264,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Nimbus PACS API",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Two "status" choice sets (report, addendum): name both, so the schema
+    # (and `check --deploy`) has no auto-generated Status60cEnum.
+    "ENUM_NAME_OVERRIDES": {
+        "ReportStatusEnum": "reporting.models.ReportStatus",
+        "AddendumStatusEnum": "reporting.models.AddendumStatus",
+    },
 }
 
 # --- HTTPS ------------------------------------------------------------------

@@ -7,7 +7,7 @@ from django_tenants.utils import tenant_context
 
 from accounts.actions import do_create_user, new_totp_secret, totp_secret_to_hex
 from accounts.management.commands._tenant import get_tenant
-from accounts.models import Role
+from accounts.models import Role, User
 
 
 class Command(BaseCommand):
@@ -35,7 +35,8 @@ class Command(BaseCommand):
 
         with tenant_context(tenant):
             try:
-                validate_password(password)
+                # With the user, so that a password like the name is refused too.
+                validate_password(password, User(username=options["username"]))
             except ValidationError as error:
                 raise CommandError(" ".join(error.messages)) from error
             user, created = do_create_user(
