@@ -11,11 +11,13 @@ from django.core.cache import cache
 from django.test import Client
 
 from accounts.models import User
+from accounts.testing import mark_reauthenticated
 from audit.models import AuditEvent, EventType
 from conftest import current_totp
 from pacs.models import Instance, Study
 from reporting.actions import do_save_report_draft, do_sign_report
 from reporting.tests.conftest import study  # noqa: F401 - the fixture
+from tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +67,7 @@ PATIENT_DATA = [
 )
 def test_each_patient_data_path_writes_an_audit_record(
     client_a: Client,
+    tenant_a: Tenant,
     radiologist: User,
     study: Study,  # noqa: F811
     method: str,
@@ -90,6 +93,8 @@ def test_each_patient_data_path_writes_an_audit_record(
     if path.endswith(("report.pdf", "report/fhir")):
         do_save_report_draft(radiologist, study, "No acute findings.")
         do_sign_report(radiologist, study, current_totp())
+    # Exports (PDF, FHIR, WADO instances) need a fresh one-time password.
+    mark_reauthenticated(client_a, tenant_a)
     before = set(AuditEvent.objects.values_list("pk", flat=True))
 
     kwargs = (
