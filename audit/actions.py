@@ -133,19 +133,25 @@ def do_export_audit_messages(
         return ExportResult(len(frames))
 
 
-def do_search_audit_trail(
-    request: HttpRequest, query: AuditQuery, offset: int, limit: int
-) -> list[AuditRow]:
-    """One page of the helpdesk search; the search itself is audited."""
+def _record_audit_trail_read(
+    event_type: EventType, request: HttpRequest, query: AuditQuery, **detail: int
+) -> None:
     with transaction.atomic():
         do_record_event(
-            EventType.AUDIT_SEARCHED,
+            event_type,
             request=request,
             object_type="audit_trail",
             patient_id=query.patient_id,
             study_instance_uid=query.study_instance_uid,
-            detail={**query.as_detail(), "offset": offset},
+            detail={**query.as_detail(), **detail},
         )
+
+
+def do_search_audit_trail(
+    request: HttpRequest, query: AuditQuery, offset: int, limit: int
+) -> list[AuditRow]:
+    """One page of the helpdesk search; the search itself is audited."""
+    _record_audit_trail_read(EventType.AUDIT_SEARCHED, request, query, offset=offset)
     return search_audit_events(query, offset, limit)
 
 
@@ -153,13 +159,5 @@ def do_export_audit_trail(
     request: HttpRequest, query: AuditQuery, max_rows: int
 ) -> Iterator[AuditRow]:
     """Every matching row up to ``max_rows``, for a CSV; audited before the first."""
-    with transaction.atomic():
-        do_record_event(
-            EventType.AUDIT_EXPORTED,
-            request=request,
-            object_type="audit_trail",
-            patient_id=query.patient_id,
-            study_instance_uid=query.study_instance_uid,
-            detail={**query.as_detail(), "limit": max_rows},
-        )
+    _record_audit_trail_read(EventType.AUDIT_EXPORTED, request, query, limit=max_rows)
     return iter_audit_events(query, max_rows)

@@ -219,28 +219,23 @@ def build_audit_message(event: AuditEvent, schema_name: str, source_id: str) -> 
     )
     _coded(source, "AuditSourceTypeCode", AUDIT_SOURCE_APPLICATION)
 
-    if event.patient_id:
-        patient = ET.SubElement(
+    # Type 1 person in role 1 patient; type 2 system object in role 3 report.
+    for object_id, type_code, role, id_type in (
+        (event.patient_id, "1", "1", PATIENT_NUMBER),
+        (event.study_instance_uid, "2", "3", STUDY_INSTANCE_UID),
+    ):
+        if not object_id:
+            continue
+        element = ET.SubElement(
             message,
             "ParticipantObjectIdentification",
             {
-                "ParticipantObjectID": event.patient_id,
-                "ParticipantObjectTypeCode": "1",
-                "ParticipantObjectTypeCodeRole": "1",
+                "ParticipantObjectID": object_id,
+                "ParticipantObjectTypeCode": type_code,
+                "ParticipantObjectTypeCodeRole": role,
             },
         )
-        _coded(patient, "ParticipantObjectIDTypeCode", PATIENT_NUMBER)
-    if event.study_instance_uid:
-        study = ET.SubElement(
-            message,
-            "ParticipantObjectIdentification",
-            {
-                "ParticipantObjectID": event.study_instance_uid,
-                "ParticipantObjectTypeCode": "2",
-                "ParticipantObjectTypeCodeRole": "3",
-            },
-        )
-        _coded(study, "ParticipantObjectIDTypeCode", STUDY_INSTANCE_UID)
+        _coded(element, "ParticipantObjectIDTypeCode", id_type)
     return ET.tostring(message, encoding="utf-8", xml_declaration=True)
 
 

@@ -146,29 +146,22 @@ def safe_detail(detail: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _where(query: AuditQuery) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    if query.username:
-        clauses.append("lower(actor_username) = lower(%s)")
-        params.append(query.username)
-    if query.patient_id:
-        clauses.append("patient_id = %s")
-        params.append(query.patient_id)
-    if query.study_instance_uid:
-        clauses.append("study_instance_uid = %s")
-        params.append(query.study_instance_uid)
-    if query.event_types:
-        clauses.append("event_type >= %s AND event_type < %s")
-        params += list(query.event_types)
-    if query.outcome:
-        clauses.append("outcome = %s")
-        params.append(query.outcome)
-    if query.since:
-        clauses.append("occurred_at >= %s")
-        params.append(query.since)
-    if query.until:
-        clauses.append("occurred_at < %s")
-        params.append(query.until)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+    low, high = query.event_types or (None, None)
+    filters = [
+        ("lower(actor_username) = lower(%s)", query.username),
+        ("patient_id = %s", query.patient_id),
+        ("study_instance_uid = %s", query.study_instance_uid),
+        ("event_type >= %s", low),
+        ("event_type < %s", high),
+        ("outcome = %s", query.outcome),
+        ("occurred_at >= %s", query.since),
+        ("occurred_at < %s", query.until),
+    ]
+    used = [(clause, value) for clause, value in filters if value]
+    if not used:
+        return "", []
+    where = " WHERE " + " AND ".join(clause for clause, _value in used)
+    return where, [value for _clause, value in used]
 
 
 def search_audit_events(query: AuditQuery, offset: int, limit: int) -> list[AuditRow]:
