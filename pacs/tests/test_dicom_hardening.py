@@ -35,7 +35,7 @@ from pacs import spool
 from pacs.dimse.listener import serve
 from pacs.dimse.transport import tls_context
 from pacs.models import IngestFailure
-from pacs.tests.test_listener import dcmtk, free_port
+from pacs.tests.test_listener import dcmtk, free_port, storescu
 from pacs.tests.test_retrieve import (
     add_remote,
     committed,
@@ -80,16 +80,7 @@ def listener(storage_dirs, db, django_db_blocker) -> Iterator[int]:  # type: ign
 
 
 def store(port: int, calling: str, *files: Path, called: str = "NIMBUS_A"):  # type: ignore[no-untyped-def]
-    return dcmtk(
-        "storescu",
-        "-aet",
-        calling,
-        "-aec",
-        called,
-        "127.0.0.1",
-        str(port),
-        *map(str, files or (CT_SLICE,)),
-    )
+    return storescu(port, calling, *(files or (CT_SLICE,)), called=called)
 
 
 def rejections(schema: str) -> list[AuditEvent]:

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -45,6 +46,16 @@ def listener(storage_dirs, db, django_db_blocker) -> Iterator[int]:  # type: ign
 
 def dcmtk(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=60)
+
+
+def storescu(
+    port: int, calling: str, *files: Path, called: str = "NIMBUS_A"
+) -> subprocess.CompletedProcess[str]:
+    """dcmtk's storescu from AE title ``calling`` to ``called`` on 127.0.0.1."""
+    return dcmtk(
+        "storescu", "-aet", calling, "-aec", called, "127.0.0.1", str(port),
+        *map(str, files),
+    )  # fmt: skip
 
 
 def queued_spool_names() -> list[str]:

@@ -30,7 +30,7 @@ from pacs.models import (
     Series,
     Study,
 )
-from pacs.tests.test_listener import dcmtk, free_port, listener  # noqa: F401
+from pacs.tests.test_listener import dcmtk, free_port, listener, storescu  # noqa: F401
 from tenants.models import Tenant
 
 COMPRESSED_AND_OTHER = [
@@ -417,21 +417,11 @@ def test_only_known_peers_may_store_when_the_tenant_asks(archive):
     committed(set_only_known_peers, "hospital_a", True)
     committed(add_remote, "hospital_a", "MODALITY", 104, may_store=True)
     committed(add_remote, "hospital_a", "VIEWER", 104, may_retrieve=True)
-    slice_ = str(CT_SLICES[0])
 
     def store(
         calling: str, called: str = "NIMBUS_A"
     ) -> subprocess.CompletedProcess[str]:
-        return dcmtk(
-            "storescu",
-            "-aet",
-            calling,
-            "-aec",
-            called,
-            "127.0.0.1",
-            str(archive),
-            slice_,
-        )
+        return storescu(archive, calling, CT_SLICES[0], called=called)
 
     stranger = store("STRANGER")
     viewer = store("VIEWER")
