@@ -2,6 +2,7 @@ import base64
 import binascii
 import secrets
 from functools import partial
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -100,26 +101,15 @@ def do_confirm_totp_enrolment(
     """
     user = device.user
     if not device.verify_token(token.strip()):
-        do_record_event(
-            EventType.OTP_DEVICE_ENROLLED,
-            request=request,
-            actor=user,
-            outcome=Outcome.FAILURE,
-            object_type="user",
-            object_id=str(user.pk),
+        _record_user_event(
+            EventType.OTP_DEVICE_ENROLLED, request, user, outcome=Outcome.FAILURE
         )
         return None
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
     otp_login(request, device)
-    do_record_event(
-        EventType.OTP_DEVICE_ENROLLED,
-        request=request,
-        actor=user,
-        object_type="user",
-        object_id=str(user.pk),
-    )
+    _record_user_event(EventType.OTP_DEVICE_ENROLLED, request, user)
     return do_issue_backup_codes(user, request=request)
 
 
@@ -138,13 +128,8 @@ def do_issue_backup_codes(
         StaticToken(device=device, token=hashed_backup_code(user, code))
         for code in codes
     )
-    do_record_event(
-        EventType.BACKUP_CODES_ISSUED,
-        request=request,
-        actor=user,
-        object_type="user",
-        object_id=str(user.pk),
-        detail={"count": len(codes)},
+    _record_user_event(
+        EventType.BACKUP_CODES_ISSUED, request, user, detail={"count": len(codes)}
     )
     return codes
 
@@ -154,13 +139,11 @@ def do_reauthenticate(request: HttpRequest, user: User, token: str) -> bool:
     accepted = verify_fresh_otp(user, token) is not None
     if accepted:
         note_reauthentication(request.session)
-    do_record_event(
+    _record_user_event(
         EventType.REAUTHENTICATED,
-        request=request,
-        actor=user,
+        request,
+        user,
         outcome=Outcome.SUCCESS if accepted else Outcome.FAILURE,
-        object_type="user",
-        object_id=str(user.pk),
     )
     return accepted
 
@@ -170,13 +153,7 @@ def do_change_password(request: HttpRequest, user: User, password: str) -> None:
     with transaction.atomic():
         user.set_password(password)
         user.save(update_fields=["password"])
-        do_record_event(
-            EventType.PASSWORD_CHANGED,
-            request=request,
-            actor=user,
-            object_type="user",
-            object_id=str(user.pk),
-        )
+        _record_user_event(EventType.PASSWORD_CHANGED, request, user)
         _close_sockets_on_commit(user)
     update_session_auth_hash(request, user)
 
@@ -185,26 +162,18 @@ def do_end_all_sessions(request: HttpRequest, user: User) -> None:
     """Sign out everywhere: every session and browser socket of the user ends."""
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(session_salt=secrets.token_hex(16))
-        do_record_event(
-            EventType.SESSIONS_ENDED,
-            request=request,
-            actor=user,
-            object_type="user",
-            object_id=str(user.pk),
-        )
+        _record_user_event(EventType.SESSIONS_ENDED, request, user)
         _close_sockets_on_commit(user)
     logout(request)
 
 
 def do_expire_session(request: HttpRequest, user: User, reason: str) -> None:
     """End a session past its idle time-out or lifetime (not a sign-out)."""
-    do_record_event(
+    _record_user_event(
         EventType.SESSION_EXPIRED,
-        request=request,
-        actor=user,
+        request,
+        user,
         outcome=Outcome.FAILURE,
-        object_type="user",
-        object_id=str(user.pk),
         detail={"reason": reason},
     )
     request.session.flush()
@@ -220,3 +189,17 @@ def _send_session_ended(group: str) -> None:
     layer = get_channel_layer()
     if layer is not None:
         async_to_sync(layer.group_send)(group, {"type": "session.ended"})
+
+
+def _record_user_event(
+    event_type: EventType, request: HttpRequest | None, user: User, **extra: Any
+) -> None:
+    """An audit record of something done to (and by) one user's account."""
+    do_record_event(
+        event_type,
+        request=request,
+        actor=user,
+        object_type="user",
+        object_id=str(user.pk),
+        **extra,
+    )

@@ -1,3 +1,4 @@
+import base64
 import logging
 import time
 from typing import Any
@@ -89,8 +90,6 @@ def enrol(request: HttpRequest) -> HttpResponse:
 
 
 def _base32_secret(key: bytes) -> str:
-    import base64
-
     text = base64.b32encode(key).decode().rstrip("=")
     return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
 
