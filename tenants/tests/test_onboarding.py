@@ -137,6 +137,7 @@ def test_hospital_it_creates_a_tenant_with_its_schema_in_the_admin(
             "name": "St Luke",
             "schema_name": "stluke",
             "is_active": "on",
+            "idle_timeout_minutes": "15",
             "ae_title": "STLUKE",
             "ris_host": "127.0.0.1",
             "ris_port": "2575",
