@@ -7,14 +7,35 @@ both policies.
 
 import datetime
 import re
+import struct
+import zlib
 from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
 # PS3.5 9.1: a UID is dot-separated numeric components, at most 64 characters,
 # no leading zero in a component (lenient here: some vendors break that rule).
 UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+# What pydicom raises on bytes it cannot make sense of. Reading is lazy: these
+# come from ``dcmread`` and again from the first access to a damaged element
+# (an unknown VR, a length that is not a multiple of the value size, a
+# truncated sequence, a broken deflate stream). Found by
+# tests/security/test_fuzz_dicom.py.
+READ_ERRORS: tuple[type[Exception], ...] = (
+    InvalidDicomError,
+    BytesLengthException,
+    EOFError,
+    OSError,
+    ValueError,
+    KeyError,
+    TypeError,
+    NotImplementedError,
+    struct.error,
+    zlib.error,
+)
 
 
 def configure_pydicom() -> None:
@@ -30,9 +51,17 @@ def is_valid_uid(value: object) -> bool:
     )
 
 
+def get_value(dataset: Dataset, keyword: str) -> Any:
+    """The value of ``keyword``, or None when absent or not readable."""
+    try:
+        return dataset.get(keyword)
+    except READ_ERRORS:
+        return None
+
+
 def text(dataset: Dataset, keyword: str, max_length: int = 64) -> str:
     """A string value of ``keyword``, '' when absent; multi-values joined with '\\'."""
-    value = dataset.get(keyword)
+    value = get_value(dataset, keyword)
     if value is None or value == "":
         return ""
     if isinstance(value, pydicom.multival.MultiValue):
@@ -42,7 +71,7 @@ def text(dataset: Dataset, keyword: str, max_length: int = 64) -> str:
 
 def person_name(dataset: Dataset, keyword: str) -> str:
     """A PN value in its DICOM form (family^given^middle^prefix^suffix), decoded."""
-    value = dataset.get(keyword)
+    value = get_value(dataset, keyword)
     if not value:
         return ""
     return str(value)[:324]
@@ -50,7 +79,7 @@ def person_name(dataset: Dataset, keyword: str) -> str:
 
 def date_value(dataset: Dataset, keyword: str) -> datetime.date | None:
     """A DA value (YYYYMMDD, or the retired YYYY.MM.DD) as a date, or None."""
-    raw = str(dataset.get(keyword, "") or "").strip().replace(".", "")
+    raw = str(get_value(dataset, keyword) or "").strip().replace(".", "")
     if len(raw) != 8 or not raw.isdigit():
         return None
     try:
@@ -61,7 +90,7 @@ def date_value(dataset: Dataset, keyword: str) -> datetime.date | None:
 
 def time_value(dataset: Dataset, keyword: str) -> datetime.time | None:
     """A TM value (HH[MM[SS[.F]]], or the retired HH:MM:SS) as a time."""
-    raw = str(dataset.get(keyword, "") or "").strip().replace(":", "")
+    raw = str(get_value(dataset, keyword) or "").strip().replace(":", "")
     match = re.match(r"^(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?$", raw)
     if not match:
         return None
@@ -78,7 +107,7 @@ def time_value(dataset: Dataset, keyword: str) -> datetime.time | None:
 
 
 def int_value(dataset: Dataset, keyword: str) -> int | None:
-    value = dataset.get(keyword)
+    value = get_value(dataset, keyword)
     try:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
@@ -86,7 +115,7 @@ def int_value(dataset: Dataset, keyword: str) -> int | None:
 
 
 def float_list(dataset: Dataset, keyword: str, length: int) -> list[float] | None:
-    value: Any = dataset.get(keyword)
+    value: Any = get_value(dataset, keyword)
     try:
         numbers = [float(v) for v in value]
     except (TypeError, ValueError):
@@ -95,7 +124,7 @@ def float_list(dataset: Dataset, keyword: str, length: int) -> list[float] | Non
 
 
 def first_float(dataset: Dataset, keyword: str) -> float | None:
-    value: Any = dataset.get(keyword)
+    value: Any = get_value(dataset, keyword)
     if value is None or value == "":
         return None
     if isinstance(value, pydicom.multival.MultiValue):

@@ -16,7 +16,6 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
 
 from audit.actions import do_record_event
@@ -61,9 +60,9 @@ class IngestResult:
 def storage_path(schema: str, ds: Dataset) -> str:
     """Where the file is kept: schema/study/series/instance, each a validated UID."""
     uids = (
-        ds.get("StudyInstanceUID"),
-        ds.get("SeriesInstanceUID"),
-        ds.get("SOPInstanceUID"),
+        dicom.get_value(ds, "StudyInstanceUID"),
+        dicom.get_value(ds, "SeriesInstanceUID"),
+        dicom.get_value(ds, "SOPInstanceUID"),
     )
     for uid in uids:
         if not dicom.is_valid_uid(str(uid) if uid is not None else None):
@@ -95,7 +94,7 @@ def check_pixel_data(ds: Dataset, transfer_syntax_uid: str) -> tuple[str, str]:
     samples = dicom.int_value(ds, "SamplesPerPixel") or 1
     bits = dicom.int_value(ds, "BitsAllocated") or 16
     expected = rows * columns * samples * frames * bits // 8
-    if ds.get("PhotometricInterpretation") == "YBR_FULL_422":
+    if dicom.text(ds, "PhotometricInterpretation") == "YBR_FULL_422":
         expected = expected * 2 // 3
     actual = len(ds.PixelData)
     if actual < expected:
@@ -106,14 +105,7 @@ def check_pixel_data(ds: Dataset, transfer_syntax_uid: str) -> tuple[str, str]:
 def read_dataset(path: Path) -> Dataset:
     try:
         return pydicom.dcmread(path, force=False)
-    except (
-        InvalidDicomError,
-        EOFError,
-        OSError,
-        ValueError,
-        KeyError,
-        TypeError,
-    ) as error:
+    except dicom.READ_ERRORS as error:
         raise IngestError(f"Not a readable DICOM file: {error}") from error
 
 
@@ -272,7 +264,11 @@ def _quarantine(
         error=error,
         calling_ae_title=calling_ae_title,
     )
-    logger.warning("ingest failed, file quarantined as %s: %s", kept.name, error)
+    # Nimbus's own sentence only: what follows its colon comes from pydicom or
+    # PostgreSQL and may quote the file (a name, a patient ID as a key).
+    logger.warning(
+        "ingest failed, file quarantined as %s: %s", kept.name, error.split(":")[0]
+    )
 
 
 def _locked_study(ds: Dataset) -> Study:
@@ -377,7 +373,7 @@ def _instance_row(item: Received) -> Instance:
     orientation = dicom.float_list(ds, "ImageOrientationPatient", 6)
     return Instance(
         sop_instance_uid=item.sop_instance_uid,
-        sop_class_uid=str(ds.get("SOPClassUID", "")),
+        sop_class_uid=str(dicom.get_value(ds, "SOPClassUID") or "")[:64],
         instance_number=dicom.int_value(ds, "InstanceNumber"),
         transfer_syntax_uid=transfer_syntax,
         rows=dicom.int_value(ds, "Rows"),
@@ -416,7 +412,11 @@ def dicom_json(ds: Dataset) -> dict[str, object]:
     for tag in ds.keys():
         if tag in PIXEL_DATA_TAGS:
             continue
-        raw = ds.get_item(tag)
+        try:
+            raw = ds.get_item(tag)  # raw while pydicom has not converted it
+        except dicom.READ_ERRORS:
+            logger.warning("instance header element %s not readable", tag)
+            continue
         key = None
         if isinstance(raw, RawDataElement) and isinstance(raw.value, bytes):
             key = (tag, raw.VR, raw.is_little_endian, raw.value, charset_key)
@@ -443,7 +443,7 @@ def _element_json(ds: Dataset, tag: BaseTag) -> dict[str, object]:
             bulk_data_threshold=BULK_DATA_THRESHOLD,
             bulk_data_element_handler=lambda _element: "",
         )
-    except (ValueError, TypeError, OverflowError, KeyError):
+    except (*dicom.READ_ERRORS, OverflowError):
         logger.warning("instance header element %s not encodable as DICOM JSON", tag)
         return {}
 

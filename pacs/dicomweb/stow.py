@@ -22,7 +22,6 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from accounts.models import Role, User
@@ -208,16 +207,16 @@ def _checked_dataset(part: Part, study_uid: str | None) -> Dataset:
     try:
         ds = pydicom.dcmread(io.BytesIO(part.content), force=False)
         ds.get("PixelData")  # a truncated value raises here, not later
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError):
+    except dicom.READ_ERRORS:
         raise PartRefused(FailureReason.CANNOT_UNDERSTAND) from None
 
-    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    syntax = _text(ds.file_meta, "TransferSyntaxUID")
     if not UID(syntax).is_transfer_syntax:
         raise PartRefused(FailureReason.TRANSFER_SYNTAX_NOT_SUPPORTED, ds)
-    if not dicom.is_valid_uid(str(ds.get("SOPClassUID", ""))):
+    if not dicom.is_valid_uid(_text(ds, "SOPClassUID")):
         raise PartRefused(FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS, ds)
     uids = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
-    if not all(dicom.is_valid_uid(str(ds.get(keyword, ""))) for keyword in uids):
+    if not all(dicom.is_valid_uid(_text(ds, keyword)) for keyword in uids):
         raise PartRefused(FailureReason.CANNOT_UNDERSTAND, ds)
     if study_uid is not None and str(ds.StudyInstanceUID) != study_uid:
         raise PartRefused(FailureReason.STUDY_INSTANCE_UID_MISMATCH, ds)
@@ -227,9 +226,14 @@ def _checked_dataset(part: Part, study_uid: str | None) -> Dataset:
     return ds
 
 
+def _text(ds: Dataset, keyword: str) -> str:
+    # Whole, not cut to a column's length: a UID must be checked as sent.
+    return str(dicom.get_value(ds, keyword) or "")
+
+
 def _failed(ds: Dataset | None, reason: int) -> PartOutcome:
     def uid(keyword: str) -> str:
-        value = str(ds.get(keyword, "")) if ds is not None else ""
+        value = _text(ds, keyword) if ds is not None else ""
         return value if dicom.is_valid_uid(value) else ""
 
     return PartOutcome(
