@@ -176,15 +176,8 @@ def parse_search(
             raise QueryError(
                 _("The match key %(name)s is given more than once.") % {"name": name}
             )
-        value = given[0].strip()
-        if any(ord(character) < 0x20 for character in value):
-            # PostgreSQL cannot store NUL in text; PS3.5 allows no control
-            # characters in the matchable VRs either.
-            raise QueryError(
-                _("The value of %(name)s contains a control character.")
-                % {"name": name}
-            )
-        values[keyword] = value
+        # build_query refuses control characters.
+        values[keyword] = given[0].strip()
 
     return_keys = [*default_return_keys(level, fixed), *values]
     include_all = False

@@ -27,6 +27,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Cast
+from django.utils.translation import gettext as _
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -35,6 +36,7 @@ from pydicom.tag import Tag
 from pacs.dicomweb.json_model import person_name_value
 from pacs.models import Instance, Patient, Series, Study
 from pacs.query.matching import (
+    QueryError,
     match_code_strings,
     match_date,
     match_integer,
@@ -264,6 +266,13 @@ def build_query(
         if key is None or key.kind is Kind.COUNT or key.level.depth > level.depth:
             unsupported.append(keyword)
             continue
+        if any(ord(character) < 0x20 for character in value):
+            # PostgreSQL cannot compare text with NUL; PS3.5 allows no control
+            # characters in the matchable VRs either (C-FIND: found by fuzzing).
+            raise QueryError(
+                _("The value of %(name)s contains a control character.")
+                % {"name": keyword}
+            )
         column = PATHS[level][key.level] + key.column
         condition &= _matcher(key.kind, column, value, case_insensitive_names, fuzzy)
         used[keyword] = value
