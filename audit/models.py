@@ -21,6 +21,17 @@ class EventType(models.IntegerChoices):
     # 15x: DICOM network security (pacs/dimse/, issue 6); choices only, the
     # migration that records them is the audit owner's.
     DICOM_ASSOCIATION_REJECTED = 151, _("DICOM association rejected")
+    # --- 17x: patient access links (patients/, issue 6 item 3, issue 7 item 5)
+    PATIENT_LINK_CREATED = 170, _("Patient access link created")
+    PATIENT_LINK_REVOKED = 171, _("Patient access link revoked")
+    PATIENT_CODE_SENT = 172, _("Patient access code sent")
+    PATIENT_CODE_FAILED = 173, _("Patient access code refused")
+    PATIENT_LINK_LOCKED = 174, _("Patient access link locked after wrong codes")
+    PATIENT_LINK_OPENED = 175, _("Patient access link opened")
+    # --- 18x: time-limited helpdesk access (grants/, issue 6 item 3) --------
+    HELPDESK_GRANT_GIVEN = 180, _("Helpdesk access granted")
+    HELPDESK_GRANT_REVOKED = 181, _("Helpdesk access revoked")
+    HELPDESK_GRANT_EXPIRED = 182, _("Helpdesk access expired")
     # --- 19x: sign-in protections and sessions (accounts/, issue 6) ---------
     # Choices only: the migration that records them is the audit owner's.
     ACCOUNT_LOCKED_OUT = 190, _("Sign-in locked after repeated failures")
@@ -40,6 +51,7 @@ class EventType(models.IntegerChoices):
     DICOMWEB_RETRIEVE = 221, _("DICOMweb retrieve")
     DICOM_MOVE = 230, _("DICOM C-MOVE retrieve")
     DICOM_GET = 231, _("DICOM C-GET retrieve")
+    HELPDESK_GRANT_USED = 240, _("Patient data read under a helpdesk grant")
     # 3xx: changing clinical data
     INSTANCE_STORED = 300, _("Instance stored")
     ORDER_RECEIVED = 305, _("Order received from RIS")
@@ -62,6 +74,7 @@ class EventType(models.IntegerChoices):
     HL7_DELIVERED = 400, _("Report delivered to RIS")
     HL7_DELIVERY_FAILED = 401, _("Report delivery to RIS failed")
     HL7_RESEND_REQUESTED = 402, _("Report message resent to RIS")
+    PATIENT_IMAGES_DOWNLOADED = 410, _("Images downloaded by the patient")
     # 5xx: configuration
     TENANT_CHANGED = 500, _("Tenant configuration changed")
     USER_CHANGED = 501, _("User changed")
