@@ -36,8 +36,12 @@ Why that is as safe as the view:
   (viewer/actions.py); the grant is written by a request that went through
   that, and a reader who scrolls longer than a grant passes Django again.
 - The response headers are the ones Django sent for the last frame it
-  answered on this process (no-store, nosniff, frame and referrer policies,
-  HSTS), so the two paths cannot drift apart.
+  answered on this process for the same host and scheme (no-store, nosniff,
+  CSP, frame and referrer policies, HSTS), so the two paths cannot drift
+  apart; Expires is made afresh, Content-Language left out.
+- Its parsing is stricter than Django's, never looser: a host that is not a
+  plain name and port, a path with anything after ".png", a blank or odd
+  query value all go to Django.
 """
 
 import asyncio
@@ -54,7 +58,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 from django.http.cookie import parse_cookie
+from django.utils.http import http_date
 
+from accounts.models import Role
 from pacs.models import Instance, PixelStatus, Series
 from tenants.middleware import remembered_schema
 from viewer.cache import RENDER_CACHE_SECONDS, render_key
@@ -80,17 +86,26 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # frame through Django, about 10 ms, every GRANT_SECONDS.
 GRANT_SECONDS = 30
 
+# Matched whole (fullmatch): "$" would also accept a trailing newline.
 FRAME_PATH = re.compile(
-    r"^/viewer/studies/(?P<study>[0-9.]{1,64})/series/(?P<series>[0-9.]{1,64})"
-    r"/instances/(?P<sop>[0-9.]{1,64})/frames/(?P<frame>[1-9][0-9]{0,5})\.png$"
+    r"/viewer/studies/(?P<study>[0-9.]{1,64})/series/(?P<series>[0-9.]{1,64})"
+    r"/instances/(?P<sop>[0-9.]{1,64})/frames/(?P<frame>[1-9][0-9]{0,5})\.png"
 )
+# A host name and an optional port, nothing else: Django's own parsing
+# decides about anything odder.
+HOST = re.compile(r"(?P<name>[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?)(?::[0-9]{1,5})?")
+# Header sets remembered per host, scheme and proxy scheme; a bound, because
+# a client can make Django answer under any port of a known host.
+MAX_HEADER_VARIANTS = 256
 SESSION_KEY = re.compile(r"^[a-z0-9]{8,64}$")
 # Headers of Django's answer that belong to one response, not to every frame.
+# Content-Language (the reader's language) is left out: an image has none.
 OWN_HEADERS = {
     b"content-length",
     b"content-language",
     b"content-type",
     b"date",
+    b"expires",
     b"set-cookie",
     b"x-render-error",
     b"x-window-center",
@@ -111,6 +126,11 @@ def do_grant_cached_frames(request: HttpRequest, series: Series) -> None:
     """
     session_key = request.session.session_key
     if session_key is None:
+        return
+    # A helpdesk user reads under a time-limited grant (grants/) and every
+    # frame must be audited with it and refused the moment it ends: no frame
+    # may skip Django for them, not even for GRANT_SECONDS.
+    if getattr(request.user, "role", None) == Role.HELPDESK:
         return
     key = grant_key(
         session_key, series.study.study_instance_uid, series.series_instance_uid
@@ -165,14 +185,14 @@ class FastFrames:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         # Django's headers for a frame, per scheme as the client reached us.
-        self.headers: dict[tuple[str, bytes], list[tuple[bytes, bytes]]] = {}
+        self.headers: dict[tuple[str, bytes, bytes], list[tuple[bytes, bytes]]] = {}
         self._redis: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        match = FRAME_PATH.match(scope["path"])
+        match = FRAME_PATH.fullmatch(scope["path"])
         if match is None:
             await self.app(scope, receive, send)
             return
@@ -257,6 +277,8 @@ class FastFrames:
             if message["type"] == "http.response.start" and message["status"] == 200:
                 headers = message.get("headers", [])
                 if (b"content-type", b"image/png") in lowered(headers):
+                    if len(self.headers) >= MAX_HEADER_VARIANTS:
+                        self.headers.clear()
                     self.headers[variant] = [
                         (name, value)
                         for name, value in headers
@@ -278,14 +300,16 @@ class FastFrames:
 def parse_request(scope: Scope) -> tuple[str, str, FrameQuery] | None:
     """The tenant's schema, session key and rendering asked for, or None."""
     headers = dict(scope["headers"])
-    host = headers.get(b"host", b"").decode("latin-1").rsplit(":", 1)[0]
-    schema = remembered_schema(host) if host else None
+    host = HOST.fullmatch(headers.get(b"host", b"").decode("latin-1").lower())
+    schema = remembered_schema(host["name"]) if host else None
     cookies = parse_cookie(headers.get(b"cookie", b"").decode("latin-1"))
     session_key = cookies.get(settings.SESSION_COOKIE_NAME, "")
     if schema is None or not SESSION_KEY.match(session_key):
         return None
 
-    params = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+    # Blank values kept, as in Django's QueryDict: "?preview" is a preview.
+    query = scope["query_string"].decode("latin-1")
+    params = dict(parse_qsl(query, keep_blank_values=True))
     if "preview" in params:
         return None
     try:
@@ -298,10 +322,12 @@ def lowered(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     return [(name.lower(), value) for name, value in headers]
 
 
-def header_variant(scope: Scope) -> tuple[str, bytes]:
-    # HSTS and the secure-cookie rules depend on how the client reached us.
-    forwarded = dict(scope["headers"]).get(b"x-forwarded-proto", b"")
-    return scope.get("scheme", "http"), forwarded
+def header_variant(scope: Scope) -> tuple[str, bytes, bytes]:
+    # HSTS depends on how the client reached us, and the CSP names the host
+    # (its websocket origin): one tenant's host never lends another its headers.
+    headers = dict(scope["headers"])
+    forwarded = headers.get(b"x-forwarded-proto", b"")
+    return scope.get("scheme", "http"), forwarded, headers.get(b"host", b"").lower()
 
 
 def session_cache_key(session_key: str) -> str:
@@ -334,6 +360,8 @@ async def send_png(
     own = [
         (b"content-type", b"image/png"),
         (b"content-length", str(len(rendered.png)).encode()),
+        # As Django's never-cache headers: expired the moment it is sent.
+        (b"expires", http_date().encode()),
     ]
     if rendered.window is not None:
         own.append((b"x-window-center", format_number(rendered.window[0]).encode()))

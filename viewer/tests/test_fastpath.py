@@ -304,3 +304,37 @@ def test_a_lapsed_grant_sends_the_next_frame_through_django(
     get(app, ct_frame, client_a)
 
     assert django.calls == 2  # the lapse, then a fresh grant
+
+
+@pytest.mark.django_db
+def test_headers_are_learned_per_host(app, django, client_a, ct_frame):
+    get(app, ct_frame, client_a)
+    get(app, ct_frame, client_a)
+
+    # The same tenant under another spelling of its host: Django first,
+    # because the CSP it sends names the host.
+    first = get(app, ct_frame, client_a, host="A.localhost:8000")
+    second = get(app, ct_frame, client_a, host="A.localhost:8000")
+
+    assert first["status"] == second["status"] == 200
+    assert django.calls == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("host", "suffix"),
+    [
+        ("a.localhost:8000@b.localhost", ""),  # not a plain host and port
+        (None, "\n"),  # "$" would have matched before a final newline
+        (None, "?preview"),  # a blank value is still a preview
+        (None, "?preview="),
+        (None, "?wc=&ww=400"),  # Django answers 400
+    ],
+)
+def test_odd_requests_go_to_django(app, django, client_a, ct_frame, host, suffix):
+    get(app, ct_frame, client_a)
+    get(app, ct_frame, client_a)
+
+    get(app, ct_frame + suffix, client_a, host=host)
+
+    assert django.calls == 2
