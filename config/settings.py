@@ -76,6 +76,8 @@ TENANT_APPS = [
     "pacs",
     "viewer",
     "reporting",
+    "grants",
+    "patients",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [
     app for app in TENANT_APPS if app not in SHARED_APPS
@@ -104,6 +106,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "accounts.middleware.RequireVerifiedUserMiddleware",
+    "grants.middleware.HelpdeskReadOnlyMiddleware",
     "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.SessionTimeoutMiddleware",
@@ -415,6 +418,50 @@ CELERY_BEAT_SCHEDULE["seal-and-export-public-audit-trail"] = {
 }
 # Search results exported by the helpdesk as CSV stop at this many rows.
 NIMBUS_AUDIT_CSV_MAX_ROWS = env_int("NIMBUS_AUDIT_CSV_MAX_ROWS", 100_000)
+
+# --- Patient access links and helpdesk grants (patients/, grants/) ---------
+# A new patient link lasts this many days unless the tenant's settings say
+# otherwise; no link lasts longer than the maximum.
+NIMBUS_PATIENT_LINK_DAYS = env_int("NIMBUS_PATIENT_LINK_DAYS", 14)
+NIMBUS_PATIENT_LINK_MAX_DAYS = env_int("NIMBUS_PATIENT_LINK_MAX_DAYS", 90)
+# The e-mailed code: minutes it is valid, wrong codes before the link locks.
+NIMBUS_PATIENT_CODE_MINUTES = env_int("NIMBUS_PATIENT_CODE_MINUTES", 10)
+NIMBUS_PATIENT_CODE_ATTEMPTS = env_int("NIMBUS_PATIENT_CODE_ATTEMPTS", 5)
+# A patient's session after the code: absolute lifetime, no renewal.
+NIMBUS_PATIENT_SESSION_MINUTES = env_int("NIMBUS_PATIENT_SESSION_MINUTES", 30)
+NIMBUS_HELPDESK_GRANT_MAX_HOURS = env_int("NIMBUS_HELPDESK_GRANT_MAX_HOURS", 72)
+if min(
+    NIMBUS_PATIENT_LINK_DAYS,
+    NIMBUS_PATIENT_CODE_MINUTES,
+    NIMBUS_PATIENT_CODE_ATTEMPTS,
+    NIMBUS_PATIENT_SESSION_MINUTES,
+    NIMBUS_HELPDESK_GRANT_MAX_HOURS,
+) < 1 or NIMBUS_PATIENT_LINK_MAX_DAYS < NIMBUS_PATIENT_LINK_DAYS:
+    raise ImproperlyConfigured(
+        "The NIMBUS_PATIENT_* and NIMBUS_HELPDESK_GRANT_MAX_HOURS settings must be "
+        "at least 1, and NIMBUS_PATIENT_LINK_MAX_DAYS at least the default days."
+    )
+CELERY_BEAT_SCHEDULE["record-expired-helpdesk-grants"] = {
+    "task": "grants.record_expired",
+    "schedule": 60.0,
+}
+
+# --- E-mail (patient access codes) --------------------------------------------
+# Development prints mail on the web process's console; production sends
+# through an SMTP relay (NIMBUS_EMAIL_HOST...).
+EMAIL_BACKEND = env_str(
+    "NIMBUS_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("NIMBUS_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("NIMBUS_EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("NIMBUS_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = env_str("NIMBUS_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("NIMBUS_EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("NIMBUS_EMAIL_FROM", "Nimbus PACS <no-reply@localhost>")
 
 # --- MPR and 3D: loaded volumes per web process (a 512x512x300 CT is ~170 MB) --
 NIMBUS_VOLUME_CACHE_MB = env_int("NIMBUS_VOLUME_CACHE_MB", 1024)

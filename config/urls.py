@@ -16,5 +16,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("dicomweb/", include("pacs.dicomweb.urls")),
     path("helpdesk/audit/", include("audit.urls")),
+    path("grants/", include("grants.urls")),
+    path("", include("patients.urls")),
     path("admin/", admin.site.urls),
 ]

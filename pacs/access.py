@@ -2,8 +2,11 @@
 
 The schema already walls off other hospitals; these helpers wall off users
 inside one tenant who may not read a study (referrers, patients, helpdesk).
-Every refusal is an ACCESS_DENIED record in the requesting tenant's trail:
-another tenant's UID asked for on our host is a probe worth seeing.
+Helpdesk staff read only what a tenant administrator granted them for a
+while (grants/); each object they read under a grant is audited with the
+grant's id, and the answer is 404 again once it ends. Every refusal is an
+ACCESS_DENIED record in the requesting tenant's trail: another tenant's UID
+asked for on our host is a probe worth seeing.
 """
 
 from django.db.models import QuerySet
@@ -13,6 +16,8 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from audit.actions import do_record_event
 from audit.models import EventType, Outcome
+from grants.actions import do_record_grant_use
+from grants.selectors import grant_covering, granted_studies, is_helpdesk
 from pacs.models import Instance, Series, Study
 
 # Longest UID (PS3.5 9.1); anything longer is cut for the record's column.
@@ -38,10 +43,21 @@ def denied(user: User, object_type: str, object_id: str, message: str) -> Http40
 
 
 def studies_for(user: User) -> QuerySet[Study]:
-    """The studies ``user`` may see. Only clinical readers see every study (for now)."""
+    """The studies ``user`` may see: clinical readers all, helpdesk the granted."""
     if user.is_authenticated and user.is_active and user.reads_studies:
         return Study.objects.all()
+    if is_helpdesk(user):
+        return granted_studies(user)
     return Study.objects.none()
+
+
+def _note_grant_use(user: User, study: Study, object_type: str, object_id: str) -> None:
+    """Audit a helpdesk user's read with the grant that allowed it."""
+    if not is_helpdesk(user):
+        return
+    grant = grant_covering(user, study)
+    if grant is not None:
+        do_record_grant_use(user, grant, study, object_type, object_id)
 
 
 def get_study_for_user(user: User, study_instance_uid: str) -> Study:
@@ -53,6 +69,7 @@ def get_study_for_user(user: User, study_instance_uid: str) -> Study:
     )
     if study is None:
         raise denied(user, "study", study_instance_uid, _("No such study."))
+    _note_grant_use(user, study, "study", study_instance_uid)
     return study
 
 
@@ -75,6 +92,9 @@ def get_series_for_user(
             f"{study_instance_uid}/{series_instance_uid}",
             _("No such series."),
         )
+    _note_grant_use(
+        user, series.study, "series", f"{study_instance_uid}/{series_instance_uid}"
+    )
     return series
 
 
@@ -98,4 +118,10 @@ def get_instance_for_user(
             f"{study_instance_uid}/{series_instance_uid}/{sop_instance_uid}",
             _("No such instance."),
         )
+    _note_grant_use(
+        user,
+        instance.series.study,
+        "instance",
+        f"{study_instance_uid}/{series_instance_uid}/{sop_instance_uid}",
+    )
     return instance
