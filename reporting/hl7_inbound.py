@@ -142,7 +142,9 @@ def decode(frame: bytes) -> str:
         ``AR`` when MSH-18 names a character set Nimbus does not read, or the
         bytes are not in the one it names.
     """
-    first_segment = frame.split(b"\r", 1)[0].decode("latin-1")
+    # Segments may end in LF too (parse_header reads them): MSH-18 must not
+    # run on into the next segment.
+    first_segment = re.split(rb"\r|\n", frame, maxsplit=1)[0].decode("latin-1")
     fields = first_segment.split(first_segment[3:4] or "|")
     declared = fields[17].split("~")[0].strip().upper() if len(fields) > 17 else ""
     codec = _CHARACTER_SETS.get(declared)
@@ -418,4 +420,6 @@ def _timestamp(value: str) -> datetime.datetime | None:
         return timezone.make_aware(naive)
     sign = 1 if offset.group(1) == "+" else -1
     delta = datetime.timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3)))
+    if delta >= datetime.timedelta(hours=24):
+        return None  # no such offset; datetime.timezone would raise
     return naive.replace(tzinfo=datetime.timezone(sign * delta))
