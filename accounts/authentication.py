@@ -2,11 +2,14 @@
 
 import datetime
 
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from accounts.models import ApiToken, User, hash_token
+from audit.actions import do_record_event
+from audit.models import EventType, Outcome
 
 LAST_USE_RESOLUTION = datetime.timedelta(minutes=1)
 
@@ -41,6 +44,14 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None
         user = user_for_bearer_token(raw)
         if user is None:
+            # Another tenant's token, a revoked or a guessed one: a probe.
+            do_record_event(
+                EventType.ACCESS_DENIED,
+                request=request._request,
+                outcome=Outcome.FAILURE,
+                object_type="api",
+                detail={"reason": "invalid or revoked bearer token"},
+            )
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
         return user, None
 
@@ -59,3 +70,22 @@ class VerifiedSessionAuthentication(authentication.SessionAuthentication):
         if not user.is_verified():
             return None
         return result
+
+    def enforce_csrf(self, request: Request) -> None:
+        try:
+            super().enforce_csrf(request)
+        except exceptions.PermissionDenied:
+            record_csrf_failure(request._request)
+            raise
+
+
+def record_csrf_failure(request: HttpRequest) -> None:
+    """Audit a write refused for its CSRF token: another site driving a session."""
+    do_record_event(
+        EventType.ACCESS_DENIED,
+        request=request,
+        outcome=Outcome.FAILURE,
+        object_type="csrf",
+        object_id=request.path[:128],
+        detail={"answer": 403},
+    )

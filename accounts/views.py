@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.decorators import otp_required
 
@@ -23,6 +24,7 @@ from accounts.actions import (
     do_reauthenticate,
     do_start_totp_enrolment,
 )
+from accounts.authentication import record_csrf_failure
 from accounts.forms import OTP_REFUSED, OneTimePasswordForm, SignInForm
 from accounts.middleware import DEFAULT_IDLE_MINUTES
 from accounts.otp import has_second_factor, verify_fresh_otp
@@ -157,3 +159,9 @@ def session_status(request: HttpRequest) -> JsonResponse:
             "absolute_seconds_left": int(absolute_seconds_left(request.session, now)),
         }
     )
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's CSRF refusal (settings.CSRF_FAILURE_VIEW), audited first."""
+    record_csrf_failure(request)
+    return django_csrf_failure(request, reason)

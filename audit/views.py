@@ -61,10 +61,29 @@ def readable_schemas(request: HttpRequest) -> list[str]:
     return [connection.schema_name]
 
 
+def note_other_tenant(request: HttpRequest, form: AuditSearchForm) -> None:
+    """Audit a search for a tenant's trail this user may not read.
+
+    The form refuses the tenant (it is not among its choices), which alone
+    would leave a tenant's helpdesk reaching for another's trail unrecorded.
+    """
+    if "tenant" not in form.errors:
+        return
+    do_record_event(
+        EventType.ACCESS_DENIED,
+        request=request,
+        outcome=Outcome.FAILURE,
+        object_type="audit_trail",
+        object_id=str(request.GET.get("tenant", ""))[:128],
+        detail={"reason": "tenant not readable"},
+    )
+
+
 @login_required
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
     form = AuditSearchForm(request.GET, schemas=readable_schemas(request))
+    note_other_tenant(request, form)
     rows: list[AuditRow] = []
     page = 1
     if form.is_valid():
@@ -135,6 +154,7 @@ def _csv_lines(rows: Iterator[AuditRow]) -> Iterator[str]:
 @require_GET
 def export_csv(request: HttpRequest) -> HttpResponse:
     form = AuditSearchForm(request.GET, schemas=readable_schemas(request))
+    note_other_tenant(request, form)
     if not form.is_valid():
         return HttpResponseBadRequest()
     rows = do_export_audit_trail(

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Role
-from pacs.access import get_instance_for_user, get_study_for_user
+from pacs.access import denied, get_instance_for_user, get_study_for_user
 from pacs.models import Study
 from reporting import actions, selectors
 from reporting.models import Report
@@ -388,7 +388,12 @@ class VersionView(ReportAPIView):
         study = selectors.get_readable_study(request.user, study_uid)
         if getattr(request.user, "role", None) != Role.RADIOLOGIST:
             # Earlier drafts are the radiologists' working notes.
-            raise exceptions.NotFound(_("No such version."))
+            raise denied(
+                request.user,  # type: ignore[arg-type]
+                "report_version",
+                f"{study_uid}/{number}",
+                _("No such version."),
+            )
         report = actions.do_read_report(
             request.user, study, request=request._request, via="version"
         )

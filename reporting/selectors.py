@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy
 from django_tenants.utils import schema_context
 
 from accounts.models import Role, User
-from pacs.access import get_study_for_user
+from pacs.access import denied, get_study_for_user
 from pacs.models import Series, Study
 from reporting.models import (
     AddendumStatus,
@@ -192,7 +192,7 @@ def get_readable_study(user: User, study_instance_uid: str) -> Study:
     )
     report = getattr(referral.study, "report", None) if referral else None
     if referral is None or report is None or not report.visible_to_referrer:
-        raise Http404(_("No such study."))
+        raise denied(user, "study", study_instance_uid, _("No such study."))
     return referral.study
 
 

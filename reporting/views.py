@@ -5,6 +5,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role
+from pacs.access import denied
 from reporting import actions, selectors
 from reporting.selectors import report_state
 
@@ -35,7 +36,7 @@ def report_editor(request: HttpRequest, study_uid: str) -> HttpResponse:
 def report_versions(request: HttpRequest, study_uid: str) -> HttpResponse:
     """Every saved version, each with the lines it changed."""
     if getattr(request.user, "role", "") != Role.RADIOLOGIST:
-        raise Http404(_("No such study."))
+        raise denied(request.user, "report_version", study_uid, _("No such study."))  # type: ignore[arg-type]
     study = selectors.get_readable_study(request.user, study_uid)  # type: ignore[arg-type]
     report = actions.do_read_report(
         request.user, study, request=request, via="versions"

@@ -4,11 +4,10 @@ An annotation is its author's alone; a key image belongs to the study and is
 seen by everyone who may read the study.
 """
 
-from django.http import Http404
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from pacs.access import get_study_for_user
+from pacs.access import denied, get_study_for_user
 from viewer.models import Annotation
 
 
@@ -22,5 +21,10 @@ def get_annotation_for_user(
         .first()
     )
     if annotation is None:
-        raise Http404(_("No such annotation."))
+        raise denied(
+            user,
+            "annotation",
+            f"{study_instance_uid}/{annotation_id}",
+            _("No such annotation."),
+        )
     return annotation

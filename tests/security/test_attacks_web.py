@@ -1,0 +1,587 @@
+"""Attacks on the web application of a running Nimbus: IDOR, hosts, sessions, CSRF.
+
+Every test makes its attempt against the real server (tests/security/
+conftest.py starts it once) and checks two things: the refusal the attacker
+sees, and the record the attempt left in the audit trail of the tenant it
+was made on. tests/security/test_tenant_isolation.py covers the same walls
+through Django's test client; here the people are the roles of DESIGN.md
+and the traffic goes through Daphne.
+"""
+
+import base64
+import json
+import os
+import re
+import socket
+import struct
+
+from tests.security.conftest import (
+    RIVAL_HOST,
+    RIVAL_SCHEMA,
+    Attack,
+    Browser,
+    Persona,
+)
+from tests.support.stack import PASSWORD
+
+ACCESS_DENIED, LOGIN_FAILED, LOCKED_OUT = 110, 101, 190
+
+
+def paths(attack: Attack, key: str) -> dict[str, str]:
+    """The per-object routes of one stored study."""
+    s = attack.studies[key]
+    instance = f"studies/{s['study']}/series/{s['series']}/instances/{s['sop']}"
+    return {
+        "viewer": f"/viewer/studies/{s['study']}/",
+        "series": f"/viewer/studies/{s['study']}/series/{s['series']}/",
+        "frame": f"/viewer/{instance}/frames/1",
+        "wado": f"/dicomweb/{instance}",
+        "report": f"/api/studies/{s['study']}/report",
+        "editor": f"/reports/studies/{s['study']}/",
+        "key_images": f"/viewer/studies/{s['study']}/key-images/",
+        "annotations": f"/viewer/studies/{s['study']}/annotations/",
+    }
+
+
+def assert_denied(
+    attack: Attack, since: int, actor: str, object_type: str, schema: str = "e2e"
+) -> None:
+    denials = attack.denials(since, actor, schema)
+    assert denials, (
+        f"no ACCESS_DENIED for {actor} in {schema}: {attack.events(since, schema)}"
+    )
+    assert object_type in {d[3] for d in denials}, denials
+
+
+# --- IDOR: each object type, as a referrer, a helpdesk user, the other tenant ----
+
+
+def test_it_refuses_a_referrer_without_a_share_the_study_and_audits_it(attack):
+    since = attack.mark()
+
+    answer = attack.browser("referrer").get(paths(attack, "unshared")["viewer"])
+
+    assert answer.status_code == 404
+    assert_denied(attack, since, "referrer", "study")
+
+
+def test_it_refuses_a_referrer_without_a_share_the_series_and_audits_it(attack):
+    since = attack.mark()
+
+    answer = attack.browser("referrer").get(paths(attack, "unshared")["series"])
+
+    assert answer.status_code == 404
+    assert_denied(attack, since, "referrer", "series")
+
+
+def test_it_refuses_a_referrer_the_instance_over_wado_rs_and_audits_it(attack):
+    since = attack.mark()
+
+    answer = attack.api("referrer", "GET", paths(attack, "unshared")["wado"])
+
+    assert answer.status_code == 404
+    assert b"DICM" not in answer.content
+    assert_denied(attack, since, "referrer", "instance")
+
+
+def test_it_refuses_a_referrer_a_frame_of_a_study_not_shared_and_audits_it(attack):
+    since = attack.mark()
+
+    answer = attack.browser("referrer").get(paths(attack, "unshared")["frame"] + ".png")
+
+    assert answer.status_code == 404
+    assert not answer.content.startswith(b"\x89PNG")
+    assert_denied(attack, since, "referrer", "instance")
+
+
+def test_it_refuses_a_referrer_the_report_of_a_study_not_shared_and_audits_it(attack):
+    since = attack.mark()
+
+    answer = attack.api("referrer", "GET", paths(attack, "unshared")["report"])
+
+    assert answer.status_code == 404
+    assert_denied(attack, since, "referrer", "study")
+
+
+def test_it_refuses_a_referrer_with_a_share_the_draft_versions_and_audits_it(attack):
+    since = attack.mark()
+
+    answer = attack.api(
+        "referrer", "GET", paths(attack, "xss")["report"] + "/versions/1"
+    )
+
+    assert answer.status_code == 404
+    assert "First draft" not in answer.text
+    assert_denied(attack, since, "referrer", "report_version")
+
+
+def test_it_refuses_the_other_tenants_radiologist_a_report_version_and_audits_it(
+    attack,
+):
+    since, theirs = attack.mark(RIVAL_SCHEMA), attack.mark()
+
+    answer = attack.api(
+        "rival", "GET", paths(attack, "xss")["report"] + "/versions/2", host=RIVAL_HOST
+    )
+
+    assert answer.status_code == 404
+    assert "onerror" not in answer.text
+    assert_denied(attack, since, "rival", "study", RIVAL_SCHEMA)
+    assert attack.events(theirs) == []
+
+
+def test_it_refuses_the_other_tenants_radiologist_the_addendum_and_audits_it(attack):
+    since = attack.mark(RIVAL_SCHEMA)
+    addendum = paths(attack, "xss")["report"] + "/addendum"
+
+    answer = attack.api(
+        "rival", "PUT", addendum, host=RIVAL_HOST, json={"text": "rival was here"}
+    )
+
+    assert answer.status_code == 404
+    texts = attack.sql("e2e", "SELECT text FROM reporting_addendum")
+    assert all("rival was here" not in text for (text,) in texts)
+    assert_denied(attack, since, "rival", "study", RIVAL_SCHEMA)
+
+
+def test_it_refuses_a_radiologist_a_colleagues_annotation_and_audits_it(attack):
+    since = attack.mark()
+    annotation = f"{paths(attack, 'xss')['annotations']}{attack.ids['annotation']}/"
+
+    moved = attack.browser("colleague").write(
+        "PATCH", annotation, {"points": [[100, 100], [200, 200]]}
+    )
+    deleted = attack.browser("colleague").write("DELETE", annotation)
+
+    assert (moved.status_code, deleted.status_code) == (404, 404)
+    [(points,)] = attack.sql(
+        "e2e",
+        "SELECT points FROM viewer_annotation WHERE id = %s",
+        attack.ids["annotation"],
+    )
+    assert points == [[1.0, 1.0], [20.0, 20.0]]
+    assert len(attack.denials(since, "colleague")) == 2
+    assert_denied(attack, since, "colleague", "annotation")
+
+
+def test_it_refuses_the_other_tenants_radiologist_an_annotation_and_audits_it(attack):
+    since = attack.mark(RIVAL_SCHEMA)
+    annotation = f"{paths(attack, 'xss')['annotations']}{attack.ids['annotation']}/"
+
+    answer = attack.browser("rival").write("DELETE", annotation)
+
+    assert answer.status_code == 404
+    assert attack.sql(
+        "e2e", "SELECT 1 FROM viewer_annotation WHERE id = %s", attack.ids["annotation"]
+    )
+    assert_denied(attack, since, "rival", "study", RIVAL_SCHEMA)
+
+
+def test_it_refuses_a_helpdesk_user_the_key_images_and_audits_it(attack):
+    since = attack.mark()
+
+    answer = attack.browser("helpdesk").get(paths(attack, "xss")["key_images"])
+
+    assert answer.status_code == 404
+    assert "sop_instance_uid" not in answer.text
+    assert_denied(attack, since, "helpdesk", "study")
+
+
+def test_it_refuses_a_referrer_to_mark_a_key_image_and_audits_it(attack):
+    since = attack.mark()
+    before = attack.sql("e2e", "SELECT count(*) FROM viewer_keyimage")
+
+    answer = attack.browser("referrer").write(
+        "PUT", paths(attack, "unshared")["frame"] + "/key"
+    )
+
+    assert answer.status_code == 404
+    assert attack.sql("e2e", "SELECT count(*) FROM viewer_keyimage") == before
+    assert_denied(attack, since, "referrer", "instance")
+
+
+def test_it_refuses_a_referrer_to_acknowledge_a_finding_of_a_study_not_shared_and_audits_it(
+    attack,
+):
+    since = attack.mark()
+
+    answer = attack.api(
+        "referrer",
+        "POST",
+        paths(attack, "unshared")["report"] + "/critical/acknowledge",
+    )
+
+    assert answer.status_code == 404
+    assert_denied(attack, since, "referrer", "study")
+
+
+def test_it_refuses_the_other_tenants_referrer_the_acknowledgement_and_audits_it(
+    attack,
+):
+    since = attack.mark(RIVAL_SCHEMA)
+
+    answer = attack.api(
+        "rival_referrer",
+        "POST",
+        paths(attack, "xss")["report"] + "/critical/acknowledge",
+        host=RIVAL_HOST,
+    )
+
+    assert answer.status_code == 404
+    assert attack.sql(
+        "e2e",
+        "SELECT count(*) FROM reporting_notification WHERE acknowledged_at IS NOT NULL",
+    ) == [(0,)]
+    assert_denied(attack, since, "rival.ref", "study", RIVAL_SCHEMA)
+
+
+def test_it_refuses_an_api_token_of_the_other_tenant_on_the_report_api_and_audits_it(
+    attack,
+):
+    since = attack.mark()
+
+    answer = attack.api("rival", "GET", paths(attack, "xss")["report"])
+
+    assert answer.status_code == 401
+    assert "onerror" not in answer.text
+    denials = [e for e in attack.events(since) if e[0] == ACCESS_DENIED]
+    assert [(e[1], e[3]) for e in denials] == [("failure", "api")]
+
+
+def test_it_refuses_an_api_token_of_the_other_tenant_on_dicomweb_and_audits_it(attack):
+    since = attack.mark()
+
+    answer = attack.api("rival", "GET", "/dicomweb/studies?PatientID=ATTACK-XSS-1")
+
+    assert answer.status_code == 401
+    assert "ATTACK-XSS-1" not in answer.text
+    denials = [e for e in attack.events(since) if e[0] == ACCESS_DENIED]
+    assert [(e[1], e[3]) for e in denials] == [("failure", "dicomweb")]
+
+
+def test_it_refuses_a_radiologist_the_audit_search_and_audits_it(attack):
+    since = attack.mark()
+
+    answer = attack.browser("reader").get("/helpdesk/audit/?user=author")
+
+    assert answer.status_code == 403
+    assert "author" not in answer.text
+    assert_denied(attack, since, "reader2", "audit_trail")
+
+
+def test_it_refuses_a_referrer_the_audit_export_and_audits_it(attack):
+    since = attack.mark()
+
+    answer = attack.browser("referrer").get("/helpdesk/audit/export.csv")
+
+    assert answer.status_code == 403
+    assert "occurred_at" not in answer.text
+    assert_denied(attack, since, "referrer", "audit_trail")
+
+
+def test_it_keeps_a_tenant_helpdesk_search_to_its_own_trail_and_audits_it(attack):
+    rival_study = attack.studies["rival"]["study"]
+    since = attack.mark()
+
+    answer = attack.browser("helpdesk").get(
+        f"/helpdesk/audit/?tenant={RIVAL_SCHEMA}&study_instance_uid={rival_study}"
+    )
+    export = attack.browser("helpdesk").get(
+        f"/helpdesk/audit/export.csv?tenant={RIVAL_SCHEMA}&user=rival"
+    )
+
+    assert answer.status_code == 200 and export.status_code in (200, 400)
+    assert f">{rival_study}<" not in answer.text  # in the search box, in no row
+    assert "RIVAL-3" not in answer.text + export.text
+    denials = attack.denials(since, "helpdesk")
+    assert [(d[3], d[4]) for d in denials] == [("audit_trail", RIVAL_SCHEMA)] * 2
+    assert attack.sql(
+        RIVAL_SCHEMA,
+        "SELECT count(*) FROM audit_auditevent WHERE event_type IN (600, 601)",
+    ) == [(0,)]
+
+
+def test_it_refuses_a_helpdesk_user_the_report_text_and_audits_it(attack):
+    since = attack.mark()
+
+    answer = attack.browser("helpdesk").get(paths(attack, "xss")["report"])
+
+    assert answer.status_code == 404
+    assert "Findings" not in answer.text
+    assert_denied(attack, since, "helpdesk", "study")
+
+
+def test_it_refuses_a_helpdesk_user_the_report_pdf_and_audits_it(attack):
+    since = attack.mark()
+
+    answer = attack.api("helpdesk", "GET", paths(attack, "xss")["report"] + ".pdf")
+
+    assert answer.status_code == 404
+    assert not answer.content.startswith(b"%PDF")
+    assert_denied(attack, since, "helpdesk", "study")
+
+
+# --- Host header and schema confusion ------------------------------------------------
+
+
+def test_it_serves_nothing_to_a_host_outside_every_tenant(attack):
+    since, rival_since = attack.mark(), attack.mark(RIVAL_SCHEMA)
+    forged = Browser(attack.stack, "evil.localhost")
+    forged.session.cookies = attack.browser("reader").session.cookies
+
+    answer = forged.get(paths(attack, "xss")["report"])
+
+    assert answer.status_code in (400, 404)
+    assert "Findings" not in answer.text
+    assert attack.events(since) == [] and attack.events(rival_since, RIVAL_SCHEMA) == []
+
+
+def test_it_takes_a_host_with_a_trailing_dot_for_no_tenant(attack):
+    since = attack.mark()
+    dotted = Browser(attack.stack, attack.stack.host + ".")
+    dotted.session.cookies = attack.browser("reader").session.cookies
+
+    answer = dotted.get(paths(attack, "xss")["report"])
+
+    assert answer.status_code in (400, 404)
+    assert "Findings" not in answer.text
+    assert attack.events(since) == []
+
+
+def test_it_reads_an_uppercase_host_as_its_own_tenant_and_refuses_the_others_study(
+    attack,
+):
+    since, rival_since = attack.mark(), attack.mark(RIVAL_SCHEMA)
+    shouting = Browser(attack.stack, attack.stack.host.upper())
+    shouting.session.cookies = attack.browser("reader").session.cookies
+
+    answer = shouting.get(paths(attack, "rival")["report"])
+
+    assert answer.status_code == 404
+    assert_denied(attack, since, "reader2", "study")
+    assert attack.events(rival_since, RIVAL_SCHEMA) == []
+
+
+def test_it_ignores_x_forwarded_host_when_it_picks_the_tenant(attack):
+    since, rival_since = attack.mark(), attack.mark(RIVAL_SCHEMA)
+
+    answer = attack.browser("reader").get(
+        paths(attack, "rival")["viewer"],
+        headers={"X-Forwarded-Host": RIVAL_HOST, "Forwarded": f"host={RIVAL_HOST}"},
+    )
+
+    assert answer.status_code == 404
+    assert "RIVAL-3" not in answer.text
+    assert_denied(attack, since, "reader2", "study")
+    assert attack.events(rival_since, RIVAL_SCHEMA) == []
+
+
+# --- Sessions and sign-in -------------------------------------------------------------
+
+
+def test_it_replaces_a_planted_session_id_at_sign_in(attack):
+    # The attacker sets the victim's session cookie first (a shared computer,
+    # a cookie written by a sibling host), hoping to share the session after.
+    planted = "fixated" + "0123456789abcdefghijklmnopqrstu"
+    victim = Browser(attack.stack, attack.stack.host)
+    victim.session.cookies.set("sessionid", planted, domain="127.0.0.1")
+    since = attack.mark()
+
+    signed_in = victim.sign_in(attack.people["fixated"])
+
+    assert signed_in.status_code == 302
+    assert signed_in.cookies.get("sessionid") not in ("", None, planted)
+    replay = Browser(attack.stack, attack.stack.host)
+    replay.session.cookies.set("sessionid", planted, domain="127.0.0.1")
+    assert replay.get("/").status_code == 302  # the planted id opens nothing
+    assert (100, "success", "fixated") in [e[:3] for e in attack.events(since)]
+
+
+def login_error(page: str) -> str:
+    match = re.search(r'class="error"[^>]*>([^<]+)<', page)
+    return match.group(1).strip() if match else page[:200]
+
+
+def test_it_locks_out_a_brute_force_with_the_same_words_and_audits_it(attack):
+    since = attack.mark()
+    intruder = Browser(attack.stack, attack.stack.host)
+    victim = attack.people["victim"]
+
+    wrong = [intruder.sign_in(victim, f"guess-{n}", "000000") for n in range(6)]
+    right = intruder.sign_in(victim, PASSWORD)
+    nobody = Persona("e2e", "nobody-here", "radiologist", victim.secret)
+    unknown = intruder.sign_in(nobody, "guess", "000000")
+
+    assert {w.status_code for w in wrong} == {200}
+    assert right.status_code == 200  # still the sign-in page, not a redirect
+    assert (
+        login_error(right.text)
+        == login_error(wrong[0].text)
+        == login_error(unknown.text)
+    )
+    assert intruder.get("/").status_code == 302
+    events = [(e[0], e[1]) for e in attack.events(since) if e[2] in ("victim", "")]
+    assert events.count((LOGIN_FAILED, "failure")) >= 5
+    assert (LOCKED_OUT, "failure") in events
+
+
+# --- CSRF: a signed-in browser made to post by another site ----------------------------
+
+
+def csrf_denials(attack: Attack, since: int) -> list[tuple]:
+    return [e for e in attack.denials(since, "reader2") if e[3] == "csrf"]
+
+
+def test_it_refuses_a_report_save_without_a_csrf_token_and_audits_it(attack):
+    reader = attack.browser("reader")
+    since = attack.mark()
+
+    answer = reader.request(
+        "PUT",
+        paths(attack, "unshared")["report"],
+        json={"text": "forged by another site"},
+    )
+
+    assert answer.status_code == 403
+    assert attack.sql(
+        "e2e", "SELECT count(*) FROM reporting_report WHERE text LIKE %s", "%forged%"
+    ) == [(0,)]
+    assert csrf_denials(attack, since)
+
+
+def test_it_refuses_a_report_sign_with_a_wrong_csrf_token_and_audits_it(attack):
+    reader = attack.browser("reader")
+    since = attack.mark()
+
+    answer = reader.request(
+        "POST",
+        paths(attack, "unshared")["report"] + "/sign",
+        json={"otp": "123456"},
+        headers={"X-CSRFToken": "x" * 32},
+    )
+
+    assert answer.status_code == 403
+    assert 312 not in [e[0] for e in attack.events(since)]
+    assert csrf_denials(attack, since)
+
+
+def test_it_refuses_an_annotation_without_a_csrf_token_and_audits_it(attack):
+    reader = attack.browser("reader")
+    before = attack.sql("e2e", "SELECT count(*) FROM viewer_annotation")
+    since = attack.mark()
+
+    answer = reader.request(
+        "POST",
+        paths(attack, "xss")["frame"] + "/annotations/",
+        data=json.dumps({"kind": "probe", "points": [[3, 3]]}),
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert answer.status_code == 403
+    assert attack.sql("e2e", "SELECT count(*) FROM viewer_annotation") == before
+    assert csrf_denials(attack, since)
+
+
+def test_it_refuses_sign_out_everywhere_without_a_csrf_token_and_audits_it(attack):
+    reader = attack.browser("reader")
+    since = attack.mark()
+
+    answer = reader.request("POST", "/accounts/sign-out-everywhere/")
+
+    assert answer.status_code == 403
+    assert reader.get("/").status_code == 200  # still signed in
+    assert 194 not in [e[0] for e in attack.events(since)]
+    assert csrf_denials(attack, since)
+
+
+def test_it_refuses_a_post_from_a_foreign_origin_even_with_the_token_and_audits_it(
+    attack,
+):
+    reader = attack.browser("reader")
+    since = attack.mark()
+
+    answer = reader.request(
+        "POST",
+        paths(attack, "xss")["frame"] + "/annotations/",
+        data=json.dumps({"kind": "probe", "points": [[4, 4]]}),
+        headers={
+            "Content-Type": "application/json",
+            "X-CSRFToken": reader.csrf,
+            "Origin": "http://evil.example",
+        },
+    )
+
+    assert answer.status_code == 403
+    assert 320 not in [e[0] for e in attack.events(since)]
+    assert csrf_denials(attack, since)
+
+
+# --- Websockets through Daphne ------------------------------------------------------------
+
+
+def websocket_attempt(attack: Attack, path: str, headers: dict[str, str]) -> int:
+    """Open a websocket; the HTTP status of a refused handshake, or the close code."""
+    with socket.create_connection(
+        ("127.0.0.1", attack.stack.web_port), timeout=15
+    ) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: {attack.stack.host}:{attack.stack.web_port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+            *(f"{name}: {value}" for name, value in headers.items()),
+        ]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        status = int(answer.split(b" ", 2)[1])
+        if status != 101:
+            return status
+        frame = answer.split(b"\r\n\r\n", 1)[1]
+        while len(frame) < 2:
+            frame += sock.recv(4096)
+        opcode, length = frame[0] & 0x0F, frame[1] & 0x7F
+        while len(frame) < 2 + length:
+            frame += sock.recv(4096)
+        if opcode != 0x8:
+            return -opcode  # a data frame: the socket was opened
+        return int(struct.unpack("!H", frame[2:4])[0])
+
+
+def test_it_closes_a_websocket_to_the_other_tenants_report_and_audits_it(attack):
+    reader = attack.browser("reader")
+    since, rival_since = attack.mark(), attack.mark(RIVAL_SCHEMA)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in reader.session.cookies)
+
+    outcome = websocket_attempt(
+        attack,
+        f"/ws/studies/{attack.studies['rival']['study']}/report/",
+        {
+            "Cookie": cookie,
+            "Origin": f"http://{attack.stack.host}:{attack.stack.web_port}",
+        },
+    )
+
+    assert outcome in (403, 4404)
+    assert_denied(attack, since, "reader2", "study")
+    assert attack.events(rival_since, RIVAL_SCHEMA) == []
+
+
+def test_it_closes_a_referrers_websocket_to_a_report_not_shared_and_audits_it(attack):
+    since = attack.mark()
+
+    outcome = websocket_attempt(
+        attack,
+        f"/ws/studies/{attack.studies['unshared']['study']}/report/",
+        {"Authorization": f"Bearer {attack.people['referrer'].token}"},
+    )
+
+    assert outcome in (403, 4404)
+    assert_denied(attack, since, "referrer", "study")
