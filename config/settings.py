@@ -31,6 +31,8 @@ ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS", [".localhost", "localhost", "127.0.0.1"]
 )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# Audited before the usual 403 page: a refused token is a forged request.
+CSRF_FAILURE_VIEW = "accounts.views.csrf_failure"
 
 # --- Applications -----------------------------------------------------------
 # django-tenants: SHARED_APPS live in the public schema (platform admin,
