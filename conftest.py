@@ -4,10 +4,12 @@ Hospital A has a radiologist and a referrer (who may not read studies);
 hospital B has its own radiologist. Tests that cross the wall use both.
 """
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -33,6 +35,18 @@ TENANT_B = TenantSpec("hospital_b", "Hospital B", ("b.localhost",), "NIMBUS_B")
 
 def current_totp(secret: str = TOTP_SECRET) -> str:
     return f"{totp(bytes.fromhex(totp_secret_to_hex(secret))):06d}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def audit_head_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Chain heads of the test databases, never in var/ (audit/heads.py).
+
+    A head left by an earlier run's hospital_a would read as a chain cut
+    short. The environment carries it to the processes that tests start.
+    """
+    head_dir = tmp_path_factory.mktemp("audit-heads")
+    django_settings.NIMBUS_AUDIT_HEAD_DIR = head_dir
+    os.environ["NIMBUS_AUDIT_HEAD_DIR"] = str(head_dir)
 
 
 @pytest.fixture(scope="session")

@@ -11,19 +11,28 @@ commit, so a record with a lower id can commit after a higher one has been
 sealed. It is found by its ``xact_id``: every record that was not yet
 visible when the last link was made was written by a transaction at or above
 that link's ``horizon_xid`` (the oldest transaction then still open).
+
+Each new head is also anchored outside the database (``audit.heads``), so a
+chain cut short at its end shows too.
 """
 
 import hashlib
 import json
+import logging
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC
+from functools import partial
 
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 
+from audit.heads import Head, do_anchor_head, last_anchored_head
 from audit.models import AuditEvent, AuditSeal
+
+logger = logging.getLogger(__name__)
+security_logger = logging.getLogger("nimbus.security")
 
 SEAL_BATCH = 5000
 VERIFY_CHUNK = 2000
@@ -119,7 +128,40 @@ def do_seal_events(batch: int = SEAL_BATCH) -> int:
                 )
             )
         AuditSeal.objects.bulk_create(seals)
+
+        if seals and _may_anchor():
+            # After the commit only: a head anchored for links that then roll
+            # back would read as links removed.
+            transaction.on_commit(
+                partial(do_anchor_head, connection.schema_name, Head(seq, previous))
+            )
         return len(seals)
+
+
+def _may_anchor() -> bool:
+    """Whether the chain, just extended, still continues the last anchored head.
+
+    When it does not, a new head would bury the evidence: the file keeps the
+    last good head (and verify_audit reports the break) until an operator
+    archives it.
+    """
+    try:
+        anchor_break = head_break(last_anchored_head(connection.schema_name))
+    except OSError:
+        logger.exception(
+            "could not read the anchored audit chain head of %s",
+            connection.schema_name,
+        )
+        return False
+    if anchor_break is not None:
+        security_logger.error(
+            "audit chain of %s does not continue its anchored head: %s; "
+            "new heads are not anchored until its head file is archived",
+            connection.schema_name,
+            anchor_break.reason,
+        )
+        return False
+    return True
 
 
 def do_seal_all_events() -> int:
@@ -136,6 +178,8 @@ class BrokenLink:
     reason: str
 
     def __str__(self) -> str:
+        if self.event_id is None:
+            return f"link {self.seq}: {self.reason}"
         return f"link {self.seq} (record {self.event_id}): {self.reason}"
 
 
@@ -143,6 +187,7 @@ class BrokenLink:
 class ChainReport:
     checked: int = 0
     unsealed: int = 0
+    anchored_seq: int | None = None
     broken: list[BrokenLink] = field(default_factory=list)
 
     @property
@@ -193,6 +238,37 @@ def verify_chain() -> ChainReport:
             previous = seal.chain_hash
             expected_seq = seal.seq + 1
 
+    anchored = last_anchored_head(connection.schema_name)
+    anchor_break = head_break(anchored)
+    if anchor_break is not None:
+        report.broken.append(anchor_break)
+    report.anchored_seq = anchored.seq if anchored else None
+
     sealed = AuditSeal.objects.filter(event_id=OuterRef("pk"))
     report.unsealed = AuditEvent.objects.filter(~Exists(sealed)).count()
     return report
+
+
+def head_break(anchored: Head | None) -> BrokenLink | None:
+    """How the current schema's chain fails the head anchored last, if it does.
+
+    The last head is enough: every link before it is bound to it by the
+    chain. No head file (a fresh install) is no break.
+    """
+    if anchored is None:
+        return None
+
+    seal = AuditSeal.objects.filter(seq=anchored.seq).first()
+    if seal is None:
+        below = AuditSeal.objects.filter(seq__lt=anchored.seq).order_by("-seq")
+        tip = below.values_list("seq", flat=True).first() or 0
+        return BrokenLink(
+            anchored.seq,
+            None,
+            f"records after seq {tip} removed (head anchored at seq {anchored.seq})",
+        )
+    if seal.chain_hash != anchored.chain_hash:
+        return BrokenLink(
+            anchored.seq, seal.event_id, f"head at seq {anchored.seq} differs"
+        )
+    return None

@@ -397,6 +397,11 @@ NIMBUS_HL7_RETRY_MAX_SECONDS = env_int("NIMBUS_HL7_RETRY_MAX_SECONDS", 600)
 # Seconds between two sealing runs (each tenant); records younger than this
 # are not yet in the hash chain nor sent to the repository.
 NIMBUS_AUDIT_SEAL_SECONDS = env_int("NIMBUS_AUDIT_SEAL_SECONDS", 5)
+# Each schema's chain head is appended here after sealing (audit/heads.py),
+# outside the database it protects, so that a removed tail shows.
+NIMBUS_AUDIT_HEAD_DIR = Path(
+    env_str("NIMBUS_AUDIT_HEAD_DIR", str(VAR_DIR / "audit-heads"))
+)
 # tcp://host:port or tls://host:port (RFC 5425); empty: no export.
 NIMBUS_ATNA_URL = env_str("NIMBUS_ATNA_URL", "")
 if NIMBUS_ATNA_URL and not NIMBUS_ATNA_URL.startswith(("tcp://", "tls://")):

@@ -33,7 +33,14 @@ class Command(BaseCommand):
     def verify(self, schema: str) -> bool:
         with schema_context(schema):
             sealed = do_seal_all_events()
-            report = verify_chain()
+            try:
+                report = verify_chain()
+            except OSError as error:
+                # Not evidence of tampering (verify_audit run as another user
+                # than the workers, say): no event 610, but no "intact" either.
+                raise CommandError(
+                    f"{schema}: cannot read its head file: {error}"
+                ) from None
             if not report.intact:
                 do_record_event(
                     EventType.AUDIT_CHAIN_BROKEN,
@@ -44,15 +51,20 @@ class Command(BaseCommand):
                     detail={"broken_links": len(report.broken)},
                 )
 
+        anchor = (
+            f"head anchored at seq {report.anchored_seq}"
+            if report.anchored_seq
+            else "no head anchored"
+        )
         summary = (
             f"{schema}: {report.checked} records checked ({sealed} newly sealed, "
-            f"{report.unsealed} committed since)"
+            f"{report.unsealed} committed since), {anchor}"
         )
         if report.intact:
-            self.stdout.write(f"{summary}, chain intact")
+            self.stdout.write(f"{summary}; chain intact")
         else:
             self.stdout.write(
-                f"{summary}, first broken {report.broken[0]}; "
+                f"{summary}; first broken {report.broken[0]}; "
                 f"{len(report.broken)} broken links"
             )
         return report.intact
