@@ -9,6 +9,7 @@ not this patient's signed study.
 
 import hashlib
 import time
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -97,28 +98,34 @@ def _refuse(
     return Http404(_("No such study."))
 
 
+def _first_or_refuse(
+    request: HttpRequest,
+    link: PatientLink,
+    found: QuerySet[Any],
+    object_type: str,
+    object_id: str,
+) -> Any:
+    row = found.first()
+    if row is None:
+        raise _refuse(request, link, object_type, object_id)
+    return row
+
+
 def get_patient_study(request: HttpRequest, link: PatientLink, study_uid: str) -> Study:
-    study = patient_studies(link).filter(study_instance_uid=study_uid).first()
-    if study is None:
-        raise _refuse(request, link, "study", study_uid)
-    return study
+    found = patient_studies(link).filter(study_instance_uid=study_uid)
+    return _first_or_refuse(request, link, found, "study", study_uid)  # type: ignore[no-any-return]
 
 
 def get_patient_series(
     request: HttpRequest, link: PatientLink, study_uid: str, series_uid: str
 ) -> Series:
-    series = (
-        Series.objects.select_related("study__patient")
-        .filter(
-            study__in=patient_studies(link),
-            study__study_instance_uid=study_uid,
-            series_instance_uid=series_uid,
-        )
-        .first()
+    found = Series.objects.select_related("study__patient").filter(
+        study__in=patient_studies(link),
+        study__study_instance_uid=study_uid,
+        series_instance_uid=series_uid,
     )
-    if series is None:
-        raise _refuse(request, link, "series", f"{study_uid}/{series_uid}")
-    return series
+    object_id = f"{study_uid}/{series_uid}"
+    return _first_or_refuse(request, link, found, "series", object_id)  # type: ignore[no-any-return]
 
 
 def get_patient_instance(
@@ -128,19 +135,14 @@ def get_patient_instance(
     series_uid: str,
     sop_uid: str,
 ) -> Instance:
-    instance = (
-        Instance.objects.select_related("series__study__patient")
-        .filter(
-            series__study__in=patient_studies(link),
-            series__study__study_instance_uid=study_uid,
-            series__series_instance_uid=series_uid,
-            sop_instance_uid=sop_uid,
-        )
-        .first()
+    found = Instance.objects.select_related("series__study__patient").filter(
+        series__study__in=patient_studies(link),
+        series__study__study_instance_uid=study_uid,
+        series__series_instance_uid=series_uid,
+        sop_instance_uid=sop_uid,
     )
-    if instance is None:
-        raise _refuse(request, link, "instance", f"{study_uid}/{series_uid}/{sop_uid}")
-    return instance
+    object_id = f"{study_uid}/{series_uid}/{sop_uid}"
+    return _first_or_refuse(request, link, found, "instance", object_id)  # type: ignore[no-any-return]
 
 
 def study_instances(study: Study) -> QuerySet[Instance]:
