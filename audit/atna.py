@@ -74,6 +74,7 @@ EVENT_MAP: dict[int, DicomEvent] = {
     ),
     EventType.WORKLIST_SEARCHED: DicomEvent(QUERY, "E"),
     EventType.DICOMWEB_QUERY: DicomEvent(QUERY, "E"),
+    EventType.DICOM_QUERY: DicomEvent(QUERY, "E"),
     EventType.STUDY_OPENED: DicomEvent(INSTANCES_ACCESSED, "R"),
     EventType.FRAMES_VIEWED: DicomEvent(INSTANCES_ACCESSED, "R"),
     EventType.REPORT_READ: DicomEvent(PATIENT_RECORD, "R"),

@@ -51,6 +51,7 @@ class EventType(models.IntegerChoices):
     DICOMWEB_RETRIEVE = 221, _("DICOMweb retrieve")
     DICOM_MOVE = 230, _("DICOM C-MOVE retrieve")
     DICOM_GET = 231, _("DICOM C-GET retrieve")
+    DICOM_QUERY = 232, _("DICOM C-FIND query")
     HELPDESK_GRANT_USED = 240, _("Patient data read under a helpdesk grant")
     # 3xx: changing clinical data
     INSTANCE_STORED = 300, _("Instance stored")
