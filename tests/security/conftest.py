@@ -16,6 +16,8 @@ import http.server
 import json
 import os
 import re
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -417,3 +419,69 @@ LIVE_MARKUP = (
 def live_markup(page: str) -> list[str]:
     """The payload pieces found in ``page`` as markup, not as escaped text."""
     return [piece for piece in LIVE_MARKUP if piece in page]
+
+
+def paths(attack: Attack, key: str) -> dict[str, str]:
+    """The per-object routes of one stored study."""
+    s = attack.studies[key]
+    instance = f"studies/{s['study']}/series/{s['series']}/instances/{s['sop']}"
+    return {
+        "viewer": f"/viewer/studies/{s['study']}/",
+        "series": f"/viewer/studies/{s['study']}/series/{s['series']}/",
+        "frame": f"/viewer/{instance}/frames/1",
+        "wado": f"/dicomweb/{instance}",
+        "report": f"/api/studies/{s['study']}/report",
+        "editor": f"/reports/studies/{s['study']}/",
+        "key_images": f"/viewer/studies/{s['study']}/key-images/",
+        "annotations": f"/viewer/studies/{s['study']}/annotations/",
+    }
+
+
+def websocket_open(
+    attack: Attack, path: str, headers: dict[str, str]
+) -> tuple[int, bytes]:
+    """Open a websocket through Daphne (RFC 6455 handshake, then one frame).
+
+    Returns the HTTP status and body of a refused handshake; after a 101,
+    the close code of a first close frame, or 0 and the first text message.
+    """
+    with socket.create_connection(
+        ("127.0.0.1", attack.stack.web_port), timeout=15
+    ) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: {attack.stack.host}:{attack.stack.web_port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+            *(f"{name}: {value}" for name, value in headers.items()),
+        ]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data and (chunk := sock.recv(65536)):
+            data += chunk
+        head, _, data = data.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status != 101:
+            return status, data
+
+        def need(size: int) -> None:
+            nonlocal data
+            while len(data) < size and (more := sock.recv(65536)):
+                data += more
+
+        need(2)
+        opcode, length, start = data[0] & 0x0F, data[1] & 0x7F, 2
+        if length == 126:
+            need(4)
+            length, start = struct.unpack("!H", data[2:4])[0], 4
+        elif length == 127:
+            need(10)
+            length, start = struct.unpack("!Q", data[2:10])[0], 10
+        need(start + length)
+        payload = data[start : start + length]
+        if opcode == 0x8:
+            return int(struct.unpack("!H", payload[:2])[0]), b""
+        return 0, payload

@@ -8,12 +8,8 @@ through Django's test client; here the people are the roles of DESIGN.md
 and the traffic goes through Daphne.
 """
 
-import base64
 import json
-import os
 import re
-import socket
-import struct
 
 from tests.security.conftest import (
     RIVAL_HOST,
@@ -21,26 +17,12 @@ from tests.security.conftest import (
     Attack,
     Browser,
     Persona,
+    paths,
+    websocket_open,
 )
 from tests.support.stack import PASSWORD
 
 ACCESS_DENIED, LOGIN_FAILED, LOCKED_OUT = 110, 101, 190
-
-
-def paths(attack: Attack, key: str) -> dict[str, str]:
-    """The per-object routes of one stored study."""
-    s = attack.studies[key]
-    instance = f"studies/{s['study']}/series/{s['series']}/instances/{s['sop']}"
-    return {
-        "viewer": f"/viewer/studies/{s['study']}/",
-        "series": f"/viewer/studies/{s['study']}/series/{s['series']}/",
-        "frame": f"/viewer/{instance}/frames/1",
-        "wado": f"/dicomweb/{instance}",
-        "report": f"/api/studies/{s['study']}/report",
-        "editor": f"/reports/studies/{s['study']}/",
-        "key_images": f"/viewer/studies/{s['study']}/key-images/",
-        "annotations": f"/viewer/studies/{s['study']}/annotations/",
-    }
 
 
 def assert_denied(
@@ -519,48 +501,12 @@ def test_it_refuses_a_post_from_a_foreign_origin_even_with_the_token_and_audits_
 # --- Websockets through Daphne ------------------------------------------------------------
 
 
-def websocket_attempt(attack: Attack, path: str, headers: dict[str, str]) -> int:
-    """Open a websocket; the HTTP status of a refused handshake, or the close code."""
-    with socket.create_connection(
-        ("127.0.0.1", attack.stack.web_port), timeout=15
-    ) as sock:
-        key = base64.b64encode(os.urandom(16)).decode()
-        lines = [
-            f"GET {path} HTTP/1.1",
-            f"Host: {attack.stack.host}:{attack.stack.web_port}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {key}",
-            "Sec-WebSocket-Version: 13",
-            *(f"{name}: {value}" for name, value in headers.items()),
-        ]
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
-        status = int(answer.split(b" ", 2)[1])
-        if status != 101:
-            return status
-        frame = answer.split(b"\r\n\r\n", 1)[1]
-        while len(frame) < 2:
-            frame += sock.recv(4096)
-        opcode, length = frame[0] & 0x0F, frame[1] & 0x7F
-        while len(frame) < 2 + length:
-            frame += sock.recv(4096)
-        if opcode != 0x8:
-            return -opcode  # a data frame: the socket was opened
-        return int(struct.unpack("!H", frame[2:4])[0])
-
-
 def test_it_closes_a_websocket_to_the_other_tenants_report_and_audits_it(attack):
     reader = attack.browser("reader")
     since, rival_since = attack.mark(), attack.mark(RIVAL_SCHEMA)
     cookie = "; ".join(f"{c.name}={c.value}" for c in reader.session.cookies)
 
-    outcome = websocket_attempt(
+    outcome, _ = websocket_open(
         attack,
         f"/ws/studies/{attack.studies['rival']['study']}/report/",
         {
@@ -577,7 +523,7 @@ def test_it_closes_a_websocket_to_the_other_tenants_report_and_audits_it(attack)
 def test_it_closes_a_referrers_websocket_to_a_report_not_shared_and_audits_it(attack):
     since = attack.mark()
 
-    outcome = websocket_attempt(
+    outcome, _ = websocket_open(
         attack,
         f"/ws/studies/{attack.studies['unshared']['study']}/report/",
         {"Authorization": f"Bearer {attack.people['referrer'].token}"},
