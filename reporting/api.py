@@ -4,7 +4,8 @@ from functools import partial
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,6 +35,11 @@ LOCKED = OpenApiResponse(
 )
 NOT_ALLOWED = OpenApiResponse(ErrorSerializer, description="Only radiologists write.")
 SIGNED = OpenApiResponse(ErrorSerializer, description="The report is signed.")
+# DRF answers a body it cannot validate with each field's errors, not {detail}.
+INVALID = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description="The body is not valid: a list of errors per field, or detail.",
+)
 
 
 class Conflict(exceptions.APIException):
@@ -86,6 +92,7 @@ class ReportView(ReportAPIView):
         request=ReportTextSerializer,
         responses={
             200: ReportSerializer,
+            400: INVALID,
             403: NOT_ALLOWED,
             404: NOT_FOUND,
             409: SIGNED,
@@ -121,6 +128,7 @@ class DictationView(ReportAPIView):
         request=DictationSerializer,
         responses={
             200: ReportSerializer,
+            400: INVALID,
             403: NOT_ALLOWED,
             404: NOT_FOUND,
             409: SIGNED,
@@ -149,7 +157,10 @@ class SignView(ReportAPIView):
         request=SignSerializer,
         responses={
             200: ReportSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="The report is empty."),
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="The report is empty, or the body is not valid.",
+            ),
             403: OpenApiResponse(
                 ErrorSerializer,
                 description="Wrong or reused one-time password, or not a radiologist.",
@@ -257,7 +268,7 @@ class AddendumView(ReportAPIView):
         operation_id="report_addendum_save",
         summary="Save the draft addendum of a signed report",
         request=DictationSerializer,
-        responses=WRITE_RESPONSES,
+        responses={**WRITE_RESPONSES, 400: INVALID},
     )
     def put(self, request: Request, study_uid: str) -> Response:
         study = self.writable_study(request, study_uid)
@@ -280,7 +291,7 @@ class AddendumSignView(ReportAPIView):
         operation_id="report_addendum_sign",
         summary="Sign the draft addendum with a fresh one-time password",
         request=SignSerializer,
-        responses=WRITE_RESPONSES,
+        responses={**WRITE_RESPONSES, 400: INVALID},
     )
     def post(self, request: Request, study_uid: str) -> Response:
         study = self.writable_study(request, study_uid)
@@ -323,7 +334,12 @@ class AcknowledgeView(ReportAPIView):
         operation_id="report_acknowledge_critical",
         summary="A referrer acknowledges the critical finding (who and when kept)",
         request=None,
-        responses={200: ReportSerializer, 404: NOT_FOUND, 409: LOCKED},
+        responses={
+            200: ReportSerializer,
+            403: OpenApiResponse(ErrorSerializer, description="Only referrers."),
+            404: NOT_FOUND,
+            409: LOCKED,
+        },
     )
     def post(self, request: Request, study_uid: str) -> Response:
         study = selectors.get_readable_study(request.user, study_uid)
@@ -347,7 +363,7 @@ class ImageReferenceView(ReportAPIView):
         operation_id="report_reference_image",
         summary="Cite a key image (frame and window) in the report",
         request=KeyImageReferenceInSerializer,
-        responses=WRITE_RESPONSES,
+        responses={**WRITE_RESPONSES, 400: INVALID},
     )
     def post(self, request: Request, study_uid: str) -> Response:
         study = self.writable_study(request, study_uid)
@@ -382,6 +398,11 @@ class VersionView(ReportAPIView):
     @extend_schema(
         operation_id="report_version",
         summary="The text of one saved version",
+        parameters=[
+            OpenApiParameter(
+                "number", {"type": "integer", "minimum": 0}, OpenApiParameter.PATH
+            )
+        ],
         responses={200: VersionTextSerializer, 404: NOT_FOUND},
     )
     def get(self, request: Request, study_uid: str, number: int) -> Response:

@@ -23,18 +23,19 @@ class ReportTextSerializer(serializers.Serializer[None]):
 
 class DictationSerializer(serializers.Serializer[None]):
     # Line breaks are dictation ("new paragraph"); the action trims spaces.
+    # min_length: blank is refused anyway; the schema says so (schemathesis).
     text = serializers.CharField(
-        max_length=MAX_REPORT_CHARACTERS, trim_whitespace=False
+        min_length=1, max_length=MAX_REPORT_CHARACTERS, trim_whitespace=False
     )
 
 
 class SignSerializer(serializers.Serializer[None]):
-    otp = serializers.CharField(max_length=16)
+    otp = serializers.CharField(min_length=1, max_length=16)
 
 
 class KeyImageReferenceInSerializer(serializers.Serializer[None]):
-    series_instance_uid = serializers.CharField(max_length=64)
-    sop_instance_uid = serializers.CharField(max_length=64)
+    series_instance_uid = serializers.CharField(min_length=1, max_length=64)
+    sop_instance_uid = serializers.CharField(min_length=1, max_length=64)
     frame = serializers.IntegerField(min_value=1, default=1)
     window_center = serializers.FloatField(required=False, allow_null=True)
     window_width = serializers.FloatField(
