@@ -360,12 +360,25 @@ NIMBUS_DICOM_PROCESSES = env_int("NIMBUS_DICOM_PROCESSES", 1)
 NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_PEER = env_int(
     "NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_PEER", 20
 )
+# Per IP address whatever the calling AE title: a new title per association
+# would otherwise get a fresh per-peer allowance each time.
+NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_HOST = env_int(
+    "NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_HOST", 40
+)
 NIMBUS_DICOM_MAX_PDU_SIZE = env_int("NIMBUS_DICOM_MAX_PDU_SIZE", 1048576)
 NIMBUS_DICOM_MAX_INSTANCE_MB = env_int("NIMBUS_DICOM_MAX_INSTANCE_MB", 1024)
 if NIMBUS_DICOM_MAX_PDU_SIZE < 4096 or NIMBUS_DICOM_MAX_INSTANCE_MB < 1:
     raise ImproperlyConfigured(
         "NIMBUS_DICOM_MAX_PDU_SIZE must be at least 4096 and "
         "NIMBUS_DICOM_MAX_INSTANCE_MB at least 1."
+    )
+if (
+    NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_PEER < 1
+    or NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_HOST < 1
+):
+    raise ImproperlyConfigured(
+        "NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_PEER and "
+        "NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_HOST must be at least 1."
     )
 # DICOM TLS (PS3.15 B.9): a second port, on when a certificate and key are set.
 NIMBUS_DICOM_TLS_PORT = env_int("NIMBUS_DICOM_TLS_PORT", 2762)
