@@ -55,8 +55,11 @@ class Tenant(TenantMixin):
         _("only known peers may store"),
         default=False,
         help_text=_(
-            "Refuse associations that would store instances unless the calling "
-            "AE title is a known remote AE allowed to store."
+            "Accept DICOM associations only from known remote AEs, calling from "
+            "their own hosts; storing also needs \"may store\". A connection "
+            "test (C-ECHO) stays open to any peer. Queries and retrieves "
+            "(C-FIND, C-MOVE, C-GET) are for known remote AEs only, whether "
+            "this is on or off."
         ),
     )
     idle_timeout_minutes = models.PositiveSmallIntegerField(

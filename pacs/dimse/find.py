@@ -20,6 +20,8 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
 )
 
+from pacs.dimse import trail
+from pacs.dimse.peers import normalised_address
 from pacs.models import Study
 from pacs.query import (
     Level,
@@ -34,6 +36,7 @@ from pacs.query.engine import identifier_keys
 logger = logging.getLogger(__name__)
 
 # PS3.4 Table C.4-1 status codes.
+STATUS_SUCCESS = 0x0000
 STATUS_PENDING = 0xFF00
 STATUS_PENDING_UNSUPPORTED_KEYS = 0xFF01
 STATUS_CANCEL = 0xFE00
@@ -62,7 +65,12 @@ FindResponse = tuple[int | Dataset, Dataset | None]
 
 
 def handle_find(event: Event) -> Iterator[FindResponse]:
-    """Answer a C-FIND request (PS3.4 C.4.1.2, C.4.1.3).
+    """Answer a C-FIND request (PS3.4 C.4.1.2, C.4.1.3) and audit it.
+
+    Only a known remote AE of the tenant gets here (``pacs.dimse.peers``
+    answers any other caller 0x0124). Every request is recorded once in the
+    tenant's trail (event 232) with its level, keys, result count and status;
+    the answers go only once the record is written.
 
     Parameters
     ----------
@@ -77,17 +85,22 @@ def handle_find(event: Event) -> Iterator[FindResponse]:
         matching key was not supported and was ignored), ``(0xFE00, None)``
         after a C-CANCEL, or one failure: ``0xA900`` when the Query/Retrieve
         Level does not belong to the information model, ``0xC000`` when the
-        identifier cannot be processed (a malformed date range, say). pynetdicom
-        sends the final success (0x0000).
+        identifier cannot be processed (a malformed date range, say) or the
+        query cannot be recorded. pynetdicom sends the final success (0x0000).
     """
     started = time.monotonic()
     try:
         outcome = _answers(event)
+        _record(event, outcome)
     except Exception:
         # The one broad catch of this edge: whatever broke, the peer gets a
         # failure status and the association lives on.
         logger.exception("C-FIND failed")
         outcome = _failure(STATUS_UNABLE_TO_PROCESS, "Unable to process")
+        try:
+            _record(event, outcome)
+        except Exception:  # noqa: BLE001 - already answered as a failure
+            logger.exception("C-FIND failure not audited")
     finally:
         connection.close()
 
@@ -103,6 +116,31 @@ def handle_find(event: Event) -> Iterator[FindResponse]:
             yield STATUS_CANCEL, None
             return
         yield status, answer
+
+
+def _record(event: Event, outcome: Dataset | tuple[int, list[Dataset]]) -> None:
+    """The audit record of one C-FIND, in the tenant's schema.
+
+    An answered query is recorded with the final status (0x0000) and the
+    number of matches; a refused one with its failure status.
+    """
+    assoc = event.assoc
+    if isinstance(outcome, Dataset):
+        status, results = int(outcome.Status), 0
+    else:
+        status, results = STATUS_SUCCESS, len(outcome[1])
+    try:
+        identifier: Dataset | None = event.identifier
+    except Exception:  # noqa: BLE001 - an undecodable identifier is recorded as such
+        identifier = None
+    with schema_context(assoc.nimbus_schema):  # type: ignore[attr-defined]
+        trail.record_query(
+            calling=assoc.requestor.ae_title.strip(),
+            address=normalised_address(assoc.requestor.address),
+            identifier=identifier,
+            status=status,
+            results=results,
+        )
 
 
 def _answers(event: Event) -> Dataset | tuple[int, list[Dataset]]:

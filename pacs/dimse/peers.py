@@ -11,13 +11,21 @@ handler has chosen the tenant from the called AE title:
   association that proposes to store (a storage context in which the
   requestor may act as SCU) needs "may store";
 - one peer (calling AE title and IP address) holds at most
-  ``NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_PEER`` associations at once.
+  ``NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_PEER`` associations at once, and one
+  IP address, whatever the titles it calls with, at most
+  ``NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_HOST``.
 
 A refusal is an A-ASSOCIATE-RJ: rejected-permanent, service-user, reason 3
 (calling AE title not recognised), or rejected-transient, service-provider
-(presentation), reason 2 (local limit exceeded) for the per-peer limit. It is
+(presentation), reason 2 (local limit exceeded) for the limits. It is
 logged on the ``nimbus.security`` logger (AE titles and addresses, never
 patient data) and audited in the tenant's trail.
+
+Then, per request, whatever the allow-list says: C-FIND and C-MOVE are
+served only to a known remote AE, C-GET only to one with "may retrieve"
+(queries and retrieves read patient data). Any other caller's request is
+answered 0x0124 (Refused: Not Authorized, PS3.7 C.5) before a handler runs,
+and audited as the operation it asked for.
 """
 
 import ipaddress
@@ -25,13 +33,17 @@ import logging
 import socket
 import threading
 import time
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest
 from django_tenants.utils import schema_context
+from pydicom.dataset import Dataset
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE
+from pynetdicom.dsutils import decode
 from pynetdicom.events import Event
+from pynetdicom.presentation import PresentationContext
 from pynetdicom.service_class import (
     ServiceClass,
     StorageServiceClass,
@@ -41,6 +53,7 @@ from pynetdicom.sop_class import uid_to_service_class
 
 from audit.actions import do_record_event
 from audit.models import EventType, Outcome
+from pacs.dimse import trail
 from pacs.models import RemoteApplicationEntity
 
 logger = logging.getLogger(__name__)
@@ -49,6 +62,9 @@ security_logger = logging.getLogger("nimbus.security")
 # PS3.8 9.3.4 A-ASSOCIATE-RJ (result, source, reason).
 REJECT_CALLING_AE = (0x01, 0x01, 0x03)  # permanent, service-user, calling AE
 REJECT_LOCAL_LIMIT = (0x02, 0x03, 0x02)  # transient, provider (presentation)
+# PS3.7 C.5 general status, answered to a query or retrieve from a stranger.
+STATUS_NOT_AUTHORISED = 0x0124
+QueryRetrieveRequest = C_FIND | C_MOVE | C_GET
 
 # Seconds a resolved host name is trusted; DNS is asked at most this often
 # per name, never per instance.
@@ -144,39 +160,50 @@ def refusal(
     return ""
 
 
-def too_many_from_peer(assoc: Association, limit: int) -> bool:
-    """Whether the peer already holds ``limit`` associations; else count this one.
+def over_association_limits(assoc: Association) -> str:
+    """Why the peer may not open one more association (empty when it may).
 
-    The count is of live association threads tagged with the same calling AE
-    title and address, so an association that ends, however it ends, stops
-    counting without any bookkeeping.
+    Counts live association threads tagged with the same calling AE title
+    and address (per peer), and with the same address (per host: a peer
+    that changes its title for each association is still one host), so an
+    association that ends, however it ends, stops counting without any
+    bookkeeping. Tags this association when it is within both limits.
     """
     key = (
         assoc.requestor.primitive.calling_ae_title.strip(),
         normalised_address(assoc.requestor.address),
     )
     with _peer_lock:
-        held = sum(
-            1
+        tags = [
+            getattr(other, "nimbus_peer", None)
             for other in assoc.ae.active_associations
-            if other is not assoc and getattr(other, "nimbus_peer", None) == key
-        )
-        if held >= limit:
-            return True
+            if other is not assoc
+        ]
+        if (
+            sum(tag == key for tag in tags)
+            >= settings.NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_PEER
+        ):
+            return "too many associations from this peer"
+        from_host = sum(tag is not None and tag[1] == key[1] for tag in tags)
+        if from_host >= settings.NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_HOST:
+            return "too many associations from this host"
         assoc.nimbus_peer = key  # type: ignore[attr-defined]
-    return False
+    return ""
 
 
 def handle_requested(event: Event) -> None:
     """Refuse an association that the tenant's remote AE rules do not allow.
 
     Bound after the listener's own EVT_REQUESTED handler, which has already
-    chosen the tenant (or rejected the association).
+    chosen the tenant (or rejected the association). Guards queries and
+    retrieves before the calling AE is looked up, so that a failed look-up
+    leaves them refused rather than open.
     """
     assoc: Association = event.assoc
     schema = getattr(assoc, "nimbus_schema", None)
     if schema is None or assoc.is_rejected or assoc.is_aborted:
         return
+    guard_query_retrieve(assoc)
     calling = assoc.requestor.primitive.calling_ae_title.strip()
     allow_list = bool(getattr(assoc, "nimbus_allow_list", False))
     try:
@@ -185,10 +212,145 @@ def handle_requested(event: Event) -> None:
         reason = refusal(assoc, remote, allow_list)
         if reason:
             reject(assoc, schema, reason, REJECT_CALLING_AE)
-        elif too_many_from_peer(assoc, settings.NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_PEER):
-            reject(assoc, schema, "too many associations from this peer")
+            return
+        reason = over_association_limits(assoc)
+        if reason:
+            reject(assoc, schema, reason)
+            return
+        assoc.nimbus_remote = remote  # type: ignore[attr-defined]
     finally:
         connection.close()
+
+
+def query_retrieve_refusal(assoc: Association, request: QueryRetrieveRequest) -> str:
+    """Why a C-FIND, C-MOVE or C-GET may not be served (empty when it may).
+
+    The calling AE's host was checked with the association when the tenant's
+    allow-list is on; without it, the title alone names the peer.
+    """
+    remote: RemoteApplicationEntity | None = getattr(assoc, "nimbus_remote", None)
+    if remote is None:
+        return "calling AE title is not a known remote AE"
+    if isinstance(request, C_GET) and not remote.may_retrieve:
+        return "calling AE title may not retrieve"
+    return ""
+
+
+def guard_query_retrieve(assoc: Association) -> None:
+    """Answer queries and retrieves of an unauthorised caller before any handler.
+
+    pynetdicom runs a C-MOVE handler only after it has associated with the
+    Move Destination, and answers a C-GET or C-MOVE failure with sub-operation
+    counts and an empty Failed SOP Instance UID List, which some SCUs never
+    read (dcmtk's getscu then finds a P-DATA-TF where it expects the
+    A-RELEASE-RP). Served here, a refusal is one response with the status
+    and an Error Comment only (PS3.4 C.4.2.1.3.1, C.4.3.1.3.1: no data set
+    when no sub-operation failed), and no destination is contacted.
+    """
+    serve = assoc._serve_request
+
+    def serve_if_authorised(request: Any, context_id: int) -> None:
+        if isinstance(request, QueryRetrieveRequest) and request.is_valid_request:
+            reason = query_retrieve_refusal(assoc, request)
+            context = accepted_context(assoc, context_id)
+            # A request on a context never accepted: pynetdicom aborts.
+            if reason and context is not None:
+                refuse_request(assoc, request, context, reason)
+                return
+        serve(request, context_id)
+
+    assoc._serve_request = serve_if_authorised  # type: ignore[method-assign]
+
+
+def accepted_context(assoc: Association, context_id: int) -> PresentationContext | None:
+    return next(
+        (cx for cx in assoc.accepted_contexts if cx.context_id == context_id), None
+    )
+
+
+def refuse_request(
+    assoc: Association,
+    request: QueryRetrieveRequest,
+    context: PresentationContext,
+    reason: str,
+) -> None:
+    """Log, audit and answer 0x0124 to one query or retrieve request."""
+    schema: str = assoc.nimbus_schema  # type: ignore[attr-defined]
+    calling = assoc.requestor.ae_title.strip()
+    address = normalised_address(assoc.requestor.address)
+    security_logger.warning(
+        "%s refused: %s (calling AE %r from %s, tenant %s)",
+        request.msg_type,
+        reason,
+        calling,
+        address,
+        schema,
+    )
+    try:
+        record_refused_request(assoc, request, context, reason)
+    except Exception:  # the refusal stands even if the trail cannot be written
+        logger.exception("%s refusal not audited", request.msg_type)
+    finally:
+        connection.close()
+
+    response = type(request)()
+    response.MessageID = request.MessageID
+    response.MessageIDBeingRespondedTo = request.MessageID
+    response.AffectedSOPClassUID = request.AffectedSOPClassUID
+    response.Status = STATUS_NOT_AUTHORISED
+    response.ErrorComment = "Calling AE title not authorised"
+    assoc.dimse.send_msg(response, context.context_id)
+
+
+def record_refused_request(
+    assoc: Association,
+    request: QueryRetrieveRequest,
+    context: PresentationContext,
+    reason: str,
+) -> None:
+    schema: str = assoc.nimbus_schema  # type: ignore[attr-defined]
+    calling = assoc.requestor.ae_title.strip()
+    address = normalised_address(assoc.requestor.address)
+    identifier = decoded_identifier(request, context)
+    with schema_context(schema):
+        if isinstance(request, C_FIND):
+            trail.record_query(
+                calling=calling,
+                address=address,
+                identifier=identifier,
+                status=STATUS_NOT_AUTHORISED,
+                results=0,
+                reason=reason,
+            )
+            return
+        moving = isinstance(request, C_MOVE)
+        destination = str(request.MoveDestination or "") if moving else calling
+        trail.record_refused_retrieve(
+            EventType.DICOM_MOVE if moving else EventType.DICOM_GET,
+            calling=calling,
+            address=address,
+            destination=destination.strip(),
+            identifier=identifier,
+            status=STATUS_NOT_AUTHORISED,
+            reason=reason,
+        )
+
+
+def decoded_identifier(
+    request: QueryRetrieveRequest, context: PresentationContext
+) -> Dataset | None:
+    """The request's identifier, or None when it cannot be decoded."""
+    syntax = context.transfer_syntax[0]
+    try:
+        request.Identifier.seek(0)  # type: ignore[union-attr]
+        return decode(
+            request.Identifier,  # type: ignore[arg-type]
+            syntax.is_implicit_VR,
+            syntax.is_little_endian,
+            syntax.is_deflated,
+        )
+    except Exception:  # noqa: BLE001 - recorded without its keys
+        return None
 
 
 def reject(
@@ -218,14 +380,11 @@ def reject(
 def record_rejection(
     schema: str, calling: str, called: str, address: str, reason: str
 ) -> None:
-    # do_record_event takes the peer's address from a request's REMOTE_ADDR.
-    origin = HttpRequest()
-    origin.META["REMOTE_ADDR"] = address
     try:
         with schema_context(schema):
             do_record_event(
                 EventType.DICOM_ASSOCIATION_REJECTED,
-                request=origin,
+                request=trail.origin(address),
                 actor_username=calling,
                 outcome=Outcome.FAILURE,
                 object_type="dicom_association",

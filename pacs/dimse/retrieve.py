@@ -36,7 +36,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from audit.actions import do_record_event
 from audit.models import EventType, Outcome
 from pacs import dicom
-from pacs.dimse import peers
+from pacs.dimse import peers, trail
 from pacs.models import Instance
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ logger = logging.getLogger(__name__)
 # PS3.4 C.4.2.1.5 and C.4.3.1.4 status codes; PS3.7 C.5 for the general ones.
 STATUS_PENDING = 0xFF00
 STATUS_CANCEL = 0xFE00
-STATUS_NOT_AUTHORISED = 0x0124
 STATUS_MOVE_DESTINATION_UNKNOWN = 0xA801
 STATUS_IDENTIFIER_DOES_NOT_MATCH = 0xA900
 STATUS_UNABLE_TO_PROCESS = 0xC000
@@ -191,9 +190,14 @@ def plan_retrieve(identifier: Dataset | None, sop_class_uid: str) -> RetrievePla
 
 
 def record_retrieve(
-    event_type: EventType, plan: RetrievePlan, requestor: str, destination: str
+    event_type: EventType,
+    plan: RetrievePlan,
+    assoc: Association,
+    destination: str,
 ) -> None:
     """One audit event per study sent (or one for a refused or empty request)."""
+    requestor = assoc.requestor.ae_title.strip()
+    origin = trail.origin(peers.normalised_address(assoc.requestor.address))
     outcome = Outcome.FAILURE if plan.refused else Outcome.SUCCESS
     studies: dict[tuple[str, str], int] = {}
     for match in plan.matches:
@@ -202,6 +206,7 @@ def record_retrieve(
     for (study_uid, patient_id), count in studies.items() or [(("", ""), 0)]:
         do_record_event(
             event_type,
+            request=origin,
             actor_username=requestor,
             outcome=outcome,
             object_type="ae_title",
@@ -324,6 +329,10 @@ def send_matches(
 def handle_move(event: Event) -> Iterator[Any]:
     """Answer a C-MOVE request (PS3.4 C.4.2.2) in the association's tenant.
 
+    Only a known remote AE gets here: ``pacs.dimse.peers`` answers any other
+    caller 0x0124 (Refused: Not Authorized) without contacting the Move
+    Destination.
+
     Parameters
     ----------
     event : pynetdicom.events.Event
@@ -346,14 +355,14 @@ def handle_move(event: Event) -> Iterator[Any]:
     try:
         with schema_context(schema):
             destination = peers.may_retrieve(schema, destination_title)
-            plan = safe_plan(event, destination is not None)
+            plan = safe_plan(event) if destination is not None else RetrievePlan()
             if destination is None:
                 plan = RetrievePlan(
                     refused=RetrieveRefused(
                         STATUS_MOVE_DESTINATION_UNKNOWN, "destination unknown"
                     )
                 )
-            record_retrieve(EventType.DICOM_MOVE, plan, requestor, destination_title)
+            record_retrieve(EventType.DICOM_MOVE, plan, assoc, destination_title)
     finally:
         connection.close()
 
@@ -391,8 +400,8 @@ def handle_get(event: Event) -> Iterator[Any]:
 
     The instances go back over the same association, in the storage contexts
     for which the peer took the SCP role (PS3.7 D.3.3.4). Only a known
-    remote AE allowed to retrieve may ask; any other gets 0x0124 (refused:
-    not authorised).
+    remote AE allowed to retrieve gets here: ``pacs.dimse.peers`` answers
+    any other 0x0124 (Refused: Not Authorized).
 
     Parameters
     ----------
@@ -409,13 +418,8 @@ def handle_get(event: Event) -> Iterator[Any]:
     requestor = assoc.requestor.ae_title.strip()
     try:
         with schema_context(schema):
-            allowed = peers.may_retrieve(schema, requestor) is not None
-            plan = safe_plan(event, allowed)
-            if not allowed:
-                plan = RetrievePlan(
-                    refused=RetrieveRefused(STATUS_NOT_AUTHORISED, "unknown peer")
-                )
-            record_retrieve(EventType.DICOM_GET, plan, requestor, requestor)
+            plan = safe_plan(event)
+            record_retrieve(EventType.DICOM_GET, plan, assoc, requestor)
     finally:
         connection.close()
 
@@ -428,10 +432,8 @@ def handle_get(event: Event) -> Iterator[Any]:
     yield from send_matches(event, "C-GET", plan, lambda: accepted_for_sending(assoc))
 
 
-def safe_plan(event: Event, wanted: bool) -> RetrievePlan:
+def safe_plan(event: Event) -> RetrievePlan:
     """Plan the retrieve; any unexpected error becomes 0xC000, not a dead handler."""
-    if not wanted:
-        return RetrievePlan()
     try:
         return plan_retrieve(event.identifier, str(event.request.AffectedSOPClassUID))
     except Exception:  # noqa: BLE001 - answered as a DIMSE failure

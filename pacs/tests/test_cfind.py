@@ -3,7 +3,8 @@
 Real files (and a few made here with pydicom, to carry names in Latin-1,
 UTF-8 and ISO 2022 IR 87) are indexed into hospital A and committed, so the
 listener's own database connection sees them; every expected value is read
-from the files with pydicom.
+from the files with pydicom. findscu calls as FINDSCU, a known remote AE of
+both hospitals (only known remote AEs may query).
 """
 
 import subprocess
@@ -19,11 +20,13 @@ from django_tenants.utils import schema_context
 from pydicom.charset import convert_encodings, encode_string
 from pydicom.uid import generate_uid
 
-from conftest import CT_SERIES, SHARED_DATA, TENANT_A
+from audit.models import AuditEvent, EventType
+from audit.testing import purge_audit_trail
+from conftest import CT_SERIES, SHARED_DATA, TENANT_A, TENANT_B
 from pacs import spool
 from pacs.dimse.listener import serve
 from pacs.ingest import do_ingest_spooled_file
-from pacs.models import Patient, Study
+from pacs.models import Patient, RemoteApplicationEntity, Study
 from pacs.tests.test_listener import free_port
 
 # The mark makes pytest-django create the test database; the data itself is
@@ -40,6 +43,8 @@ MADE_NAMES = {
     "Ødegård^Åse=Ødegård^Åse": ["ISO_IR 192"],
     "Yamada^Tarou=山田^太郎=やまだ^たろう": ["", "ISO 2022 IR 87"],
 }
+# findscu's own default calling AE title.
+CALLING = "FINDSCU"
 
 
 def in_thread(work):  # type: ignore[no-untyped-def]
@@ -112,6 +117,11 @@ def port(  # type: ignore[no-untyped-def]
                 for path in files:
                     spooled = spool.write_durably(TENANT_A.schema, path.read_bytes())
                     assert do_ingest_spooled_file(spooled) is not None
+            for tenant in (TENANT_A, TENANT_B):
+                with schema_context(tenant.schema):
+                    RemoteApplicationEntity.objects.update_or_create(
+                        ae_title=CALLING, defaults={"host": "127.0.0.1", "port": 104}
+                    )
 
         in_thread(ingest)
         number = free_port()
@@ -131,6 +141,10 @@ def port(  # type: ignore[no-untyped-def]
                 with schema_context(TENANT_A.schema):
                     Study.objects.all().delete()
                     Patient.objects.all().delete()
+                for tenant in (TENANT_A, TENANT_B):
+                    with schema_context(tenant.schema):
+                        RemoteApplicationEntity.objects.all().delete()
+                        purge_audit_trail()
 
             in_thread(clean)
 
@@ -445,6 +459,44 @@ def test_it_refuses_a_level_the_information_model_does_not_have(port):
 
     assert answers == []
     assert "DataSetDoesNotMatchSOPClass" in log(result), log(result)
+
+
+def test_it_records_each_query_with_its_keys_and_result_count(port, files):
+    ds = read(SMALL[1])
+
+    _result, answers = findscu(
+        port, "QueryRetrieveLevel=STUDY", f"PatientID={ds.PatientID}", "PatientName"
+    )
+
+    event = last_query()
+    assert event.outcome == "success"
+    assert event.actor_username == CALLING
+    assert event.source_ip == "127.0.0.1"
+    assert event.object_type == "study"
+    assert event.detail["level"] == "STUDY"
+    assert event.detail["match"] == {"PatientID": ds.PatientID}
+    assert event.detail["keys"] == ["PatientName", "PatientID"]  # in tag order
+    assert event.detail["results"] == len(answers) == 1
+    assert event.detail["status"] == 0
+
+
+def test_it_records_a_query_it_could_not_process_as_a_failure(port):
+    findscu(port, "QueryRetrieveLevel=STUDY", "StudyDate=20240131-20240101")
+
+    event = last_query()
+    assert event.outcome == "failure"
+    assert event.detail["status"] == 0xC000
+    assert event.detail["results"] == 0
+
+
+def last_query() -> AuditEvent:
+    def load() -> AuditEvent:
+        with schema_context(TENANT_A.schema):
+            return AuditEvent.objects.filter(event_type=EventType.DICOM_QUERY).latest(
+                "pk"
+            )
+
+    return in_thread(load)  # type: ignore[no-any-return]
 
 
 def test_it_shows_another_tenant_none_of_our_studies(port):

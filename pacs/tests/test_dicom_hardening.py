@@ -199,6 +199,28 @@ def test_it_limits_concurrent_associations_per_peer_not_per_listener(
         )
 
 
+def test_it_limits_concurrent_associations_per_host_whatever_the_calling_title(
+    storage_dirs, db, django_db_blocker, settings
+):
+    settings.NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_HOST = 3
+    with running_listener(django_db_blocker) as port:
+        held = [open_associations(port, f"TITLE{n}", 1)[0] for n in range(3)]
+        established = [assoc.is_established for assoc in held]
+        fourth = open_associations(port, "TITLE3", 1)[0]
+        held[0].release()
+        after_release = wait_until_accepted(port, "TITLE4")
+
+        assert established == [True, True, True]
+        assert fourth.is_rejected
+        assert after_release
+        for assoc in held[1:]:
+            assoc.release()
+        [event] = rejections("hospital_a")
+        assert event.detail["reason"] == "too many associations from this host"
+        assert event.actor_username == "TITLE3"
+        assert event.source_ip == "127.0.0.1"
+
+
 def wait_until_accepted(port: int, calling: str) -> bool:
     for _ in range(50):
         [assoc] = open_associations(port, calling, 1)

@@ -102,11 +102,17 @@ def wipe() -> None:
             purge_audit_trail()
 
 
+# movescu's own default calling AE title: a known remote AE of hospital A in
+# these tests (only known remote AEs may ask for a C-MOVE).
+MOVE_REQUESTOR = "MOVESCU"
+
+
 @pytest.fixture
 def archive(listener, django_db_blocker) -> Iterator[int]:  # noqa: F811
     """The running listener, with everything committed here removed afterwards."""
     with django_db_blocker.unblock():
         try:
+            committed(add_remote, "hospital_a", MOVE_REQUESTOR, 104)
             yield listener
         finally:
             committed(wipe)

@@ -263,6 +263,11 @@ def archive_with_their_study(
     with running_listener(django_db_blocker) as port:
         committed(ingest, "hospital_b", path)
         committed(add_remote, "hospital_a", "READER_A", 104, may_retrieve=True)
+        # findscu and movescu call with their default titles: known remote AEs
+        # of both hospitals, so that only the tenant walls keep the study out.
+        for schema in ("hospital_a", "hospital_b"):
+            committed(add_remote, schema, "FINDSCU", 104)
+            committed(add_remote, schema, "MOVESCU", 104)
         yield port, str(ds.StudyInstanceUID)
 
 
