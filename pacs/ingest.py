@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
 from audit.actions import do_record_event
-from audit.models import EventType
+from audit.models import EventType, Outcome
 from pacs import dicom, storage_files
 from pacs.models import (
     IngestFailure,
@@ -177,12 +177,17 @@ def do_ingest_spooled_files(
 def _read_or_quarantine(
     schema: str, path: Path, calling_ae_title: str
 ) -> Received | None:
+    ds: Dataset | None = None
     try:
         ds = read_dataset(path)
         name = storage_path(schema, ds)
         return Received(path, ds, name, path.stat().st_size)
     except IngestError as error:
-        _quarantine(schema, path, str(error), calling_ae_title, "")
+        # Named by its SOP Instance UID where that one is valid, so that the
+        # sender's instance can be found among the quarantined files.
+        sop_uid = str(ds.get("SOPInstanceUID", "")) if ds is not None else ""
+        sop_uid = sop_uid if dicom.is_valid_uid(sop_uid) else ""
+        _quarantine(schema, path, str(error), calling_ae_title, sop_uid)
         return None
 
 
@@ -264,6 +269,7 @@ def _quarantine(
         error=error,
         calling_ae_title=calling_ae_title,
     )
+    record_refused_instance(sop_uid, calling_ae_title, kept.name)
     # Nimbus's own sentence only: what follows its colon comes from pydicom or
     # PostgreSQL and may quote the file (a name, a patient ID as a key).
     logger.warning(
@@ -513,3 +519,19 @@ def _count_new_instances(
         study.modalities_in_study = "\\".join(sorted(modalities - {""}))[:64]
         fields += ["number_of_study_related_series", "modalities_in_study"]
     study.save(update_fields=fields)
+
+
+def record_refused_instance(sop_uid: str, calling_ae_title: str, kept_as: str) -> None:
+    """Audit an instance that was received but not stored (kept in quarantine).
+
+    A PS3.15 "DICOM Instances Transferred" with a failed outcome: a file
+    that does not parse may be an attack (a path in a UID, a bad length).
+    """
+    do_record_event(
+        EventType.INSTANCE_STORED,
+        actor_username=calling_ae_title or "DICOM",
+        outcome=Outcome.FAILURE,
+        object_type="instance",
+        object_id=sop_uid[:128],
+        detail={"quarantined": kept_as},
+    )

@@ -43,6 +43,11 @@ ERROR_BACKGROUND = (17, 20, 24)
 ERROR_FOREGROUND = (255, 140, 140)
 GRAYSCALE_PHOTOMETRICS = ("MONOCHROME1", "MONOCHROME2")
 VOI_LUT_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+# The decoders allocate Rows x Columns before they read a byte: a few bytes of
+# RLE claiming 65535 x 65535 took 8 GB of a web process. 100 megapixels is
+# twice the largest single-frame image in clinical use (whole-slide images
+# come tiled, one frame per tile).
+MAX_FRAME_PIXELS = 100_000_000
 
 # The attributes of the grayscale chain. An enhanced multi-frame image moves
 # them into these functional group sequences (PS3.3 C.7.6.16.2.9 Pixel Value
@@ -205,8 +210,9 @@ def check_renderable(instance: Instance, frame_index: int) -> None:
     Raises
     ------
     RenderError
-        The pixel status recorded at ingest is not ``ok``, or the frame
-        index is outside PS3.3 C.7.6.6 Number of Frames.
+        The pixel status recorded at ingest is not ``ok``, the frame index
+        is outside PS3.3 C.7.6.6 Number of Frames, or Rows x Columns (C.7.6.3)
+        exceeds ``MAX_FRAME_PIXELS``.
     """
     messages = {
         PixelStatus.NONE: _("This instance has no image."),
@@ -219,6 +225,8 @@ def check_renderable(instance: Instance, frame_index: int) -> None:
         )
     if not 0 <= frame_index < max(instance.number_of_frames, 1):
         raise RenderError(_("This frame does not exist."))
+    if (instance.rows or 0) * (instance.columns or 0) > MAX_FRAME_PIXELS:
+        raise RenderError(_("This image is too large to show."))
 
 
 def frame_to_display(

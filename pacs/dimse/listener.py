@@ -30,6 +30,7 @@ from pacs import dicom, spool
 from pacs.dimse import peers, retrieve
 from pacs.dimse.batching import IngestBatcher
 from pacs.dimse.find import FIND_SOP_CLASSES, handle_find
+from pacs.ingest import record_refused_instance
 from pacs.dimse.transport import (
     NoDelayAssociationServer,
     SharedPortAssociationServer,
@@ -216,6 +217,7 @@ def record_quarantine(
                 error=UNREADABLE_REASON,
                 calling_ae_title=calling_ae_title[:16],
             )
+            record_refused_instance(sop_uid, calling_ae_title, os.path.basename(path))
     except Exception:  # the file is kept either way; the row only lists it
         logger.exception("quarantined file %s not listed", os.fspath(path))
     finally:
