@@ -30,7 +30,6 @@ from pacs import dicom, spool
 from pacs.dimse import peers, retrieve
 from pacs.dimse.batching import IngestBatcher
 from pacs.dimse.find import FIND_SOP_CLASSES, handle_find
-from pacs.ingest import record_refused_instance
 from pacs.dimse.transport import (
     NoDelayAssociationServer,
     SharedPortAssociationServer,
@@ -39,6 +38,7 @@ from pacs.dimse.transport import (
     pdu_reader,
     tls_context,
 )
+from pacs.ingest import record_refused_instance
 from pacs.models import IngestFailure
 from tenants.models import Tenant
 
