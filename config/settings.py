@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from config.env import database_from_url, env_bool, env_int, env_list, env_str
+from config.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("NIMBUS_VAR_DIR", str(BASE_DIR / "var")))
@@ -504,19 +505,12 @@ NIMBUS_SPEECH_MAX_BUFFER_SECONDS = env_int("NIMBUS_SPEECH_MAX_BUFFER_SECONDS", 3
 NIMBUS_SPEECH_THREADS = env_int("NIMBUS_SPEECH_THREADS", 4)
 
 # --- Logging: sparse, at the boundaries, never patient data ------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("NIMBUS_LOG_LEVEL", "INFO")},
-    "loggers": {
-        # pynetdicom logs identifiers and datasets at debug level: keep it quiet.
-        "pynetdicom": {"level": "WARNING"},
-        "django.db.backends": {"level": "WARNING"},
-        # django-axes logs every sign-in at INFO; the audit trail has them.
-        "axes": {"level": "WARNING"},
-    },
-}
+# NIMBUS_LOG_FILE adds a file with every record at NIMBUS_LOG_LEVEL; "{pid}"
+# in it gives each process its own. The loggers that would write patient
+# data at debug level stay above it (config/logs.py says which and why).
+try:
+    LOGGING = logging_config(
+        env_str("NIMBUS_LOG_LEVEL", "INFO"), env_str("NIMBUS_LOG_FILE", "")
+    )
+except ValueError as error:
+    raise ImproperlyConfigured(f"NIMBUS_LOG_LEVEL: {error}.") from None

@@ -15,8 +15,11 @@ def commands(
         listener += ["--host", dicom_host]
     celery = [python, "-m", "celery", "-A", "config"]
     return {
+        # Verbosity 0: no access log. Daphne writes each request line with
+        # its query string, and a QIDO-RS search carries ?PatientName=...
+        # (Django's own logging still follows NIMBUS_LOG_LEVEL.)
         "web": [python, "-m", "daphne", "-b", web_host, "-p", web_port]
-        + ["config.asgi:application"],
+        + ["--verbosity", "0", "config.asgi:application"],
         "dicom": listener,
         # Orders from the RIS (ORM^O01, OMI^O23); NIMBUS_HL7_HOST/PORT.
         "hl7": [python, "manage.py", "run_hl7_listener"],
