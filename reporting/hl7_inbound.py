@@ -179,6 +179,13 @@ def parse_header(text: str) -> python_hl7.Message:
             ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
             "The message does not start with an MSH segment.",
         )
+    if "\x00" in normalised:
+        # HL7 has no use for NUL, and PostgreSQL cannot store it.
+        raise OrderRefused(
+            AckCode.REJECT,
+            ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
+            "The message contains a NUL character.",
+        )
     try:
         return python_hl7.parse(normalised)
     except Exception as error:  # python-hl7 raises several types on bad input

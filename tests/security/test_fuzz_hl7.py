@@ -144,7 +144,7 @@ def assert_a_refusal_or_acceptance_of_the_sender(ack: python_hl7.Message) -> Non
 
 
 @pytest.mark.django_db
-@examples(120)
+@examples(60)
 @given(frame=order_messages())
 def test_the_order_listener_answers_any_order_message_with_aa_ae_or_ar(tenant_a, frame):
     assert_a_refusal_or_acceptance_of_the_sender(ack_of(frame))
