@@ -8,7 +8,6 @@ also sent with the UID of a real indexed study, to reach past the access
 helpers into the report code. Budget: tests/support/fuzzing.py.
 """
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +16,7 @@ from hypothesis import given
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from conftest import SHARED_DATA
+from tests.e2e.test_bad_input import storescu
 from tests.support.fuzzing import examples
 from tests.support.ris import RisListener
 from tests.support.stack import Stack, running_stack, wait_for
@@ -38,13 +38,7 @@ def api_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def study_uid(api_stack: Stack) -> str:
-    subprocess.run(
-        ["storescu", "-aec", api_stack.ae_title, "127.0.0.1", str(api_stack.dicom_port)]
-        + [str(CT_SMALL)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    assert storescu(api_stack, api_stack.ae_title, CT_SMALL).returncode == 0
     rows = wait_for(
         lambda: api_stack.sql("SELECT study_instance_uid FROM pacs_study"),
         what="CT_small indexed",

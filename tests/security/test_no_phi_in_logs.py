@@ -17,7 +17,6 @@ import logging.config
 import os
 import re
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +31,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from config.logs import logging_config
 from conftest import SHARED_DATA
+from tests.e2e.test_bad_input import storescu
 from tests.support.ris import RisListener
 from tests.support.stack import PASSWORD, Stack, running_stack, wait_for
 
@@ -106,16 +106,6 @@ def stack(log_dir: Path, ris: RisListener) -> Iterator[Stack]:
         yield running
 
 
-def store(stack: Stack, files: list[Path]) -> None:
-    subprocess.run(
-        ["storescu", "-aec", stack.ae_title, "127.0.0.1", str(stack.dicom_port)]
-        + [str(path) for path in files],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-
-
 def find_by_name(stack: Stack, name: str) -> list[str]:
     """C-FIND at study level by patient name, with pynetdicom as Nimbus uses it."""
     stack.manage(
@@ -179,7 +169,7 @@ def signed_in(stack: Stack) -> requests.Session:
 
 
 def run_the_clinical_flow(stack: Stack, ris: RisListener, made: Path) -> None:
-    store(stack, [*SOURCES, made])
+    assert storescu(stack, stack.ae_title, *SOURCES, made).returncode == 0
     rows = wait_for(
         lambda: stack.sql(
             "SELECT s.study_instance_uid, e.series_instance_uid, i.sop_instance_uid"
