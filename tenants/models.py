@@ -56,7 +56,7 @@ class Tenant(TenantMixin):
         default=False,
         help_text=_(
             "Accept DICOM associations only from known remote AEs, calling from "
-            "their own hosts; storing also needs \"may store\". A connection "
+            'their own hosts; storing also needs "may store". A connection '
             "test (C-ECHO) stays open to any peer. Queries and retrieves "
             "(C-FIND, C-MOVE, C-GET) are for known remote AEs only, whether "
             "this is on or off."

@@ -287,7 +287,10 @@ def refuse_request(
         schema,
     )
     try:
-        record_refused_request(assoc, request, context, reason)
+        with schema_context(schema):
+            record_refused_request(
+                request, decoded_identifier(request, context), calling, address, reason
+            )
     except Exception:  # the refusal stands even if the trail cannot be written
         logger.exception("%s refusal not audited", request.msg_type)
     finally:
@@ -303,37 +306,34 @@ def refuse_request(
 
 
 def record_refused_request(
-    assoc: Association,
     request: QueryRetrieveRequest,
-    context: PresentationContext,
+    identifier: Dataset | None,
+    calling: str,
+    address: str,
     reason: str,
 ) -> None:
-    schema: str = assoc.nimbus_schema  # type: ignore[attr-defined]
-    calling = assoc.requestor.ae_title.strip()
-    address = normalised_address(assoc.requestor.address)
-    identifier = decoded_identifier(request, context)
-    with schema_context(schema):
-        if isinstance(request, C_FIND):
-            trail.record_query(
-                calling=calling,
-                address=address,
-                identifier=identifier,
-                status=STATUS_NOT_AUTHORISED,
-                results=0,
-                reason=reason,
-            )
-            return
-        moving = isinstance(request, C_MOVE)
-        destination = str(request.MoveDestination or "") if moving else calling
-        trail.record_refused_retrieve(
-            EventType.DICOM_MOVE if moving else EventType.DICOM_GET,
+    """Audit one refused request in the current tenant's schema."""
+    if isinstance(request, C_FIND):
+        trail.record_query(
             calling=calling,
             address=address,
-            destination=destination.strip(),
             identifier=identifier,
             status=STATUS_NOT_AUTHORISED,
+            results=0,
             reason=reason,
         )
+        return
+    moving = isinstance(request, C_MOVE)
+    destination = str(request.MoveDestination or "") if moving else calling
+    trail.record_refused_retrieve(
+        EventType.DICOM_MOVE if moving else EventType.DICOM_GET,
+        calling=calling,
+        address=address,
+        destination=destination.strip(),
+        identifier=identifier,
+        status=STATUS_NOT_AUTHORISED,
+        reason=reason,
+    )
 
 
 def decoded_identifier(
