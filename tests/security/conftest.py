@@ -18,7 +18,6 @@ import os
 import re
 import socket
 import struct
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ import requests
 from django_otp.oath import totp
 from pydicom.uid import generate_uid
 
+from tests.e2e.test_bad_input import storescu
 from tests.support.ris import RisListener
 from tests.support.stack import PASSWORD, Stack, running_stack, wait_for
 
@@ -302,24 +302,6 @@ def dicom_copy(
     path = folder / f"{name}.dcm"
     ds.save_as(path, enforce_file_format=True)
     return path, ds
-
-
-def storescu(
-    stack: Stack, ae_title: str, *files: Path
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            "storescu",
-            "-aec",
-            ae_title,
-            "127.0.0.1",
-            str(stack.dicom_port),
-            *map(str, files),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def _store_studies(attack: Attack, folder: Path) -> None:
