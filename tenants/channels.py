@@ -58,6 +58,9 @@ def _request_is_secure(scope: dict[str, Any], headers: dict[str, str]) -> bool:
     return scope.get("scheme") in ("wss", "https")
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _origin_allowed(origin: str, headers: dict[str, str], secure: bool) -> bool:
     """Only a page of the same tenant host and scheme may open a websocket to it.
 
@@ -66,15 +69,22 @@ def _origin_allowed(origin: str, headers: dict[str, str], secure: bool) -> bool:
     The scheme must match too: a page served over plain http (readable and
     changeable on the wire) must not drive a session that lives on https.
     """
+    scheme = "https" if secure else "http"
     parsed = urlparse(origin)
-    if parsed.scheme != ("https" if secure else "http"):
+    if parsed.scheme != scheme:
         return False
     origin_host = (parsed.hostname or "").lower()
     if not origin_host or origin_host != _hostname(headers).lower():
         return False
-    request_port = headers.get("host", "").rpartition(":")[2]
-    origin_port = str(parsed.port) if parsed.port else ""
-    return not request_port.isdigit() or origin_port in ("", request_port)
+    # Ports compared as the browser sees them: a missing one is the scheme's
+    # default, on either side (behind a proxy the Host header often has none).
+    try:
+        origin_port = parsed.port or DEFAULT_PORTS[scheme]
+    except ValueError:
+        return False
+    host_port = headers.get("host", "").rpartition("]")[2].rpartition(":")[2]
+    request_port = int(host_port) if host_port.isdigit() else DEFAULT_PORTS[scheme]
+    return origin_port == request_port
 
 
 def tenant_for_host(hostname: str) -> Tenant | None:

@@ -99,6 +99,17 @@ def test_an_http_origin_is_refused_on_an_https_socket_and_the_other_way_round():
     assert not _origin_allowed("https://b.localhost", plain, secure=True)
 
 
+def test_the_origin_port_must_be_the_hosts_with_default_ports_filled_in():
+    with_port = {"host": "a.localhost:8000"}
+    assert _origin_allowed("http://a.localhost:8000", with_port, secure=False)
+    assert not _origin_allowed("http://a.localhost", with_port, secure=False)
+    assert not _origin_allowed("http://a.localhost:9999", HOST, secure=False)
+    assert _origin_allowed("http://a.localhost:80", HOST, secure=False)
+    assert _origin_allowed("https://a.localhost", HOST, secure=True)
+    assert not _origin_allowed("https://a.localhost:8443", HOST, secure=True)
+    assert not _origin_allowed("http://a.localhost:99999", HOST, secure=False)
+
+
 def test_the_proxy_header_decides_the_scheme_only_when_the_proxy_is_trusted(settings):
     forwarded = {**HOST, "x-forwarded-proto": "https"}
     settings.SECURE_PROXY_SSL_HEADER = None
