@@ -1,6 +1,7 @@
 """Browser and transport hardening: CSP, production settings, websocket Origin."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ from channels.testing import WebsocketCommunicator
 from config.asgi import application
 from conftest import tenant_client
 from tenants.channels import _origin_allowed, _request_is_secure
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = {"host": "a.localhost"}
@@ -142,3 +145,14 @@ def test_a_page_served_over_http_cannot_open_a_socket_behind_an_https_proxy(
         assert not connected and code == 4403
 
     async_to_sync(scenario)()
+
+
+def test_no_template_has_an_inline_event_handler_or_style():
+    # The CSP blocks both; a page that relies on one silently stops working.
+    inline = re.compile(r"<[^>]*\s(on[a-z]+|style)\s*=", re.IGNORECASE)
+    offenders = [
+        f"{path.relative_to(TEMPLATES)}: {match.group(0)}"
+        for path in TEMPLATES.rglob("*.html")
+        for match in inline.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []

@@ -39,9 +39,16 @@ def listener(storage_dirs, db, django_db_blocker) -> Iterator[int]:  # type: ign
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
                     break
             stop.wait(0.1)
-        yield port
-        stop.set()
-        thread.join(10)
+        try:
+            yield port
+        finally:
+            stop.set()
+            thread.join(10)
+            # The listener commits on its own connections (quarantine records,
+            # audit events): remove them, or later tests see a foreign trail.
+            from pacs.tests.test_retrieve import committed, wipe
+
+            committed(wipe)
 
 
 def dcmtk(*args: str) -> subprocess.CompletedProcess[str]:
