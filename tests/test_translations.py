@@ -3,16 +3,28 @@
 The .po files are parsed here rather than with polib (not a dependency), and
 the committed .mo files are read with the standard library, so a catalogue
 that was edited but not recompiled fails as well as one left half-done.
+
+Checking the .po files alone cannot see a string that was marked for
+translation after the last makemessages run: it is simply not there. So the
+messages are also extracted from a copy of the code with the project's own
+command (``makemessages -d django --ignore=.venv --ignore=var
+--ignore=node_modules --ignore=tests --ignore=static``, GNU gettext's
+xgettext underneath) and compared with each catalogue.
 """
 
 import ast
+import contextlib
 import gettext
+import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
+from django.test import override_settings
 from django.utils import translation
 
 from conftest import tenant_client
@@ -24,6 +36,10 @@ PLURAL_FORMS = {
     "de": "nplurals=2; plural=(n != 1);",
     "nl": "nplurals=2; plural=(n != 1);",
 }
+# The --ignore patterns of the makemessages run that refreshes the catalogues.
+MAKEMESSAGES_IGNORE = [".venv", "var", "node_modules", "tests", "static"]
+# What makemessages reads for the "django" domain.
+SOURCE_SUFFIXES = {".py", ".html", ".txt"}
 # Python's %(name)s and str.format's {name}; both must survive translation.
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|\{\w*\}")
 
@@ -89,6 +105,65 @@ def load_mo(language: str) -> gettext.GNUTranslations:
         return gettext.GNUTranslations(mo)
 
 
+def message_keys(entries: list[Entry]) -> set[tuple[str | None, str, str | None]]:
+    return {(e.msgctxt, e.msgid, e.msgid_plural) for e in entries}
+
+
+def describe(keys: set[tuple[str | None, str, str | None]]) -> list[str]:
+    return sorted(
+        (f"[{ctx}] " if ctx is not None else "") + msgid for ctx, msgid, _p in keys
+    )
+
+
+def copy_sources(root: Path, target: Path) -> None:
+    """The files makemessages would read, without .venv, var, locale, ... ."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [
+            name
+            for name in dirnames
+            if name not in MAKEMESSAGES_IGNORE
+            and name not in {"locale", "__pycache__"}
+            and not name.startswith(".")
+        ]
+        for name in filenames:
+            if Path(name).suffix in SOURCE_SUFFIXES:
+                source = Path(dirpath, name)
+                copy = target / source.relative_to(root)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, copy)
+
+
+@pytest.fixture(scope="module")
+def messages_in_the_code(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> set[tuple[str | None, str, str | None]]:
+    """The messages makemessages extracts from the code today, as a .pot.
+
+    It runs on a copy, so neither the committed catalogues nor the source
+    tree (makemessages writes .html.py files next to templates) are touched.
+    """
+    if shutil.which("xgettext") is None:
+        pytest.fail(
+            "GNU gettext (xgettext) is needed to compare the catalogues with "
+            "the code: apt-get install gettext"
+        )
+    work = tmp_path_factory.mktemp("makemessages")
+    copy_sources(Path(settings.BASE_DIR), work)
+    (work / "locale").mkdir()
+    with override_settings(LOCALE_PATHS=[work / "locale"]), contextlib.chdir(work):
+        call_command(
+            "makemessages",
+            locale=["fr"],
+            domain="django",
+            ignore_patterns=MAKEMESSAGES_IGNORE,
+            keep_pot=True,
+            verbosity=0,
+        )
+    _header, entries = parse_po(work / "locale" / "django.pot")
+    assert entries, "makemessages extracted nothing"
+    return message_keys(entries)
+
+
 def header_fields(header: Entry) -> dict[str, str]:
     lines = header.msgstr[0].strip().splitlines()
     return dict(line.split(": ", 1) for line in lines)
@@ -131,6 +206,20 @@ def test_every_message_is_translated_and_none_is_fuzzy(language):
     ]
     assert fuzzy == []
     assert untranslated == []
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_the_catalogue_holds_every_message_of_the_code_and_no_other(
+    language, messages_in_the_code
+):
+    _header, entries = parse_po(po_path(language))
+    in_catalogue = message_keys(entries)
+
+    # Marked for translation in code or templates, absent from the .po:
+    # makemessages was not run after the string was added or changed.
+    assert describe(messages_in_the_code - in_catalogue) == []
+    # In the .po but no longer in the code: left over from an old run.
+    assert describe(in_catalogue - messages_in_the_code) == []
 
 
 @pytest.mark.parametrize("language", TRANSLATED)
