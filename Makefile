@@ -15,9 +15,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 install: $(VENV)/.installed
 
-# dcmtk is the independent DICOM peer in tests; Chromium drives the browser tests.
+# dcmtk is the independent DICOM peer in tests; Chromium drives the browser tests;
+# gettext lets the translation test compare the catalogues with the code.
 system-deps:
-	@deploy/dev/apt-install.sh dcmtk:storescu chromium:chromium fonts-dejavu-core flite espeak-ng:espeak-ng libpango-1.0-0 libpangoft2-1.0-0
+	@deploy/dev/apt-install.sh dcmtk:storescu chromium:chromium gettext:xgettext fonts-dejavu-core flite espeak-ng:espeak-ng libpango-1.0-0 libpangoft2-1.0-0
 
 run: install
 	@deploy/dev/apt-install.sh fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0
