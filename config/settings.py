@@ -368,6 +368,12 @@ NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_HOST = env_int(
 )
 NIMBUS_DICOM_MAX_PDU_SIZE = env_int("NIMBUS_DICOM_MAX_PDU_SIZE", 1048576)
 NIMBUS_DICOM_MAX_INSTANCE_MB = env_int("NIMBUS_DICOM_MAX_INSTANCE_MB", 1024)
+# A deflated data set (PS3.5 A.5) may inflate to this much and no more, in the
+# listener, STOW-RS, ingest and rendering (pacs/deflate.py). By default the
+# instance limit: deflate must not be a way around it.
+NIMBUS_MAX_INFLATED_MB = env_int("NIMBUS_MAX_INFLATED_MB", NIMBUS_DICOM_MAX_INSTANCE_MB)
+if NIMBUS_MAX_INFLATED_MB < 1:
+    raise ImproperlyConfigured("NIMBUS_MAX_INFLATED_MB must be at least 1.")
 if NIMBUS_DICOM_MAX_PDU_SIZE < 4096 or NIMBUS_DICOM_MAX_INSTANCE_MB < 1:
     raise ImproperlyConfigured(
         "NIMBUS_DICOM_MAX_PDU_SIZE must be at least 4096 and "
@@ -379,12 +385,6 @@ if (
 ):
     raise ImproperlyConfigured(
         "NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_PEER and "
-# A deflated data set (PS3.5 A.5) may inflate to this much and no more, in the
-# listener, STOW-RS, ingest and rendering (pacs/deflate.py). By default the
-# instance limit: deflate must not be a way around it.
-NIMBUS_MAX_INFLATED_MB = env_int("NIMBUS_MAX_INFLATED_MB", NIMBUS_DICOM_MAX_INSTANCE_MB)
-if NIMBUS_MAX_INFLATED_MB < 1:
-    raise ImproperlyConfigured("NIMBUS_MAX_INFLATED_MB must be at least 1.")
         "NIMBUS_DICOM_MAX_ASSOCIATIONS_PER_HOST must be at least 1."
     )
 # DICOM TLS (PS3.15 B.9): a second port, on when a certificate and key are set.
