@@ -19,6 +19,11 @@ class TenantSpec:
     # None keeps what the tenant has; "" (or 0) clears it.
     ris_host: str | None = None
     ris_port: int | None = None
+    # MLLP over TLS and its files (paths); None keeps, "" clears.
+    ris_tls: bool | None = None
+    ris_tls_ca_file: str | None = None
+    ris_tls_cert_file: str | None = None
+    ris_tls_key_file: str | None = None
 
 
 def do_ensure_public_tenant(domain: str = "localhost") -> Tenant:
@@ -59,6 +64,14 @@ def do_create_tenant(spec: TenantSpec) -> tuple[Tenant, bool]:
         tenant.ris_host = spec.ris_host
     if spec.ris_port is not None:
         tenant.ris_port = spec.ris_port or None
+    for field in (
+        "ris_tls",
+        "ris_tls_ca_file",
+        "ris_tls_cert_file",
+        "ris_tls_key_file",
+    ):
+        if getattr(spec, field) is not None:
+            setattr(tenant, field, getattr(spec, field))
     tenant.full_clean(exclude=None if created else ["schema_name"])
     # save() creates the schema and migrates it when the tenant is new.
     tenant.save()

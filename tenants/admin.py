@@ -38,6 +38,10 @@ class TenantAdmin(TenantAdminMixin, admin.ModelAdmin):
                     "ris_port",
                     "ris_receiving_application",
                     "ris_receiving_facility",
+                    "ris_tls",
+                    "ris_tls_ca_file",
+                    "ris_tls_cert_file",
+                    "ris_tls_key_file",
                 )
             },
         ),

@@ -5,6 +5,7 @@ It is reached by host name over HTTP and by called AE title over DICOM.
 """
 
 import re
+from pathlib import PurePosixPath
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -25,6 +26,12 @@ def validate_ae_title(value: str) -> None:
                 "without backslash or surrounding spaces."
             )
         )
+
+
+def validate_absolute_path(value: str) -> None:
+    # A relative path would depend on the directory each worker starts in.
+    if value and not PurePosixPath(value).is_absolute():
+        raise ValidationError(_("Give the full path of the file, starting with /."))
 
 
 class Tenant(TenantMixin):
@@ -50,6 +57,49 @@ class Tenant(TenantMixin):
     )
     ris_receiving_facility = models.CharField(
         _("RIS receiving facility"), max_length=180, blank=True
+    )
+    # Only paths are kept here: key material in the database would travel
+    # with every backup and dump of the public schema.
+    ris_tls = models.BooleanField(
+        _("MLLP over TLS"),
+        default=False,
+        help_text=_(
+            "Send reports to the RIS over TLS 1.2 or later. Nimbus checks that "
+            "the RIS's certificate is signed by a trusted CA and names the RIS "
+            "host above; a message that fails the check stays in the queue "
+            "and is retried."
+        ),
+    )
+    ris_tls_ca_file = models.CharField(
+        _("RIS CA bundle (path)"),
+        max_length=500,
+        blank=True,
+        validators=[validate_absolute_path],
+        help_text=_(
+            "PEM file, on the Nimbus servers, of the CAs that may sign the "
+            "RIS's certificate. Empty: NIMBUS_HL7_TLS_CA, else the system's "
+            "trusted CAs."
+        ),
+    )
+    ris_tls_cert_file = models.CharField(
+        _("client certificate (path)"),
+        max_length=500,
+        blank=True,
+        validators=[validate_absolute_path],
+        help_text=_(
+            "PEM certificate (chain) that Nimbus presents to a RIS that asks "
+            "for one. Empty: NIMBUS_HL7_TLS_CERT, if set."
+        ),
+    )
+    ris_tls_key_file = models.CharField(
+        _("client key (path)"),
+        max_length=500,
+        blank=True,
+        validators=[validate_absolute_path],
+        help_text=_(
+            "PEM private key of that certificate, readable by the workers only. "
+            "Empty: NIMBUS_HL7_TLS_KEY."
+        ),
     )
     only_known_peers_may_store = models.BooleanField(
         _("only known peers may store"),
@@ -81,6 +131,17 @@ class Tenant(TenantMixin):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.schema_name})"
+
+    def clean(self) -> None:
+        super().clean()
+        # A certificate of this tenant with the deployment's key (or the
+        # reverse) would never match: both or neither.
+        if bool(self.ris_tls_cert_file) != bool(self.ris_tls_key_file):
+            message = _("Give both the client certificate and its key, or neither.")
+            field = (
+                "ris_tls_key_file" if self.ris_tls_cert_file else "ris_tls_cert_file"
+            )
+            raise ValidationError({field: message})
 
     @property
     def has_ris(self) -> bool:

@@ -186,3 +186,58 @@ def test_create_tenant_keeps_the_ris_endpoint_when_it_is_not_given(db, capsys):
         "127.0.0.1",
         1,
     )
+
+
+def test_create_tenant_sets_the_ris_tls_link_and_keeps_it_on_a_later_update(db):  # type: ignore[no-untyped-def]
+    base = ("--schema", "hospital_t", "--name", "T", "--domain", "t.localhost")
+    call_command(
+        "create_tenant",
+        *base,
+        "--ae-title",
+        "NIMBUS_T",
+        "--ris-host",
+        "ris.t.example.org",
+        "--ris-port",
+        "2575",
+        "--ris-tls",
+        "--ris-tls-ca",
+        "/etc/nimbus/ris-ca.pem",
+        "--ris-tls-cert",
+        "/etc/nimbus/t.crt",
+        "--ris-tls-key",
+        "/etc/nimbus/t.key",
+    )
+    call_command("create_tenant", *base, "--ae-title", "NIMBUS_T2")
+
+    tenant = Tenant.objects.get(schema_name="hospital_t")
+    assert tenant.ris_tls is True
+    assert tenant.ris_tls_ca_file == "/etc/nimbus/ris-ca.pem"
+    assert (tenant.ris_tls_cert_file, tenant.ris_tls_key_file) == (
+        "/etc/nimbus/t.crt",
+        "/etc/nimbus/t.key",
+    )
+
+
+def test_create_tenant_refuses_a_relative_path_or_a_certificate_without_its_key(db):  # type: ignore[no-untyped-def]
+    base = ("--schema", "hospital_u", "--name", "U", "--domain", "u.localhost")
+    with pytest.raises(CommandError, match="full path"):
+        call_command(
+            "create_tenant", *base, "--ae-title", "NIMBUS_U", "--ris-tls-ca", "ca.pem"
+        )
+    with pytest.raises(CommandError, match="both"):
+        call_command(
+            "create_tenant", *base, "--ae-title", "NIMBUS_U", "--ris-tls-cert", "/c.pem"
+        )
+    assert not Tenant.objects.filter(schema_name="hospital_u").exists()
+
+
+def test_the_tenant_form_has_the_ris_tls_fields(platform_admin_client):  # type: ignore[no-untyped-def]
+    page = platform_admin_client.get("/tenants/tenant/add/").content.decode()
+
+    for field in (
+        "ris_tls",
+        "ris_tls_ca_file",
+        "ris_tls_cert_file",
+        "ris_tls_key_file",
+    ):
+        assert f'name="{field}"' in page

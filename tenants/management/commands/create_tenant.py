@@ -1,3 +1,5 @@
+import argparse
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -20,6 +22,25 @@ class Command(BaseCommand):
         parser.add_argument("--ris-host", default=None)
         parser.add_argument("--ris-port", type=int, default=None)
         parser.add_argument(
+            "--ris-tls",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Send reports over MLLP with TLS (--no-ris-tls: plain MLLP).",
+        )
+        parser.add_argument(
+            "--ris-tls-ca",
+            default=None,
+            help="Path of the PEM bundle of CAs that sign the RIS's certificate.",
+        )
+        parser.add_argument(
+            "--ris-tls-cert",
+            default=None,
+            help="Path of the client certificate presented to the RIS.",
+        )
+        parser.add_argument(
+            "--ris-tls-key", default=None, help="Path of that certificate's key."
+        )
+        parser.add_argument(
             "--public-domain",
             default="localhost",
             help="Host of the platform admin (public schema), created if missing.",
@@ -34,6 +55,10 @@ class Command(BaseCommand):
             ae_title=str(options["ae_title"]),
             ris_host=options["ris_host"],  # type: ignore[arg-type]
             ris_port=options["ris_port"],  # type: ignore[arg-type]
+            ris_tls=options["ris_tls"],  # type: ignore[arg-type]
+            ris_tls_ca_file=options["ris_tls_ca"],  # type: ignore[arg-type]
+            ris_tls_cert_file=options["ris_tls_cert"],  # type: ignore[arg-type]
+            ris_tls_key_file=options["ris_tls_key"],  # type: ignore[arg-type]
         )
         try:
             tenant, created = do_create_tenant(spec)
@@ -45,4 +70,5 @@ class Command(BaseCommand):
             f"at {', '.join(spec.domains)}, "
             f"AE title {tenant.ae_title}, "
             f"RIS {tenant.ris_host or '-'}:{tenant.ris_port or '-'}"
+            f"{' over TLS' if tenant.ris_tls else ''}"
         )
