@@ -412,6 +412,27 @@ NIMBUS_HL7_SENDING_APPLICATION = env_str("NIMBUS_HL7_SENDING_APPLICATION", "NIMB
 NIMBUS_HL7_TIMEOUT_SECONDS = env_int("NIMBUS_HL7_TIMEOUT_SECONDS", 10)
 NIMBUS_HL7_RETRY_BASE_SECONDS = env_int("NIMBUS_HL7_RETRY_BASE_SECONDS", 10)
 NIMBUS_HL7_RETRY_MAX_SECONDS = env_int("NIMBUS_HL7_RETRY_MAX_SECONDS", 600)
+# Files (paths) for a tenant whose RIS link is over TLS and names none of its own.
+NIMBUS_HL7_TLS_CA = env_str("NIMBUS_HL7_TLS_CA", "")
+NIMBUS_HL7_TLS_CERT = env_str("NIMBUS_HL7_TLS_CERT", "")
+NIMBUS_HL7_TLS_KEY = env_str("NIMBUS_HL7_TLS_KEY", "")
+# The order listener serves TLS instead of plain MLLP when a certificate is set.
+NIMBUS_HL7_LISTENER_TLS_CERT = env_str("NIMBUS_HL7_LISTENER_TLS_CERT", "")
+NIMBUS_HL7_LISTENER_TLS_KEY = env_str("NIMBUS_HL7_LISTENER_TLS_KEY", "")
+NIMBUS_HL7_LISTENER_TLS_CA = env_str("NIMBUS_HL7_LISTENER_TLS_CA", "")
+NIMBUS_HL7_LISTENER_TLS_REQUIRE_CLIENT_CERT = env_bool(
+    "NIMBUS_HL7_LISTENER_TLS_REQUIRE_CLIENT_CERT", False
+)
+if (
+    bool(NIMBUS_HL7_TLS_CERT) != bool(NIMBUS_HL7_TLS_KEY)
+    or bool(NIMBUS_HL7_LISTENER_TLS_CERT) != bool(NIMBUS_HL7_LISTENER_TLS_KEY)
+    or (NIMBUS_HL7_LISTENER_TLS_REQUIRE_CLIENT_CERT and not NIMBUS_HL7_LISTENER_TLS_CA)
+):
+    raise ImproperlyConfigured(
+        "HL7 TLS needs a certificate and its key, both or neither "
+        "(NIMBUS_HL7_TLS_CERT/KEY, NIMBUS_HL7_LISTENER_TLS_CERT/KEY); "
+        "client certificates need NIMBUS_HL7_LISTENER_TLS_CA."
+    )
 
 # --- Audit trail: hash chain and export to an ATNA repository ----------------
 # Seconds between two sealing runs (each tenant); records younger than this

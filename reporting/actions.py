@@ -296,6 +296,7 @@ def do_deliver_message(message_id: int) -> int | None:
                 int(tenant.ris_port or 0),
                 message.payload,
                 settings.NIMBUS_HL7_TIMEOUT_SECONDS,
+                tls=_ris_tls(tenant),
             )
         except mllp.MllpError as error:
             return _delivery_failed_for_now(message, report, str(error))
@@ -467,6 +468,20 @@ def _has_earlier_undelivered(message: OutboundMessage, report: Report) -> bool:
         )
         .exclude(state__in=FINISHED_STATES)
         .exists()
+    )
+
+
+def _ris_tls(tenant: Tenant) -> mllp.ClientTls | None:
+    """The tenant's TLS files for its RIS, the deployment's where it names none."""
+    if not tenant.ris_tls:
+        return None
+    cert, key = tenant.ris_tls_cert_file, tenant.ris_tls_key_file
+    if not cert:
+        cert, key = settings.NIMBUS_HL7_TLS_CERT, settings.NIMBUS_HL7_TLS_KEY
+    return mllp.ClientTls(
+        ca_file=tenant.ris_tls_ca_file or settings.NIMBUS_HL7_TLS_CA,
+        cert_file=cert,
+        key_file=key,
     )
 
 

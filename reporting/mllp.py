@@ -5,16 +5,26 @@ MLLP (HL7 v2.5.1 appendix C, "Minimal Lower Layer Protocol") frames a message
 as ``<VT> message <FS><CR>`` (0x0B ... 0x1C 0x0D) on a TCP stream. The
 receiver answers with an ACK message in the same framing; its MSA segment
 (HL7 v2.5.1 section 2.14.8) tells whether the message was accepted.
+
+Both ends may run over TLS, as MLLP release 2 and IHE ITI TF-2 3.2 (ATNA
+secure node) leave the lower layer to it: TLS 1.2 or later with Python's
+default (BCP 195) cipher suites. The client verifies the RIS's certificate
+chain and its host name (RFC 6125, as :func:`ssl.match_hostname` did) and
+may present a certificate of its own; the listener may ask for one.
 """
 
 import logging
 import re
 import socket
 import socketserver
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+
 logger = logging.getLogger(__name__)
+security_logger = logging.getLogger("nimbus.security")
 
 START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c\x0d"
@@ -49,18 +59,71 @@ class Acknowledgement:
         return self.code in ACCEPTED_CODES
 
 
-def send_message(host: str, port: int, message: str, timeout: float) -> Acknowledgement:
+@dataclass(frozen=True)
+class ClientTls:
+    """Where the files of an MLLP-over-TLS client are (PEM, paths, never keys).
+
+    Attributes
+    ----------
+    ca_file : str
+        The CAs that may sign the RIS's certificate; empty: the system's
+        trust store.
+    cert_file, key_file : str
+        Nimbus's client certificate (chain) and its private key, both or
+        neither; empty: no client certificate is offered.
+    """
+
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+    def context(self) -> ssl.SSLContext:
+        """A client context: TLS 1.2+, chain and host name verified.
+
+        Raises
+        ------
+        MllpError
+            A file is missing or does not hold a certificate or key.
+        """
+        try:
+            context = ssl.create_default_context(cafile=self.ca_file or None)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if self.cert_file or self.key_file:
+                context.load_cert_chain(self.cert_file, self.key_file or None)
+        except (OSError, ValueError) as error:
+            # SSLError is an OSError; its strerror is often empty.
+            reason = getattr(error, "strerror", None) or str(error)
+            text = _(
+                "TLS set-up failed: the CA bundle or client certificate "
+                "could not be read (%(reason)s)."
+            )
+            raise MllpError(text % {"reason": reason}) from error
+        return context
+
+
+def send_message(
+    host: str,
+    port: int,
+    message: str,
+    timeout: float,
+    *,
+    tls: ClientTls | None = None,
+) -> Acknowledgement:
     """Send ``message`` over MLLP and return the peer's acknowledgement.
 
     Parameters
     ----------
     host, port : str, int
-        The RIS's MLLP listener.
+        The RIS's MLLP listener. Over TLS, ``host`` is also the name (or IP
+        address) that the RIS's certificate must carry.
     message : str
         One HL7 v2 message, segments ended by carriage returns. It is encoded
         as UTF-8, as its MSH-18 declares.
     timeout : float
-        Seconds allowed for connecting, and for each read or write.
+        Seconds allowed for connecting, the TLS handshake, and for each read
+        or write.
+    tls : ClientTls, optional
+        Connect over TLS with these files; plain TCP when None.
 
     Returns
     -------
@@ -70,17 +133,34 @@ def send_message(host: str, port: int, message: str, timeout: float) -> Acknowle
     Raises
     ------
     MllpError
-        The connection failed or closed before a complete ACK arrived.
+        The connection failed or closed before a complete ACK arrived, or
+        the TLS handshake failed (the RIS's certificate not verified, no
+        common protocol, Nimbus's certificate refused).
     MalformedAcknowledgement
         The reply has no MSA segment or an unknown acknowledgement code.
     """
     frame = START_BLOCK + message.encode("utf-8") + END_BLOCK
+    context = tls.context() if tls else None
     try:
         with socket.create_connection((host, port), timeout=timeout) as connection:
-            connection.sendall(frame)
-            reply = _read_frame(connection)
+            stream = (
+                context.wrap_socket(connection, server_hostname=host)
+                if context
+                else connection
+            )
+            with stream:
+                stream.sendall(frame)
+                reply = _read_frame(stream, over_tls=context is not None)
     except TimeoutError as error:
         raise MllpError(f"No answer from {host}:{port} within {timeout} s.") from error
+    except ssl.SSLCertVerificationError as error:
+        text = _("%(peer)s: TLS: the RIS's certificate was not accepted (%(reason)s).")
+        reason = error.verify_message or str(error)
+        raise MllpError(text % {"peer": f"{host}:{port}", "reason": reason}) from error
+    except ssl.SSLError as error:
+        text = _("%(peer)s: TLS handshake failed (%(reason)s).")
+        reason = error.reason or str(error)
+        raise MllpError(text % {"peer": f"{host}:{port}", "reason": reason}) from error
     except OSError as error:
         reason = error.strerror or error.__class__.__name__
         raise MllpError(f"{host}:{port}: {reason}.") from error
@@ -88,10 +168,20 @@ def send_message(host: str, port: int, message: str, timeout: float) -> Acknowle
     return parse_acknowledgement(reply.decode("utf-8", errors="replace"))
 
 
-def _read_frame(connection: socket.socket) -> bytes:
+def _read_frame(connection: socket.socket, *, over_tls: bool = False) -> bytes:
     received = bytearray()
     while END_BLOCK not in received:
         chunk = connection.recv(65536)
+        if not chunk and over_tls and not received:
+            # Under TLS 1.3 the server checks the client's certificate after
+            # the client's handshake ended; some close without an alert.
+            raise MllpError(
+                _(
+                    "The RIS closed the TLS connection without answering; it "
+                    "may have refused Nimbus's client certificate (none, or "
+                    "not signed by a CA it trusts)."
+                )
+            )
         if not chunk:
             raise MllpError("The peer closed the connection before acknowledging.")
         received.extend(chunk)
@@ -167,11 +257,26 @@ class MllpServer(socketserver.ThreadingTCPServer):
         *,
         idle_timeout: float = 300.0,
         on_connection_end: Callable[[], None] = lambda: None,
+        ssl_context: ssl.SSLContext | None = None,
+        handshake_timeout: float = 30.0,
     ) -> None:
         self.answer = answer
         self.idle_timeout = idle_timeout
         self.on_connection_end = on_connection_end
+        self.ssl_context = ssl_context
+        self.handshake_timeout = handshake_timeout
         super().__init__(address, _MllpConnection)
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        connection, address = self.socket.accept()
+        if self.ssl_context is None:
+            return connection, address
+        # The handshake waits for the connection's own thread: here, a peer
+        # that connects and never says hello would hold up every other one.
+        wrapped = self.ssl_context.wrap_socket(
+            connection, server_side=True, do_handshake_on_connect=False
+        )
+        return wrapped, address
 
     @property
     def port(self) -> int:
@@ -183,9 +288,12 @@ class _MllpConnection(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         connection: socket.socket = self.request
-        connection.settimeout(self.server.idle_timeout)
         host, port = self.client_address[:2]
         peer = f"{host}:{port}"
+        if isinstance(connection, ssl.SSLSocket) and not self._handshake(peer):
+            self.server.on_connection_end()
+            return
+        connection.settimeout(self.server.idle_timeout)
         logger.info("MLLP connection from %s", peer)
         buffered = bytearray()
         try:
@@ -198,6 +306,24 @@ class _MllpConnection(socketserver.BaseRequestHandler):
             logger.warning("MLLP connection from %s ended: %s", peer, error)
         finally:
             self.server.on_connection_end()
+
+    def _handshake(self, peer: str) -> bool:
+        """The TLS handshake; False (logged as a security event) when it failed.
+
+        A client certificate, when the context asks for one, is verified
+        against the listener's CA bundle during the handshake.
+        """
+        connection: ssl.SSLSocket = self.request
+        try:
+            connection.settimeout(self.server.handshake_timeout)
+            connection.do_handshake()
+        except (OSError, ValueError) as error:
+            security_logger.warning(
+                "MLLP TLS handshake failed from %s: %s", peer, error
+            )
+            return False
+        logger.debug("MLLP TLS %s from %s", connection.version(), peer)
+        return True
 
 
 def _next_frame(connection: socket.socket, buffered: bytearray) -> bytes | None:
