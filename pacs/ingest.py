@@ -20,7 +20,7 @@ from pydicom.tag import BaseTag
 
 from audit.actions import do_record_event
 from audit.models import EventType, Outcome
-from pacs import dicom, storage_files
+from pacs import deflate, dicom, storage_files
 from pacs.models import (
     IngestFailure,
     Instance,
@@ -103,8 +103,16 @@ def check_pixel_data(ds: Dataset, transfer_syntax_uid: str) -> tuple[str, str]:
 
 
 def read_dataset(path: Path) -> Dataset:
+    """Read a spooled file, never inflating or allocating past its bounds.
+
+    A file that came in over STOW-RS or the listener was checked there; one
+    dropped into the spool by other means, or spooled before the check, is
+    checked here (``pacs.deflate``).
+    """
     try:
-        return pydicom.dcmread(path, force=False)
+        return deflate.read_bounded(path, force=False)
+    except deflate.InflateLimitExceeded as error:
+        raise IngestError(f"Decompression bomb refused: {error}") from error
     except dicom.READ_ERRORS as error:
         raise IngestError(f"Not a readable DICOM file: {error}") from error
 

@@ -33,6 +33,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, convert_color_space, get_decoder
 from pydicom.uid import ExplicitVRBigEndian
 
+from pacs import deflate
 from pacs.models import Instance, PixelStatus
 
 logger = logging.getLogger(__name__)
@@ -112,15 +113,25 @@ class VoiChoice:
 
 
 def load_dataset(instance: Instance) -> Dataset:
-    """Read the stored file of ``instance`` (leniently, as received)."""
+    """Read the stored file of ``instance`` (leniently, as received).
+
+    Within ``NIMBUS_MAX_INFLATED_MB`` and the file's own size
+    (``pacs.deflate``): a file stored before ingest checked deflated data
+    sets must not inflate in a web process either.
+
+    Raises
+    ------
+    pacs.deflate.InflateLimitExceeded
+        The deflated data set inflates past the cap.
+    """
     with default_storage.open(instance.storage_path, "rb") as handle:
-        return pydicom.dcmread(handle)
+        return deflate.read_bounded(handle)
 
 
 def load_header(instance: Instance) -> Dataset:
     """Read the stored file of ``instance`` up to, not including, its pixels."""
     with default_storage.open(instance.storage_path, "rb") as handle:
-        return pydicom.dcmread(handle, stop_before_pixels=True)
+        return deflate.read_bounded(handle, stop_before_pixels=True)
 
 
 def render_png(

@@ -33,7 +33,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut
 
 from pacs.models import Instance, PixelStatus, Series
-from viewer.rendering import decode_frame, load_dataset
+from viewer.rendering import MAX_FRAME_PIXELS, decode_frame, load_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -297,6 +297,9 @@ def check_instances(instances: list[Instance]) -> None:
         raise VolumeError("unreadable")
     if any(i.number_of_frames > 1 for i in instances):
         raise VolumeError("multi_frame")
+    if any((i.rows or 0) * (i.columns or 0) > MAX_FRAME_PIXELS for i in instances):
+        # The renderer's bound, before any slice is decoded.
+        raise VolumeError("too_large")
     if any(meta_number(i, "00280002", 1) != 1 for i in instances):
         raise VolumeError("colour")
     if any(

@@ -7,14 +7,12 @@ indexed together in this request, so that the response says only what is
 really stored.
 """
 
-import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.request import MediaType
@@ -27,7 +25,7 @@ from pydicom.uid import UID
 from accounts.models import Role, User
 from audit.actions import do_record_event
 from audit.models import EventType, Outcome
-from pacs import dicom, spool
+from pacs import deflate, dicom, spool
 from pacs.dicomweb.auth import dicomweb_endpoint
 from pacs.dicomweb.multipart import MultipartError, Part, boundary_of, read_parts
 from pacs.dicomweb.responses import plain_text
@@ -35,6 +33,7 @@ from pacs.ingest import check_pixel_data, do_ingest_spooled_files
 from pacs.models import Instance, PixelStatus
 
 logger = logging.getLogger(__name__)
+security_logger = logging.getLogger("nimbus.security")
 
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
@@ -205,8 +204,13 @@ def _checked_dataset(part: Part, study_uid: str | None) -> Dataset:
     if MediaType(part.content_type or DICOM).sub_type.lower() != "dicom":
         raise PartRefused(FailureReason.CANNOT_UNDERSTAND)
     try:
-        ds = pydicom.dcmread(io.BytesIO(part.content), force=False)
+        ds = deflate.read_bounded(part.content, force=False)
         ds.get("PixelData")  # a truncated value raises here, not later
+    except deflate.InflateLimitExceeded:
+        # Refused, not misunderstood: the same answer as an instance over
+        # the size this archive takes (PS3.4 B.2.3 Refused: Out of Resources).
+        security_logger.warning("stow-rs part refused: deflated data set over the cap")
+        raise PartRefused(FailureReason.OUT_OF_RESOURCES) from None
     except dicom.READ_ERRORS:
         raise PartRefused(FailureReason.CANNOT_UNDERSTAND) from None
 

@@ -34,6 +34,7 @@ from accounts.models import User
 from accounts.reauth import reauthenticated_for_export
 from audit.actions import do_record_event
 from audit.models import EventType
+from pacs import deflate, dicom
 from pacs.access import (
     get_instance_for_user,
     get_series_for_user,
@@ -60,6 +61,7 @@ from pacs.dicomweb.wado_media import (
     parse_accept,
 )
 from pacs.models import Instance, PixelStatus
+from viewer.rendering import MAX_FRAME_PIXELS
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +180,7 @@ def transcode_to_explicit_le(path: str) -> bytes:
     stays marked lossy by its own Lossy Image Compression attribute).
     """
     with default_storage.open(path, "rb") as handle:
-        ds = pydicom.dcmread(handle)
+        ds = deflate.read_bounded(handle)
     syntax = ds.file_meta.TransferSyntaxUID
     if syntax.is_compressed and not syntax.is_deflated:
         ds.decompress()
@@ -490,6 +492,12 @@ class FrameSource:
         return bytes(frame)
 
     def _decoded_frame(self, number: int, syntax: str) -> bytes:
+        rows = dicom.int_value(self.ds, "Rows") or 0
+        columns = dicom.int_value(self.ds, "Columns") or 0
+        if rows * columns > MAX_FRAME_PIXELS:
+            # The renderer's bound: decoders allocate the frame before they
+            # read a byte of it.
+            raise RetrieveError(_("The stored frame cannot be decoded."), 500)
         try:
             array, _meta = get_decoder(pydicom.uid.UID(syntax)).as_array(
                 self.ds, index=number - 1
@@ -513,7 +521,7 @@ class FrameSource:
 
 def _load(instance: Instance) -> Dataset:
     with default_storage.open(instance.storage_path, "rb") as handle:
-        return pydicom.dcmread(handle)
+        return deflate.read_bounded(handle)
 
 
 def _streaming(

@@ -9,7 +9,6 @@ The same AE listens on the DICOM TLS port when a certificate is configured
 
 import contextlib
 import errno
-import io
 import logging
 import os
 import ssl
@@ -17,7 +16,6 @@ import threading
 import warnings
 from typing import Any
 
-import pydicom
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django_tenants.utils import get_public_schema_name, schema_context
@@ -26,7 +24,7 @@ from pynetdicom.events import Event
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from pacs import dicom, spool
+from pacs import deflate, dicom, spool
 from pacs.dimse import peers, retrieve
 from pacs.dimse.batching import IngestBatcher
 from pacs.dimse.find import FIND_SOP_CLASSES, handle_find
@@ -135,9 +133,10 @@ def handle_store(event: Event) -> int:
 
     Returns the C-STORE status (PS3.4 B.2.3): success only once the bytes are
     on disk; 0xA700 for an instance larger than ``NIMBUS_DICOM_MAX_INSTANCE_MB``
-    (its data set was dropped while it arrived: nothing is stored); 0xC000 for
-    a data set that cannot be read, which is kept in quarantine with the
-    reason.
+    (its data set was dropped while it arrived: nothing is stored) and for a
+    deflated data set that inflates past ``NIMBUS_MAX_INFLATED_MB``; 0xC000
+    for a data set that cannot be read. Both refused data sets that arrived
+    whole are kept in quarantine with the reason.
     """
     schema: str = event.assoc.nimbus_schema  # type: ignore[attr-defined]
     reader = pdu_reader(event.assoc)
@@ -154,8 +153,8 @@ def handle_store(event: Event) -> int:
         return STATUS_CANNOT_UNDERSTAND
     try:
         data = event.encoded_dataset(include_meta=True)
-        readable = header_is_readable(data, sop_uid)
-        path = spool.write_durably(schema, data, quarantine=not readable)
+        refusal = header_refusal(data, sop_uid)
+        path = spool.write_durably(schema, data, quarantine=refusal is not None)
     except OSError as error:
         logger.error("C-STORE spool write failed: %s", error)
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -166,11 +165,14 @@ def handle_store(event: Event) -> int:
         return STATUS_CANNOT_UNDERSTAND
 
     calling_ae_title = event.assoc.requestor.ae_title.strip()
-    if not readable:
+    if refusal is not None:
         # Kept, so nothing is lost, but the sender must know it failed.
-        logger.warning("C-STORE refused: unreadable dataset kept as %s", path.name)
-        record_quarantine(schema, path, sop_uid, calling_ae_title)
-        return STATUS_CANNOT_UNDERSTAND
+        status, reason = refusal
+        logger.warning(
+            "C-STORE refused (0x%04X): data set kept as %s", status, path.name
+        )
+        record_quarantine(schema, path, sop_uid, calling_ae_title, reason)
+        return status
     batcher: IngestBatcher | None = getattr(event.assoc.ae, "nimbus_batcher", None)
     if batcher is not None:
         batcher.add(schema, path.name, calling_ae_title)
@@ -180,33 +182,62 @@ def handle_store(event: Event) -> int:
 
 
 def header_is_readable(data: bytes, sop_instance_uid: str) -> bool:
-    """Whether the dataset reads up to its pixel data and is the instance announced.
+    """Whether the dataset reads up to its pixel data and is the instance announced."""
+    return header_refusal(data, sop_instance_uid) is None
+
+
+def header_refusal(data: bytes, sop_instance_uid: str) -> tuple[int, str] | None:
+    """Why the received data set is refused, or None when it may be spooled.
 
     pydicom reads almost any bytes leniently, so the test is that the SOP
     Instance UID inside matches the C-STORE request's Affected SOP Instance
-    UID (PS3.4 B.2.3); a dataset that garbles it is not understood.
+    UID (PS3.4 B.2.3); a dataset that garbles it is not understood. A
+    deflated data set (PS3.5 A.5) is first inflated in bounded steps and
+    counted (``pacs.deflate``): pydicom would inflate it whole.
+
+    Parameters
+    ----------
+    data : bytes
+        The PS3.10 file as received: File Meta Information and data set.
+    sop_instance_uid : str
+        The request's Affected SOP Instance UID.
+
+    Returns
+    -------
+    tuple of (int, str) or None
+        The C-STORE status and the reason kept with the quarantined file:
+        0xA700 (Refused: Out of Resources) for a data set that inflates past
+        ``NIMBUS_MAX_INFLATED_MB``, 0xC000 (Error: Cannot Understand) for
+        one that does not read up to the announced SOP Instance UID.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(
-                io.BytesIO(data),
-                stop_before_pixels=True,
-                specific_tags=["SOPInstanceUID"],
+            ds = deflate.read_bounded(
+                data, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]
             )
-            return str(ds.get("SOPInstanceUID", "")).strip() == sop_instance_uid
+            announced = str(ds.get("SOPInstanceUID", "")).strip() == sop_instance_uid
+    except deflate.InflateLimitExceeded as error:
+        security_logger.warning("C-STORE refused: deflated data set over the cap")
+        return STATUS_OUT_OF_RESOURCES, f"{INFLATE_REASON}: {error}"
     except Exception:  # noqa: BLE001 - any parse failure means unreadable
-        return False
+        announced = False
+    return None if announced else (STATUS_CANNOT_UNDERSTAND, UNREADABLE_REASON)
 
 
 UNREADABLE_REASON = (
     "C-STORE data set unreadable: not DICOM, truncated before its SOP Instance "
     "UID, or not the instance the request announced"
 )
+INFLATE_REASON = "C-STORE data set refused: decompression bomb"
 
 
 def record_quarantine(
-    schema: str, path: os.PathLike[str], sop_uid: str, calling_ae_title: str
+    schema: str,
+    path: os.PathLike[str],
+    sop_uid: str,
+    calling_ae_title: str,
+    reason: str = UNREADABLE_REASON,
 ) -> None:
     """List a file the listener quarantined among the tenant's ingest failures."""
     try:
@@ -214,7 +245,7 @@ def record_quarantine(
             IngestFailure.objects.create(
                 quarantine_path=str(path),
                 sop_instance_uid=sop_uid,
-                error=UNREADABLE_REASON,
+                error=reason,
                 calling_ae_title=calling_ae_title[:16],
             )
             record_refused_instance(sop_uid, calling_ae_title, os.path.basename(path))
