@@ -245,6 +245,13 @@ class MllpServer(socketserver.ThreadingTCPServer):
     ``answer`` turns the bytes of one received message (framing removed) into
     the bytes of its acknowledgement; it is called for each message in the
     order they arrive on a connection, and must not raise.
+
+    With ``ssl_context`` (a server context, see
+    ``pacs.dimse.transport.tls_context``) every connection is TLS: the
+    handshake runs in the connection's thread within ``handshake_timeout``
+    seconds, and one that fails (no common protocol, a client certificate
+    missing or not from the context's CAs) closes that connection only and
+    is logged under ``nimbus.security``.
     """
 
     daemon_threads = True

@@ -7,9 +7,6 @@ the order listener (when configured) the client's certificate.
 """
 
 import html
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from celery.exceptions import Retry
-from django.conf import settings
 from django.test import Client
 
 from accounts.models import User
@@ -30,7 +26,7 @@ from reporting.hl7_listener import answer_order_message
 from reporting.models import DeliveryState, OutboundMessage
 from reporting.tasks import deliver_message
 from reporting.tests.conftest import free_port, point_ris_at
-from reporting.tests.test_orders import ORM, InlineMllpServer
+from reporting.tests.test_orders import ORM, InlineMllpServer, running_listener_command
 from tenants.models import Tenant
 from tests.support.pki import Issued, ThrowAwayCA
 from tests.support.ris import RisListener, server_tls
@@ -285,30 +281,14 @@ def test_the_order_listener_refuses_a_client_without_a_certificate_when_required
 
 @pytest.fixture
 def tls_listener_command(pki: Pki) -> Iterator[int]:
-    port = free_port()
-    database = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgresql://{database['USER']}@{database['HOST']}:"
-        f"{database['PORT']}/{database['NAME']}",
-        "NIMBUS_HL7_PORT": str(port),
-        "NIMBUS_HL7_LISTENER_TLS_CERT": str(pki.ris.cert),
-        "NIMBUS_HL7_LISTENER_TLS_KEY": str(pki.ris.key),
-        "NIMBUS_HL7_LISTENER_TLS_CA": str(pki.ca),
-        "NIMBUS_HL7_LISTENER_TLS_REQUIRE_CLIENT_CERT": "true",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_hl7_listener"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    assert "over TLS" in process.stdout.readline()
-    yield port
-    process.terminate()
-    process.wait(15)
+    with running_listener_command(
+        NIMBUS_HL7_LISTENER_TLS_CERT=str(pki.ris.cert),
+        NIMBUS_HL7_LISTENER_TLS_KEY=str(pki.ris.key),
+        NIMBUS_HL7_LISTENER_TLS_CA=str(pki.ca),
+        NIMBUS_HL7_LISTENER_TLS_REQUIRE_CLIENT_CERT="true",
+    ) as (port, first_line):
+        assert "over TLS" in first_line
+        yield port
 
 
 def test_the_run_hl7_listener_command_serves_tls_to_certified_clients_only(

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hl7 as python_hl7
@@ -223,28 +224,37 @@ def test_it_answers_ar_to_a_message_type_it_does_not_read(tenant_a: Tenant) -> N
     assert str(ack.segment("ERR")(3)(1)(1)) == "200"
 
 
-@pytest.fixture
-def listener_command() -> Iterator[int]:
+@contextmanager
+def running_listener_command(**env: str) -> Iterator[tuple[int, str]]:
+    """``manage.py run_hl7_listener`` on a free port: the port and its first line."""
     port = free_port()
     database = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgresql://{database['USER']}@{database['HOST']}:"
-        f"{database['PORT']}/{database['NAME']}",
-        "NIMBUS_HL7_PORT": str(port),
-    }
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_hl7_listener"],
         cwd=settings.BASE_DIR,
-        env=env,
+        env={
+            **os.environ,
+            "DATABASE_URL": f"postgresql://{database['USER']}@{database['HOST']}:"
+            f"{database['PORT']}/{database['NAME']}",
+            "NIMBUS_HL7_PORT": str(port),
+            **env,
+        },
         stdout=subprocess.PIPE,
         text=True,
     )
     assert process.stdout is not None
-    assert "HL7 listener on 127.0.0.1" in process.stdout.readline()
-    yield port
-    process.terminate()
-    process.wait(15)
+    try:
+        yield port, process.stdout.readline()
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+@pytest.fixture
+def listener_command() -> Iterator[int]:
+    with running_listener_command() as (port, first_line):
+        assert "HL7 listener on 127.0.0.1" in first_line
+        yield port
 
 
 def test_the_run_hl7_listener_command_answers_over_mllp(
