@@ -7,6 +7,7 @@ DICOM listener and a Celery worker, each a subprocess started the way
 
 import base64
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -141,6 +142,9 @@ class Stack:
             return error.code, error.read()
 
 
+_stack_numbers = itertools.count(1)
+
+
 def _database_url(base: str, name: str) -> str:
     parsed = urlparse(base)
     return parsed._replace(path=f"/{name}").geturl()
@@ -151,7 +155,9 @@ def running_stack(tmp: Path, ris_port: int) -> Iterator[Stack]:
     base_db = os.environ.get(
         "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/nimbus"
     )
-    db_name = f"nimbus_e2e_{os.getpid()}"
+    # Several stacks may live at once in one test run (the browser tests'
+    # and the attack suite's are both session-scoped): a database each.
+    db_name = f"nimbus_e2e_{os.getpid()}_{next(_stack_numbers)}"
     admin_url = _database_url(base_db, "postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{db_name}"')
