@@ -125,6 +125,11 @@ def report_group_name(schema: str, report_id: int) -> str:
     return f"report.{schema}.{report_id}"
 
 
+def notice_group_name(schema: str, user_id: int) -> str:
+    """The Channels group of one user's notification sockets (referrals/)."""
+    return f"notices.{schema}.{user_id}"
+
+
 def do_get_or_create_report(study: Study) -> Report:
     report, _created = Report.objects.get_or_create(study=study)
     return report
@@ -239,6 +244,7 @@ def do_sign_report(
         _save_new_version(report, user, report.text)
         _mark_study(study, ReadingStatus.SIGNED)
         message = _create_outbound_message(report, user)
+        _notify_referrers(report, NotificationKind.REPORT_SIGNED)
         _record(
             EventType.REPORT_SIGNED,
             report,
@@ -610,10 +616,39 @@ def _broadcast_on_commit(report: Report) -> None:
 
 
 def _broadcast(group: str, payload: dict[str, Any]) -> None:
+    _group_send(group, {"type": "report.update", "report": payload})
+
+
+def _group_send(group: str, message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    async_to_sync(layer.group_send)(group, {"type": "report.update", "report": payload})
+    async_to_sync(layer.group_send)(group, message)
+
+
+def _notify_referrers(report: Report, kind: NotificationKind) -> None:
+    """Tell every referrer who has the study that its report was issued or signed."""
+    recipients = _referrers_of(report.study)
+    Notification.objects.bulk_create(
+        Notification(recipient=recipient, kind=kind, report=report)
+        for recipient in recipients
+    )
+    _push_notices_on_commit(report, kind, recipients)
+
+
+def _push_notices_on_commit(
+    report: Report, kind: str, recipients: list[User]
+) -> None:
+    # Only the kind and the study go over the socket: the portal's page
+    # reads the rest through its access checks.
+    schema = connection.schema_name
+    message = {
+        "type": "notice.new",
+        "notice": {"kind": kind, "study_instance_uid": report.study.study_instance_uid},
+    }
+    for recipient in recipients:
+        group = notice_group_name(schema, recipient.pk)
+        transaction.on_commit(partial(_group_send, group, message), robust=True)
 
 
 def do_requeue_stalled_messages() -> int:
@@ -664,6 +699,7 @@ def do_issue_preliminary_report(
         report.preliminary_at = timezone.now()
         _save_new_version(report, user, report.text)
         message = _create_outbound_message(report, user)
+        _notify_referrers(report, NotificationKind.REPORT_PRELIMINARY)
         _record(
             EventType.REPORT_PRELIMINARY,
             report,
@@ -784,6 +820,7 @@ def do_sign_addendum(
         report.lock_expires_at = None
         report.save(update_fields=["locked_by", "lock_expires_at", "updated_at"])
         message = _create_outbound_message(report, user, addendum)
+        _notify_referrers(report, NotificationKind.ADDENDUM_SIGNED)
         _record(
             EventType.ADDENDUM_SIGNED,
             report,
@@ -872,6 +909,7 @@ def do_flag_critical_finding(
             )
             for recipient in recipients
         )
+        _push_notices_on_commit(report, NotificationKind.CRITICAL_FINDING, recipients)
         _record(
             EventType.CRITICAL_FINDING_FLAGGED,
             report,
@@ -896,7 +934,9 @@ def do_acknowledge_critical_finding(
             raise NothingToAcknowledge
 
         now = timezone.now()
-        count = waiting.update(acknowledged_by=user, acknowledged_at=now)
+        recipients = [n.recipient for n in waiting.select_related("recipient")]
+        count = waiting.update(acknowledged_by=user, acknowledged_at=now, read_at=now)
+        _push_notices_on_commit(report, "acknowledged", recipients)
         _record(
             EventType.CRITICAL_FINDING_ACKNOWLEDGED,
             report,
@@ -920,6 +960,10 @@ def _critical_finding_recipients(study: Study) -> list[User]:
     if named is not None:
         StudyReferral.objects.get_or_create(study=study, referrer=named)
         return [named]
+    return _referrers_of(study)
+
+
+def _referrers_of(study: Study) -> list[User]:
     return list(
         User.objects.filter(
             referrals__study=study, role=Role.REFERRER, is_active=True

@@ -335,10 +335,18 @@ class KeyImageReference(models.Model):
 
 class NotificationKind(models.TextChoices):
     CRITICAL_FINDING = "critical_finding", _("Critical finding")
+    REPORT_PRELIMINARY = "report_preliminary", _("Preliminary report")
+    REPORT_SIGNED = "report_signed", _("Signed report")
+    ADDENDUM_SIGNED = "addendum_signed", _("Addendum signed")
 
 
 class Notification(models.Model):
-    """A message to one user inside Nimbus, acknowledged by a person."""
+    """A message to one user inside Nimbus.
+
+    A critical finding is acknowledged by a person (who and when are kept);
+    the others (a report issued or signed) are only read, when the referrer
+    opens the study in the portal.
+    """
 
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
@@ -356,6 +364,7 @@ class Notification(models.Model):
         related_name="+",
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -18,6 +18,7 @@ from pacs.models import Series, Study
 from reporting.models import (
     AddendumStatus,
     Notification,
+    NotificationKind,
     OutboundMessage,
     PickList,
     Report,
@@ -224,9 +225,10 @@ def version_diffs(report: Report) -> list[dict[str, Any]]:
 
 
 def notifications_for(user: User) -> QuerySet[Notification]:
-    return Notification.objects.filter(recipient=user).select_related(
-        "report__study__patient", "acknowledged_by"
-    )
+    """The user's critical findings, acknowledged or waiting."""
+    return Notification.objects.filter(
+        recipient=user, kind=NotificationKind.CRITICAL_FINDING
+    ).select_related("report__study__patient", "acknowledged_by")
 
 
 def open_notification_count(user: User) -> int:

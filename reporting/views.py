@@ -1,6 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -68,6 +69,10 @@ def acknowledge(request: HttpRequest, study_uid: str) -> HttpResponse:
         actions.do_acknowledge_critical_finding(request.user, study, request=request)  # type: ignore[arg-type]
     except actions.NothingToAcknowledge:
         pass  # Acknowledged meanwhile (another tab, a colleague): nothing to do.
+    # The referrer portal's pages post here too and want to be back there.
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return redirect(back)
     return redirect("reporting:notifications")
 
 
