@@ -35,6 +35,7 @@ django_asgi_app = SyncViewsASGIHandler()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from referrals.routing import websocket_urlpatterns as referral_sockets  # noqa: E402
 from reporting.routing import websocket_urlpatterns  # noqa: E402
 from tenants.channels import TenantAuthMiddleware  # noqa: E402
 from tenants.consumers import NoSuchServiceConsumer  # noqa: E402
@@ -50,7 +51,11 @@ application = ProtocolTypeRouter(
         "http": http_application,
         "websocket": TenantAuthMiddleware(
             URLRouter(
-                [*websocket_urlpatterns, re_path(r"", NoSuchServiceConsumer.as_asgi())]
+                [
+                    *websocket_urlpatterns,
+                    *referral_sockets,
+                    re_path(r"", NoSuchServiceConsumer.as_asgi()),
+                ]
             )
         ),
     }

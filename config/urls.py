@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("viewer/", include("viewer.urls")),
     path("reports/", include("reporting.urls")),
+    path("referrals/", include("referrals.urls")),
     path("api/", include("reporting.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("dicomweb/", include("pacs.dicomweb.urls")),

@@ -2,6 +2,8 @@
 
 The schema already walls off other hospitals; these helpers wall off users
 inside one tenant who may not read a study (referrers, patients, helpdesk).
+Referrers read the studies shared with them (a StudyReferral; referrals/),
+read-only: the viewer's and DICOMweb's writes are refused by role.
 Helpdesk staff read only what a tenant administrator granted them for a
 while (grants/); each object they read under a grant is audited with the
 grant's id, and the answer is 404 again once it ends. Every refusal is an
@@ -19,6 +21,7 @@ from audit.models import EventType, Outcome
 from grants.actions import do_record_grant_use
 from grants.selectors import grant_covering, granted_studies, is_helpdesk
 from pacs.models import Instance, Series, Study
+from referrals.selectors import is_referrer, shared_studies
 
 # Longest UID (PS3.5 9.1); anything longer is cut for the record's column.
 UID_MAX = 64
@@ -43,11 +46,16 @@ def denied(user: User, object_type: str, object_id: str, message: str) -> Http40
 
 
 def studies_for(user: User) -> QuerySet[Study]:
-    """The studies ``user`` may see: clinical readers all, helpdesk the granted."""
+    """The studies ``user`` may see.
+
+    Clinical readers all, helpdesk the granted, referrers the shared with them.
+    """
     if user.is_authenticated and user.is_active and user.reads_studies:
         return Study.objects.all()
     if is_helpdesk(user):
         return granted_studies(user)
+    if is_referrer(user):
+        return shared_studies(user)
     return Study.objects.none()
 
 
