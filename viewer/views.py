@@ -1,7 +1,9 @@
 """The diagnostic viewer: the study page, a series' image list and frames.
 
 Every study, series and instance is loaded through pacs.access, so a user
-who may not read the study (a referrer, another tenant) gets 404.
+who may not read the study (a referrer it was not shared with, another
+tenant) gets 404. A referrer gets the simplified mode: scroll, window,
+zoom, no measurements or key-image marks, and the portal instead of the editor.
 """
 
 from django.contrib.auth.decorators import login_required
@@ -24,6 +26,7 @@ from pacs.access import (
     studies_for,
 )
 from pacs.models import Instance, Series
+from referrals.selectors import is_referrer
 from viewer import views_tiles
 from viewer.actions import do_record_frames_viewed, do_record_study_opened
 from viewer.cache import cached_render
@@ -62,16 +65,24 @@ def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
     hanging = hang(study, series_list, prior, prior_series)
     modalities = {s.modality for s in [*series_list, *prior_series] if s.modality}
 
+    simple = is_referrer(request.user)  # type: ignore[arg-type]
+
     do_record_study_opened(request, study)
     if prior is not None and hanging.viewports[1:]:
         do_record_study_opened(request, prior)
     config = {
+        "mode": "simple" if simple else "full",
         "studyUid": study_uid,
         "seriesUrl": reverse("viewer:series", args=[STUDY_SLOT, UID_SLOT]),
-        "annotationsUrl": reverse("viewer:annotations", args=[STUDY_SLOT]),
+        # Annotations are each reader's own; the simplified mode makes none.
+        "annotationsUrl": (
+            "" if simple else reverse("viewer:annotations", args=[STUDY_SLOT])
+        ),
         "keyImagesUrl": reverse("viewer:key_images", args=[study_uid]),
         "viewerUrl": reverse("viewer:study", args=[STUDY_SLOT]),
-        "reportUrl": reverse("reporting:editor", args=[study_uid]),
+        "reportUrl": reverse(
+            "referrals:study" if simple else "reporting:editor", args=[study_uid]
+        ),
         "studySlot": STUDY_SLOT,
         "uidSlot": UID_SLOT,
         "layout": hanging.layout,
@@ -94,6 +105,7 @@ def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
         "key_images": study_key_images(study),
         "viewport_slots": range(VIEWPORT_COUNT),
         "config": config,
+        "simple": simple,
     }
     return render(request, "viewer/study.html", context)
 

@@ -20,7 +20,7 @@ from pydicom.errors import InvalidDicomError
 
 from pacs.access import get_instance_for_user, get_study_for_user
 from pacs.models import Instance
-from viewer.access import get_annotation_for_user
+from viewer.access import check_may_mark, get_annotation_for_user
 from viewer.actions import (
     do_delete_annotation,
     do_mark_key_image,
@@ -63,6 +63,7 @@ def frame_annotations(
 ) -> JsonResponse:
     """Measure the posted points on the frame and save them as the reader's."""
     instance = frame_instance(request, study_uid, series_uid, sop_uid, frame)
+    check_may_mark(request.user, study_uid)
     try:
         body = json_body(request)
         kind = str(body.get("kind", ""))
@@ -116,6 +117,7 @@ def key_image(
 ) -> JsonResponse:
     """PUT marks the frame as a key image, DELETE removes the mark."""
     instance = frame_instance(request, study_uid, series_uid, sop_uid, frame)
+    check_may_mark(request.user, study_uid)
     if request.method == "DELETE":
         do_unmark_key_image(request, instance, frame)
         return JsonResponse({"key_image": False})

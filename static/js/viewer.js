@@ -167,6 +167,12 @@ const KEY_MOVES = {
   End: (v) => v.images.length - 1,
 };
 
+// A shortcut works only when its button is on the page: the simplified mode
+// (a referrer's) leaves out the measuring tools and the key-image mark.
+function offered(selector) {
+  return toolbar.querySelector(selector) !== null;
+}
+
 function onKeyDown(event) {
   const target = event.target;
   if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
@@ -176,9 +182,9 @@ function onKeyDown(event) {
   if (KEY_MOVES[key] && viewport.hasImages) {
     event.preventDefault();
     viewport.show(KEY_MOVES[key](viewport), { source: "user" });
-  } else if (KEY_TOOLS[key]) {
+  } else if (KEY_TOOLS[key] && offered(`[data-tool="${KEY_TOOLS[key]}"]`)) {
     hub.setTool(KEY_TOOLS[key]);
-  } else if (KEY_ACTIONS[key]) {
+  } else if (KEY_ACTIONS[key] && offered(`[data-action="${KEY_ACTIONS[key]}"]`)) {
     ACTIONS[KEY_ACTIONS[key]]();
   } else if (key === "Escape") {
     hub.cancelDraft();

@@ -24,6 +24,8 @@ export class Store {
   }
 
   loadAnnotations(studyUid) {
+    // The simplified mode has no annotations to show (config.annotationsUrl "").
+    if (!config.annotationsUrl) return Promise.resolve();
     if (!this.loadedStudies.has(studyUid)) {
       const url = studyUrl(config.annotationsUrl, studyUid);
       const promise = getJson(url).then((data) => {
