@@ -141,3 +141,25 @@ def fresh_copies(
         ds.save_as(target)
         copies.append(target)
     return copies, study_uid
+
+
+def store_small_ct_study(
+    stack: Stack, folder: Path, slices: int, **attributes: str
+) -> str:
+    """The first ``slices`` CT slices as a new study, sent and indexed; its UID."""
+    files, study_uid = fresh_copies(
+        folder, sorted(CT_SERIES.glob("*.dcm"))[:slices], **attributes
+    )
+    store_files(stack, files)
+    wait_for(
+        lambda: (
+            stack.sql(
+                "SELECT number_of_study_related_instances FROM pacs_study"
+                " WHERE study_instance_uid = %s",
+                study_uid,
+            )
+            == [(slices,)]
+        ),
+        what="the study indexed",
+    )
+    return study_uid

@@ -17,7 +17,7 @@ import pydicom
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import CT_SERIES, fresh_copies, store_files
+from tests.e2e.conftest import store_small_ct_study
 from tests.support.stack import Stack, wait_for
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -27,24 +27,13 @@ SLICES = 6
 @pytest.fixture
 def signed_study(stack: Stack, tmp_path: Path) -> str:
     """A small CT study of its own whose report the radiologist has signed."""
-    files, study_uid = fresh_copies(
+    study_uid = store_small_ct_study(
+        stack,
         tmp_path,
-        sorted(CT_SERIES.glob("*.dcm"))[:SLICES],
+        SLICES,
         PatientID="E2E-PATIENT-7",
         PatientName="Peeters^Anna",
         StudyDescription="CT abdomen",
-    )
-    store_files(stack, files)
-    wait_for(
-        lambda: (
-            stack.sql(
-                "SELECT number_of_study_related_instances FROM pacs_study"
-                " WHERE study_instance_uid = %s",
-                study_uid,
-            )
-            == [(SLICES,)]
-        ),
-        what="the study indexed",
     )
     report = f"/api/studies/{study_uid}/report"
     text = "Findings: a 12 mm simple cyst in the liver.\n\nImpression: benign."
