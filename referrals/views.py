@@ -158,5 +158,4 @@ def notice_labels() -> dict[str, str]:
         NotificationKind.ADDENDUM_SIGNED: _("New addendum to a report"),
         NotificationKind.CRITICAL_FINDING: _("Critical finding: acknowledge it"),
         "open": _("Open the study"),
-        "reload": _("Reload the list"),
     }
