@@ -7,8 +7,9 @@ from django_otp.admin import OTPAdminSite
 admin.site.__class__ = OTPAdminSite
 
 urlpatterns = [
-    # Before the admin, which answers every other path of the bare host.
+    # Before the admin, which answers every other path of the bare host:
+    # platform helpdesk staff sign in here, and they are not admin staff.
     path("helpdesk/audit/", include("audit.urls")),
-    path("", admin.site.urls),
     path("accounts/", include("accounts.urls")),
+    path("", admin.site.urls),
 ]

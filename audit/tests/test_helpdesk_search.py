@@ -3,12 +3,13 @@ import io
 
 import pytest
 from django.test import Client
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import schema_context
 
 from accounts.models import Role, User
 from audit.actions import do_record_event
 from audit.models import AuditEvent, EventType, Outcome
-from conftest import make_user, tenant_client
+from conftest import PASSWORD, current_totp, make_user, tenant_client
 from tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db
@@ -222,6 +223,23 @@ def test_it_sends_a_visitor_to_sign_in(public: Tenant) -> None:
 
     assert response.status_code == 302
     assert "/accounts/login/" in response["Location"]
+
+
+def test_platform_helpdesk_staff_sign_in_on_the_bare_host_and_search(
+    public: Tenant, helpdesk: User
+) -> None:
+    # Helpdesk users are not admin staff: the admin's own sign-in refuses them.
+    client = Client(HTTP_HOST=public.domains.first().domain)  # type: ignore[union-attr]
+    with schema_context("public"):
+        TOTPDevice.objects.filter(user=helpdesk).update(last_t=-1)
+
+    response = client.post(
+        "/accounts/login/",
+        {"username": "help.desk", "password": PASSWORD, "otp_token": current_totp()},
+    )
+
+    assert response.status_code == 302
+    assert client.get(URL).status_code == 200
 
 
 def test_a_tenants_own_helpdesk_reads_only_that_tenants_trail(
