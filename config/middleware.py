@@ -31,6 +31,10 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
     CSP Level 3 browsers count ws(s):// of the page's own host as 'self';
     older ones do not, and the report editor and dictation need the socket.
     A host outside ALLOWED_HOSTS gets the policy without it.
+
+    Django admin pages (hospital IT's and the platform's) also allow inline
+    styles: django-tenants' admin templates carry a <style> block and style
+    attributes. Never inline scripts, and no page with patient data.
     """
 
     def get_policy_parts(
@@ -48,4 +52,7 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
             return parts
         scheme = "wss" if request.is_secure() else "ws"
         parts.update = {"connect-src": [f"{scheme}://{host}"]}
+        match = getattr(request, "resolver_match", None)
+        if match is not None and "admin" in match.app_names:
+            parts.update["style-src"] = ["'unsafe-inline'"]
         return parts

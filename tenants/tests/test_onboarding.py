@@ -241,3 +241,16 @@ def test_the_tenant_form_has_the_ris_tls_fields(platform_admin_client):  # type:
         "ris_tls_key_file",
     ):
         assert f'name="{field}"' in page
+
+
+def test_admin_pages_allow_inline_styles_but_never_inline_scripts(
+    platform_admin_client,
+):
+    # django-tenants' admin templates carry a <style> block; nothing else may.
+    policy = platform_admin_client.get("/tenants/tenant/add/")[
+        "Content-Security-Policy"
+    ]
+
+    assert "style-src 'self' 'unsafe-inline'" in policy
+    assert "script-src 'self';" in policy + ";"
+    assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
