@@ -49,8 +49,11 @@ class PDUReader:
 
     - a PDU longer than the negotiated maximum (P-DATA-TF) or than
       ``CONTROL_PDU_LIMIT`` (other types) is refused before it is read:
-      Evt19, which makes the DUL send A-ABORT (service-provider, PS3.8 9.3.8)
-      and close the connection;
+      Evt19, which makes the DUL send A-ABORT (service-provider, PS3.8 9.3.8);
+      after it (or an undecodable PDU) the reader reads nothing more and
+      signals the transport closed (Evt17), so the DUL closes the connection
+      at once (AR-5 of the PS3.8 9.2 state machine) instead of waiting in
+      Sta13;
     - once the data set of the current message passes ``max_data_set``
       bytes, its further fragments are dropped and :attr:`oversized` is set;
       the final fragment is passed on empty so the message completes and the
@@ -74,9 +77,17 @@ class PDUReader:
         self.max_data_set = max_data_set
         self.data_set_bytes = 0
         self.oversized = False
+        self.refused = False
 
     def __call__(self) -> None:
         dul = self.dul
+        if self.refused:
+            # Past a refused PDU the stream is out of step: every next 6 bytes
+            # would read as a header, each refused, logged and answered with
+            # another A-ABORT while the DUL waits in Sta13 for the peer to
+            # close. Close it here instead, unread.
+            dul.event_queue.put("Evt17")
+            return
         try:
             header = dul.socket.recv(6)  # type: ignore[union-attr]
             pdu_type, _, length = struct.unpack(">BBL", header)
@@ -96,6 +107,7 @@ class PDUReader:
                 length,
                 limit,
             )
+            self.refused = True
             dul.event_queue.put("Evt19")  # invalid PDU: A-ABORT
             return
         try:
@@ -111,6 +123,7 @@ class PDUReader:
             pdu, event = dul._decode_pdu(header)
         except Exception:  # noqa: BLE001 - any undecodable PDU is invalid
             logger.debug("undecodable PDU", exc_info=True)
+            self.refused = True
             dul.event_queue.put("Evt19")
             return
         if isinstance(pdu, P_DATA_TF) and not self._keep_within_limit(pdu):

@@ -12,6 +12,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -244,6 +245,40 @@ def test_it_aborts_a_peer_that_announces_an_enormous_pdu_and_stays_up(listener):
         answer = read_pdu_type(sock)
 
     assert answer == 0x07  # A-ABORT (PS3.8 9.3.8)
+    echo = dcmtk("echoscu", "-aec", "NIMBUS_A", "127.0.0.1", str(listener))
+    assert echo.returncode == 0, echo.stderr
+
+
+def read_until_closed(sock: socket.socket) -> tuple[bytes, float]:
+    """Everything the listener sends before it closes, and how long that took."""
+    sock.settimeout(10)
+    started = time.monotonic()
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass  # closed with the peer's bytes unread
+    return received, time.monotonic() - started
+
+
+def test_it_closes_the_connection_after_a_refused_pdu_and_logs_it_once(
+    listener, caplog
+):
+    caplog.set_level("DEBUG", logger="nimbus.security")
+    with socket.create_connection(("127.0.0.1", listener), timeout=10) as sock:
+        # A refused header, then bytes that would read as 1,000 more headers.
+        sock.sendall(struct.pack(">BBL", 0x01, 0, 0xFFFFFFF0) + bytes(6000))
+        received, waited = read_until_closed(sock)
+
+    # One A-ABORT (PS3.8 9.3.8), 10 bytes, then the close.
+    assert received[:6] == b"\x07\x00" + struct.pack(">L", 4)
+    assert len(received) == 10
+    assert waited < 2
+    refused = [r for r in caplog.records if "PDU refused" in r.getMessage()]
+    assert [r.getMessage() for r in refused] == [
+        "PDU refused from 127.0.0.1: type 0x01, 4294967280 bytes, limit 1048576"
+    ]
     echo = dcmtk("echoscu", "-aec", "NIMBUS_A", "127.0.0.1", str(listener))
     assert echo.returncode == 0, echo.stderr
 
