@@ -290,37 +290,53 @@ def _locked_study(ds: Dataset) -> Study:
 
     The lock serialises ingests of one study so that its counters stay exact.
     """
+    study_instance_uid = str(ds.StudyInstanceUID)
+    study = Study.objects.filter(study_instance_uid=study_instance_uid).first()
+    if study is None:
+        # An order from the RIS without a UID of its own is already a study on
+        # the worklist: its first images join it instead of making a second.
+        study = ScheduledStudy.claim_for_images(
+            study_instance_uid,
+            dicom.text(ds, "AccessionNumber"),
+            dicom.text(ds, "PatientID"),
+        )
+    if study is None:
+        study, _ = Study.objects.get_or_create(
+            study_instance_uid=study_instance_uid,
+            defaults={
+                "patient": _patient_of(ds, study_instance_uid),
+                "study_date": dicom.date_value(ds, "StudyDate"),
+                "study_time": dicom.time_value(ds, "StudyTime"),
+                "accession_number": dicom.text(ds, "AccessionNumber"),
+                "study_id": dicom.text(ds, "StudyID"),
+                "study_description": dicom.text(ds, "StudyDescription", 200),
+                "referring_physician_name": dicom.person_name(
+                    ds, "ReferringPhysicianName"
+                ),
+            },
+        )
+    return Study.objects.select_for_update().get(pk=study.pk)
+
+
+def _patient_of(ds: Dataset, study_instance_uid: str) -> Patient:
+    """The patient of a new study: the row of its Patient ID and issuer.
+
+    PatientID is type 2 (PS3.3 C.7.1.1) and may be empty or blank; such a
+    study gets a patient of its own, keyed by its UID, as an empty ID says
+    nothing about who else the person is.
+    """
+    patient_id = dicom.text(ds, "PatientID")
     patient, _ = Patient.objects.get_or_create(
-        patient_id=dicom.text(ds, "PatientID"),
+        patient_id=patient_id,
         issuer_of_patient_id=dicom.text(ds, "IssuerOfPatientID"),
+        identity_key="" if patient_id else study_instance_uid,
         defaults={
             "patient_name": dicom.person_name(ds, "PatientName"),
             "patient_birth_date": dicom.date_value(ds, "PatientBirthDate"),
             "patient_sex": dicom.text(ds, "PatientSex", 16),
         },
     )
-    study_instance_uid = str(ds.StudyInstanceUID)
-    if not Study.objects.filter(study_instance_uid=study_instance_uid).exists():
-        # An order from the RIS without a UID of its own is already a study on
-        # the worklist: its first images join it instead of making a second.
-        ScheduledStudy.claim_for_images(
-            study_instance_uid,
-            dicom.text(ds, "AccessionNumber"),
-            dicom.text(ds, "PatientID"),
-        )
-    study, _ = Study.objects.get_or_create(
-        study_instance_uid=study_instance_uid,
-        defaults={
-            "patient": patient,
-            "study_date": dicom.date_value(ds, "StudyDate"),
-            "study_time": dicom.time_value(ds, "StudyTime"),
-            "accession_number": dicom.text(ds, "AccessionNumber"),
-            "study_id": dicom.text(ds, "StudyID"),
-            "study_description": dicom.text(ds, "StudyDescription", 200),
-            "referring_physician_name": dicom.person_name(ds, "ReferringPhysicianName"),
-        },
-    )
-    return Study.objects.select_for_update().get(pk=study.pk)
+    return patient
 
 
 def _series_of(study: Study, items: list[Received]) -> dict[str, tuple[Series, bool]]:

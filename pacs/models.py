@@ -47,11 +47,15 @@ class Patient(models.Model):
     patient_name = models.CharField(_("patient name"), max_length=324, blank=True)
     patient_birth_date = models.DateField(null=True, blank=True)
     patient_sex = models.CharField(max_length=16, blank=True)
+    # PatientID is type 2: an empty one identifies no one, and sharing a row
+    # would show one person's studies under another's name. Such a patient
+    # is keyed by its study's Study Instance UID here; '' for a real ID.
+    identity_key = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["patient_id", "issuer_of_patient_id"],
+                fields=["patient_id", "issuer_of_patient_id", "identity_key"],
                 name="unique_patient_per_issuer",
             )
         ]
