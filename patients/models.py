@@ -1,7 +1,7 @@
 """Patient access links: a patient's own signed reports and images (right of access).
 
 A radiologist makes a link for a study with a signed report. The link is an
-unguessable token (only its SHA-256 is stored), bound to the study's patient,
+unguessable token (only its SHA-256 is stored), bound to that one study,
 and expires. Opening it asks for a one-time code e-mailed to the address
 given when the link was made; too many wrong codes lock the link.
 """
@@ -25,10 +25,13 @@ class LinkState(enum.StrEnum):
 
 
 class PatientLink(models.Model):
+    # What the link opens: this study's signed report and its images, and no
+    # other study of the same Patient row (a patient ID identifies no one
+    # across studies when it is empty or a placeholder such as "0").
     study = models.ForeignKey(
         Study, on_delete=models.PROTECT, related_name="patient_links"
     )
-    # What the link opens: this patient's signed reports and their images.
+    # The study's patient when the link was made, for the audit trail.
     patient = models.ForeignKey(
         Patient, on_delete=models.PROTECT, related_name="access_links"
     )

@@ -4,7 +4,7 @@ The patient has no user: the session carries the link's id after the code,
 and every request loads the link again, so a revoked or expired link ends
 the session at its next request. Objects come only through the helpers
 below, which answer 404 (and an ACCESS_DENIED record) for anything that is
-not this patient's signed study.
+not the link's own study with its report signed.
 """
 
 import hashlib
@@ -47,7 +47,7 @@ def session_link(request: HttpRequest) -> PatientLink | None:
     if not isinstance(opened, dict) or opened.get("until", 0) <= time.time():
         return None
     link = (
-        PatientLink.objects.select_related("patient")
+        PatientLink.objects.select_related("patient", "study__patient")
         .filter(pk=opened.get("id"))
         .first()
     )
@@ -74,12 +74,15 @@ def links_of(study: Study) -> QuerySet[PatientLink]:
 
 
 def patient_studies(link: PatientLink) -> QuerySet[Study]:
-    """The linked patient's studies with a signed report; drafts never show."""
-    return (
-        Study.objects.filter(patient=link.patient, report__status=ReportStatus.SIGNED)
-        .select_related("patient", "report")
-        .order_by("-study_date", "-received_at")
-    )
+    """The link's own study once its report is signed; drafts never show.
+
+    Only that study, not the other studies of its Patient row: a patient ID
+    is no identity across studies (an empty one, "0", "UNKNOWN"...), so a
+    row may hold other people's studies.
+    """
+    return Study.objects.filter(
+        pk=link.study_id, report__status=ReportStatus.SIGNED
+    ).select_related("patient", "report")
 
 
 def _refuse(

@@ -120,7 +120,7 @@ def home(request: HttpRequest, link: PatientLink) -> HttpResponse:
     return render(
         request,
         "patients/home.html",
-        {"patient": link.patient, "studies": selectors.patient_studies(link)},
+        {"patient": link.study.patient, "studies": selectors.patient_studies(link)},
     )
 
 

@@ -26,6 +26,7 @@ from accounts.models import Role, User
 from audit.models import AuditEvent, EventType, Outcome
 from conftest import current_totp, make_user, tenant_client
 from pacs.models import Instance, Patient, Study
+from pacs.tests.test_patient_without_id import ingest_one_by_one, no_id_studies
 from patients.models import PatientLink
 from patients.selectors import SESSION_KEY, hash_link_token
 from reporting.actions import (
@@ -241,19 +242,21 @@ def test_preliminary_and_draft_reports_of_the_same_patient_never_show(
     assert patient.get(f"/patient/studies/{uid}/report.pdf").status_code == 404
 
 
-def test_another_signed_study_of_the_same_patient_is_theirs_too(
+def test_another_signed_study_of_the_same_patient_row_stays_closed(
     signed: Study, radiologist: User, patient: Client
 ) -> None:
+    # A patient ID is no identity across studies ("0", "UNKNOWN", empty):
+    # the link opens the study it was made for, nothing else of the row.
     earlier = Study.objects.create(
         study_instance_uid="1.2.826.0.1.3680043.8.498.78", patient=signed.patient
     )
     signed_report(earlier, radiologist, "Earlier findings")
-    assert (
-        "Earlier findings"
-        in patient.get(
-            f"/patient/studies/{earlier.study_instance_uid}/"
-        ).content.decode()
-    )
+    uid = earlier.study_instance_uid
+
+    assert uid not in patient.get("/patient/").content.decode()
+    for path in ("", "report.pdf", "viewer/", "images.zip"):
+        assert patient.get(f"/patient/studies/{uid}/{path}").status_code == 404
+    assert signed.study_instance_uid in patient.get("/patient/").content.decode()
 
 
 # --- Attacks ------------------------------------------------------------------------
@@ -397,3 +400,41 @@ def test_links_are_for_one_patient_even_with_a_shared_patient_id_elsewhere(
     assert (
         patient.get(f"/patient/studies/{theirs.study_instance_uid}/").status_code == 404
     )
+
+
+def test_a_link_for_a_study_without_patient_id_opens_only_that_study(
+    tenant_a: Tenant,
+    radiologist: User,
+    client_a: Client,
+    storage_dirs: Path,
+    tmp_path: Path,
+) -> None:
+    first, second = no_id_studies(tmp_path)
+    ingest_one_by_one(first, second)
+    theirs, other = (
+        Study.objects.get(study_instance_uid=s.study_instance_uid)
+        for s in (second, first)
+    )
+    signed_report(other, radiologist, "Findings of the first person")
+    signed_report(theirs, radiologist, "Findings of the second person")
+
+    patient = open_with_code(tenant_a, make_link(client_a, theirs))
+
+    home = patient.get("/patient/").content.decode()
+    assert theirs.study_instance_uid in home and "Secondperson" in home
+    assert other.study_instance_uid not in home and "Firstperson" not in home
+    page = patient.get(f"/patient/studies/{theirs.study_instance_uid}/")
+    assert "Findings of the second person" in page.content.decode()
+    response = patient.get(f"/patient/studies/{theirs.study_instance_uid}/images.zip")
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    archive.extractall(tmp_path / "zip")
+    listed = [
+        pydicom.dcmread(tmp_path / "zip" / name, stop_before_pixels=True)
+        for name in archive.namelist()
+        if name != "DICOMDIR"
+    ]
+    assert [str(ds.SOPInstanceUID) for ds in listed] == [second.sop_instance_uid]
+    assert {str(ds.PatientName) for ds in listed} == {second.patient_name}
+    for path in ("", "report.pdf", "viewer/", "images.zip"):
+        url = f"/patient/studies/{other.study_instance_uid}/{path}"
+        assert patient.get(url).status_code == 404

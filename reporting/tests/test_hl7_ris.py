@@ -1,6 +1,7 @@
 """Signed reports reach a RIS built on python-hl7, as that library reads them."""
 
 import random
+from pathlib import Path
 
 import hl7 as python_hl7
 import pytest
@@ -9,6 +10,7 @@ from celery.exceptions import Retry
 from accounts.models import Role, User
 from conftest import current_totp, make_user
 from pacs.models import Patient, Study
+from pacs.tests.test_patient_without_id import ingest_one_by_one, no_id_studies
 from reporting.actions import (
     do_deliver_message,
     do_issue_preliminary_report,
@@ -176,3 +178,20 @@ def test_a_ris_down_for_the_whole_signing_gets_every_message_once_in_order(
     of_first_study = [m.message_control_id for m in queued if m.report.study == study]
     assert [c for c in control_ids if c in of_first_study] == of_first_study
     assert {m.state for m in OutboundMessage.objects.all()} == {DeliveryState.DELIVERED}
+
+
+def test_a_study_without_patient_id_reaches_the_ris_under_its_own_name(
+    tenant_a: Tenant, radiologist: User, storage_dirs: object, tmp_path: Path
+) -> None:
+    first, second = no_id_studies(tmp_path)
+    ingest_one_by_one(first, second)
+    study = Study.objects.get(study_instance_uid=second.study_instance_uid)
+    message = sign(radiologist, study, "No acute findings.")
+
+    received = deliver(tenant_a, message)
+
+    pid = received.segment("PID")
+    assert str(pid(3)).split("^")[0] == ""
+    name = pid(5)(1)
+    assert [str(name(1)), str(name(2))] == ["Secondperson", "Bob"]
+    assert "Firstperson" not in str(received)
