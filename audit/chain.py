@@ -29,7 +29,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 
 from audit.heads import Head, do_anchor_head, last_anchored_head
-from audit.models import AuditEvent, AuditSeal
+from audit.models import AuditEvent, AuditExportState, AuditSeal
 
 logger = logging.getLogger(__name__)
 security_logger = logging.getLogger("nimbus.security")
@@ -104,7 +104,6 @@ def do_seal_events(batch: int = SEAL_BATCH) -> int:
         last = AuditSeal.objects.order_by("-seq").first()
         floor = last.horizon_xid if last else 0
         previous = last.chain_hash if last else genesis_hash(connection.schema_name)
-        seq = last.seq if last else 0
 
         sealed = AuditSeal.objects.filter(event_id=OuterRef("pk"))
         events = list(
@@ -112,8 +111,12 @@ def do_seal_events(batch: int = SEAL_BATCH) -> int:
             .filter(~Exists(sealed))
             .order_by("id")[: batch + 1]
         )
+        if not events:
+            return 0
         # A partial run must not move the floor past the records it left.
         next_floor = horizon if len(events) <= batch else floor
+        anchored, head_readable = _read_anchored_head()
+        seq = _last_seq_ever_used(last, anchored)
 
         seals = []
         for event in events[:batch]:
@@ -129,7 +132,7 @@ def do_seal_events(batch: int = SEAL_BATCH) -> int:
             )
         AuditSeal.objects.bulk_create(seals)
 
-        if seals and _may_anchor():
+        if head_readable and _continues(anchored):
             # After the commit only: a head anchored for links that then roll
             # back would read as links removed.
             transaction.on_commit(
@@ -138,21 +141,42 @@ def do_seal_events(batch: int = SEAL_BATCH) -> int:
         return len(seals)
 
 
-def _may_anchor() -> bool:
+def _read_anchored_head() -> tuple[Head | None, bool]:
+    """The schema's last anchored head, and whether its file could be read."""
+    try:
+        return last_anchored_head(connection.schema_name), True
+    except OSError:
+        logger.exception(
+            "could not read the anchored audit chain head of %s",
+            connection.schema_name,
+        )
+        return None, False
+
+
+def _last_seq_ever_used(last: AuditSeal | None, anchored: Head | None) -> int:
+    """The highest seq the chain, its anchored head or the ATNA export reached.
+
+    New links continue after it, never below: after a cut tail, a reused seq
+    would be skipped by the exporter, whose marker is already past it (the
+    alert of the cut with it), and would turn the cut into a head that
+    differs. Left as a gap, it reads as what it is: links removed.
+    """
+    exported = AuditExportState.objects.values_list("exported_seq", flat=True)
+    return max(
+        last.seq if last else 0,
+        anchored.seq if anchored else 0,
+        exported.first() or 0,
+    )
+
+
+def _continues(anchored: Head | None) -> bool:
     """Whether the chain, just extended, still continues the last anchored head.
 
     When it does not, a new head would bury the evidence: the file keeps the
     last good head (and verify_audit reports the break) until an operator
     archives it.
     """
-    try:
-        anchor_break = head_break(last_anchored_head(connection.schema_name))
-    except OSError:
-        logger.exception(
-            "could not read the anchored audit chain head of %s",
-            connection.schema_name,
-        )
-        return False
+    anchor_break = head_break(anchored)
     if anchor_break is not None:
         security_logger.error(
             "audit chain of %s does not continue its anchored head: %s; "

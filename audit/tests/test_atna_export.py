@@ -6,9 +6,10 @@ import pytest
 
 from audit.actions import do_export_audit_messages, do_record_event
 from audit.chain import do_seal_events
-from audit.models import AuditExportState, EventType, Outcome
+from audit.models import AuditEvent, AuditExportState, AuditSeal, EventType, Outcome
 from audit.syslog import Repository
 from audit.tasks import seal_and_export
+from audit.testing import triggers_off_as_superuser
 from audit.tests.syslog_receiver import (
     Pki,
     Receiver,
@@ -17,6 +18,7 @@ from audit.tests.syslog_receiver import (
     make_pki,
     server_context,
 )
+from audit.tests.test_chain import verify
 from tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db
@@ -236,3 +238,60 @@ def test_the_beat_task_only_seals_without_a_repository(
 
     assert seal_and_export() == 0
     assert not AuditExportState.objects.exists()
+
+
+def remove_tail(from_seq: int) -> None:
+    """What an attacker with superuser rights does: the last links and records."""
+    cut = AuditSeal.objects.filter(seq__gte=from_seq)
+    cut_ids = list(cut.values_list("event_id", flat=True))
+    with triggers_off_as_superuser():
+        cut.delete()
+        AuditEvent.objects.filter(pk__in=cut_ids).delete()
+
+
+def test_it_numbers_new_links_past_the_export_marker_without_a_head(
+    tenant_a: Tenant, receiver: Receiver
+) -> None:
+    record_a_reading_session()
+    do_seal_events()  # no head anchored: the links never commit in this test
+    do_export_audit_messages(tcp(receiver.port))
+    remove_tail(2)
+
+    record_a_reading_session()
+    do_seal_events()
+
+    assert list(AuditSeal.objects.values_list("seq", flat=True)) == [1, 4, 5, 6]
+
+
+def test_it_sends_the_integrity_alert_after_the_exported_tail_was_removed(
+    tenant_a: Tenant,
+    receiver: Receiver,
+    tmp_path: Path,
+    settings,
+    django_capture_on_commit_callbacks,
+) -> None:
+    settings.NIMBUS_AUDIT_HEAD_DIR = tmp_path / "heads"  # this test's head only
+    repository = tcp(receiver.port)
+    for _ in range(2):
+        record_a_reading_session()
+    with django_capture_on_commit_callbacks(execute=True):
+        do_seal_events()  # seqs 1-6, head anchored at 6
+    do_export_audit_messages(repository)
+    remove_tail(4)
+
+    status, output = verify()  # records event 610
+    later = record_a_reading_session()
+    do_seal_events()
+    sent = do_export_audit_messages(repository).sent
+    receiver.stop()
+
+    assert status == 1
+    assert "records after seq 3 removed (head anchored at seq 6)" in output
+    alert = AuditEvent.objects.get(event_type=EventType.AUDIT_CHAIN_BROKEN)
+    assert sent == 4
+    assert record_ids(receiver.messages)[6:] == [alert.pk, *later]
+    seqs = [int(message.structured["seq"]) for message in receiver.messages[6:]]
+    assert seqs == [7, 8, 9, 10]  # never 4-6 again: the marker is past them
+    assert event_id(receiver.messages[6]) == "110113"  # Security Alert
+    status, output = verify()
+    assert "link 7 (record " in output and "links from 4 removed" in output

@@ -92,7 +92,7 @@ def test_it_reports_records_removed_from_the_end_of_the_chain(
     assert AuditEvent.objects.filter(event_type=EventType.AUDIT_CHAIN_BROKEN).exists()
 
 
-def test_it_keeps_the_anchored_head_when_new_records_follow_a_removed_tail(
+def test_it_numbers_records_after_a_removed_tail_past_the_anchored_head(
     tenant_a: Tenant, head_dir: Path, seal: Callable[[], int], caplog: Any
 ) -> None:
     record(4)
@@ -102,16 +102,18 @@ def test_it_keeps_the_anchored_head_when_new_records_follow_a_removed_tail(
 
     seal()
 
-    assert AuditSeal.objects.count() == 5
+    assert list(AuditSeal.objects.values_list("seq", flat=True)) == [1, 2, 5, 6, 7]
     assert last_anchored_head("hospital_a") == Head(
         4, json.loads((head_dir / "hospital_a.heads").read_text())["chain_hash"]
     )
-    assert "does not continue its anchored head: head at seq 4 differs;" in (
-        caplog.text
+    assert (
+        "does not continue its anchored head: "
+        "records after seq 2 removed (head anchored at seq 4);" in caplog.text
     )
     assert [str(link) for link in verify_chain().broken] == [
-        f"link 4 (record {AuditSeal.objects.get(seq=4).event_id}): "
-        "head at seq 4 differs"
+        f"link 5 (record {AuditSeal.objects.get(seq=5).event_id}): "
+        "links from 3 removed",
+        "link 4: records after seq 2 removed (head anchored at seq 4)",
     ]
 
 
