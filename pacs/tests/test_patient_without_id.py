@@ -171,7 +171,9 @@ def test_c_find_answers_each_study_and_patient_with_its_own_name(
     ingest_one_by_one(first, second)
 
     # What the C-FIND handler (pacs/dimse/find.py) runs for a STUDY query.
-    query = build_query(Level.STUDY, {"PatientName": "*person*"}, [0x00100010, 0x00100020])
+    query = build_query(
+        Level.STUDY, {"PatientName": "*person*"}, [0x00100010, 0x00100020]
+    )
     answers = answer_datasets(query, list(find(Study.objects.all(), query)))
     assert {str(a.StudyInstanceUID): str(a.PatientName) for a in answers} == {
         first.study_instance_uid: FIRST_NAME,
