@@ -88,10 +88,13 @@ def test_it_records_each_worklist_search(client_a, three_studies):
 
 
 @pytest.mark.django_db
-def test_it_shows_a_referrer_no_studies(tenant_a, referrer, three_studies):
+def test_it_sends_a_referrer_to_the_portal_of_shared_studies(
+    tenant_a, referrer, three_studies
+):
     response = tenant_client(tenant_a, referrer).get("/")
 
-    assert uids(response) == []
+    assert response.status_code == 302
+    assert response["Location"] == "/referrals/"
 
 
 @pytest.mark.django_db

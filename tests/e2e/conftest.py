@@ -1,5 +1,6 @@
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +54,19 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield chromium
     chromium.close()
+
+
+def wait_in_page(page: Page, expression: str, timeout: float = 20.0) -> None:
+    """Wait until ``expression`` is true in the page.
+
+    Not page.wait_for_function: it polls by evaluating its predicate inside
+    the page, which the strict CSP (no 'unsafe-eval') refuses.
+    """
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        page.wait_for_timeout(100)
 
 
 def sign_in(page: Page, stack: Stack) -> None:

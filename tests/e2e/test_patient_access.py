@@ -17,7 +17,7 @@ import pydicom
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import store_small_ct_study
+from tests.e2e.conftest import store_small_ct_study, wait_in_page
 from tests.support.stack import Stack, wait_for
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -95,7 +95,7 @@ def test_a_patient_opens_the_link_with_the_code_reads_views_and_downloads(
     patient.keyboard.press("ArrowDown")
     patient.click("button[data-preset='2']")  # soft tissue
     expect(image).to_have_attribute("src", re.compile(r"ww=400"))
-    patient.wait_for_function("document.querySelector('[data-image]').naturalWidth > 0")
+    wait_in_page(patient, "document.querySelector('[data-image]').naturalWidth > 0")
     expect(patient.locator("[data-position]")).to_contain_text(f"of {SLICES}")
     patient.screenshot(path=str(SCREENSHOTS / "patient-viewer.png"))
 

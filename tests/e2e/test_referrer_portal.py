@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import store_small_ct_study
+from tests.e2e.conftest import store_small_ct_study, wait_in_page
 from tests.support.stack import PASSWORD, TOTP_SECRET, Stack
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -119,9 +119,7 @@ def test_a_gp_reads_the_report_acknowledges_and_views_the_key_image(
     expect(gp.locator(".signed-note").first).to_be_visible()
     expect(gp.locator("#preliminary-note")).to_have_count(0)
     key_image = gp.locator("a.key-image img")
-    gp.wait_for_function(
-        "document.querySelector('a.key-image img').naturalWidth > 0", timeout=20000
-    )
+    wait_in_page(gp, "document.querySelector('a.key-image img').naturalWidth > 0")
     expect(key_image).to_be_visible()
     gp.screenshot(path=str(SCREENSHOTS / "referrer-portal.png"), full_page=True)
 
@@ -141,9 +139,7 @@ def test_a_gp_reads_the_report_acknowledges_and_views_the_key_image(
     expect(gp.locator("[data-tool=zoom]")).to_have_attribute("aria-pressed", "true")
     gp.click("[data-preset]:text('Bone')")
     expect(gp.locator("#overlay-wl")).not_to_have_text("W: 1500 L: -600")
-    gp.wait_for_function(
-        "document.getElementById('viewer-image').naturalWidth > 0", timeout=20000
-    )
+    wait_in_page(gp, "document.getElementById('viewer-image').naturalWidth > 0")
     gp.screenshot(path=str(SCREENSHOTS / "referrer-viewer.png"))
 
     recorded = {
