@@ -61,7 +61,8 @@ def report_state(report: Report) -> dict[str, Any]:
         }
         for version in report.versions.select_related("saved_by", "addendum")
     ]
-    holder = report.lock_holder(timezone.now())
+    now = timezone.now()
+    holder = report.lock_holder(now)
     return {
         "study_instance_uid": report.study.study_instance_uid,
         "status": report.status,
@@ -76,6 +77,10 @@ def report_state(report: Report) -> dict[str, Any]:
         "lock": {
             "holder": holder.get_username() if holder else "",
             "expires_at": _iso(report.lock_expires_at) if holder else None,
+            # Taking the lock leaves the report's version alone, so editors
+            # order lock news by when it was read (a websocket's first state
+            # may arrive after the answer to a newer lock request).
+            "as_of": now.timestamp(),
         },
         "addenda": [
             {

@@ -67,6 +67,9 @@ class LockSerializer(serializers.Serializer[None]):
         allow_blank=True, help_text="Who edits the report now; empty when free."
     )
     expires_at = serializers.DateTimeField(allow_null=True)
+    as_of = serializers.FloatField(
+        help_text="When the server read the lock (Unix time): keep the newest."
+    )
 
 
 class AddendumSerializer(serializers.Serializer[None]):

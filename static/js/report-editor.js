@@ -251,6 +251,7 @@ const pickChoice = document.getElementById("pick-choice");
 const addendumText = document.getElementById("addendum-text");
 const addendumForm = document.getElementById("addendum-sign-form");
 let lockHolder = "";
+let lockReadAt = 0;
 let lockTimer = null;
 let addendumTimer = null;
 // The window each series was last read at in a viewer window of this browser.
@@ -299,7 +300,12 @@ function renderLock(lock) {
 }
 
 function renderWorkflow(state) {
-  if (state.lock) renderLock(state.lock);
+  // Lock news is ordered by when the server read it: a socket's first state
+  // can arrive after the answer to our own, newer, lock request.
+  if (state.lock && !(state.lock.as_of < lockReadAt)) {
+    lockReadAt = state.lock.as_of;
+    renderLock(state.lock);
+  }
   const preliminary = document.getElementById("preliminary-button");
   if (preliminary) preliminary.hidden = state.status !== "draft";
   const critical = document.getElementById("critical-button");
