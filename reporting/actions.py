@@ -636,9 +636,7 @@ def _notify_referrers(report: Report, kind: NotificationKind) -> None:
     _push_notices_on_commit(report, kind, recipients)
 
 
-def _push_notices_on_commit(
-    report: Report, kind: str, recipients: list[User]
-) -> None:
+def _push_notices_on_commit(report: Report, kind: str, recipients: list[User]) -> None:
     # Only the kind and the study go over the socket: the portal's page
     # reads the rest through its access checks.
     schema = connection.schema_name
