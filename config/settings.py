@@ -351,6 +351,10 @@ NIMBUS_SPOOL_DIR = Path(env_str("NIMBUS_SPOOL", str(VAR_DIR / "spool")))
 # Off only where losing the last seconds of received images on a power cut
 # is acceptable (benchmarks against archives that do not fsync, test rigs).
 NIMBUS_SPOOL_FSYNC = env_bool("NIMBUS_SPOOL_FSYNC", True)
+# How often the listener queues again the spooled files that waited this long
+# (a message lost with Redis, a worker killed mid-batch): the longest an
+# instance can wait after the fault is about twice this.
+NIMBUS_SPOOL_SWEEP_SECONDS = env_int("NIMBUS_SPOOL_SWEEP_SECONDS", 60)
 STORAGES = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",

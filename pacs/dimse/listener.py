@@ -357,7 +357,9 @@ def serve(
     shared_port: bool = False,
     tls_port: int | None = None,
 ) -> None:
-    """Run the listener until ``stop`` is set, sweeping the spool each minute.
+    """Run the listener until ``stop`` is set, sweeping the spool now and then.
+
+    The sweep runs every ``NIMBUS_SPOOL_SWEEP_SECONDS`` (a minute by default).
 
     With several listener processes (``shared_port``), only one sweeps. With
     ``NIMBUS_DICOM_TLS_CERT`` set, the same AE also serves DICOM TLS on
@@ -389,12 +391,13 @@ def serve(
         servers.append(start_server(ae, (host, tls_port), tls_class, context))
         logger.info("DICOM TLS listener on %s:%d", host, tls_port)
     stop = stop or threading.Event()
+    interval = settings.NIMBUS_SPOOL_SWEEP_SECONDS
     try:
         if sweep:
             sweep_spool(older_than_seconds=0)
-        while not stop.wait(60):
+        while not stop.wait(interval):
             if sweep:
-                sweep_spool()
+                sweep_spool(older_than_seconds=interval)
     finally:
         for server in servers:
             server.shutdown()
