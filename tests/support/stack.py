@@ -71,6 +71,10 @@ class Stack:
     username: str = "reader"
     token: str = ""
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # Name (web, dicom, worker, hl7) -> its command and its running process,
+    # for tests that kill or restart one of them.
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    named: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: Path | None = None
     last_otp_step: int = -1
 
@@ -113,7 +117,19 @@ class Stack:
             command, cwd=ROOT, env=self.env, stdout=log, stderr=log
         )
         self.processes.append(process)
+        self.named[name] = process
         return process
+
+    def restart(self, name: str, *, kill: bool = False) -> subprocess.Popen[bytes]:
+        """Stop process ``name`` (SIGKILL with ``kill``, else SIGTERM) and start it again."""
+        old = self.named[name]
+        if kill:
+            old.kill()
+        else:
+            old.terminate()
+        old.wait(30)
+        self.processes.remove(old)
+        return self.start(name, *self.commands[name])
 
     def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
         return self.call("GET", path, token=token)
@@ -151,8 +167,20 @@ def _database_url(base: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def running_stack(tmp: Path, ris_port: int) -> Iterator[Stack]:
-    base_db = os.environ.get(
+def running_stack(
+    tmp: Path,
+    ris_port: int,
+    *,
+    database_url: str = "",
+    redis_url: str = "",
+    env: dict[str, str] | None = None,
+) -> Iterator[Stack]:
+    """A stack on the test run's PostgreSQL and Redis, or on the ones named.
+
+    ``env`` adds or overrides the processes' environment (fault tests point
+    the spool at a small file system, shorten the sweep).
+    """
+    base_db = database_url or os.environ.get(
         "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/nimbus"
     )
     # Several stacks may live at once in one test run (the browser tests'
@@ -164,7 +192,7 @@ def running_stack(tmp: Path, ris_port: int) -> Iterator[Stack]:
         conn.execute(f'CREATE DATABASE "{db_name}"')
 
     redis_url = _claim_redis_database(
-        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        redis_url or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     )
 
     logs = tmp / "logs"
@@ -180,6 +208,7 @@ def running_stack(tmp: Path, ris_port: int) -> Iterator[Stack]:
             "NIMBUS_HL7_RETRY_MAX_SECONDS": "2",
             "NIMBUS_HL7_TIMEOUT_SECONDS": "3",
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         },
         web_port=free_port(),
         dicom_port=free_port(),
@@ -242,6 +271,7 @@ def running_stack(tmp: Path, ris_port: int) -> Iterator[Stack]:
             var_dir=tmp / "var",
             dicom_host="127.0.0.1",
         )
+        stack.commands = started
         for name in ("web", "dicom", "worker", "hl7"):
             stack.start(name, *started[name])
         wait_for_port(stack.web_port)
