@@ -79,6 +79,12 @@ class EventType(models.IntegerChoices):
     # 5xx: configuration
     TENANT_CHANGED = 500, _("Tenant configuration changed")
     USER_CHANGED = 501, _("User changed")
+    # Tenant lifecycle (tenants/, issue 7 item 1), in the public schema.
+    TENANT_SUSPENDED = 502, _("Tenant suspended")
+    TENANT_REACTIVATED = 503, _("Tenant reactivated")
+    TENANT_EXPORTED = 504, _("Tenant exported")
+    TENANT_DELETED = 505, _("Tenant deleted")
+    TENANT_CONNECTION_CHECKED = 506, _("Tenant connection checked")
     # 6xx: the audit trail itself (helpdesk reads, integrity checks)
     AUDIT_SEARCHED = 600, _("Audit trail searched")
     AUDIT_EXPORTED = 601, _("Audit trail exported")
