@@ -71,6 +71,12 @@ class EventType(models.IntegerChoices):
     KEY_IMAGE_UNMARKED = 323, _("Key image unmarked")
     CRITICAL_FINDING_FLAGGED = 330, _("Critical finding flagged")
     CRITICAL_FINDING_ACKNOWLEDGED = 331, _("Critical finding acknowledged")
+    # --- 34x: the reading queue (reading/, issue 7 item 2); choices only ----
+    READING_CLAIMED = 340, _("Study claimed for reading")
+    READING_RELEASED = 341, _("Study claim released")
+    READING_TAKEN_BACK = 342, _("Study claim taken back")
+    READING_ASSIGNED = 343, _("Study assigned for reading")
+    READING_PRIORITY_CHANGED = 344, _("Study priority or due time changed")
     # 4xx: data leaving Nimbus
     HL7_DELIVERED = 400, _("Report delivered to RIS")
     HL7_DELIVERY_FAILED = 401, _("Report delivery to RIS failed")
