@@ -77,6 +77,14 @@ class EventType(models.IntegerChoices):
     READING_TAKEN_BACK = 342, _("Study claim taken back")
     READING_ASSIGNED = 343, _("Study assigned for reading")
     READING_PRIORITY_CHANGED = 344, _("Study priority or due time changed")
+    # --- 35x: second opinions across tenants (collab/, issue 7 item 3); each
+    # step is written in both tenants' trails; choices only -----------------
+    SECOND_OPINION_REQUESTED = 350, _("Second opinion requested")
+    SECOND_OPINION_RECEIVED = 351, _("Second opinion request received")
+    SECOND_OPINION_REVOKED = 352, _("Second opinion revoked")
+    SECOND_OPINION_EXPIRED = 353, _("Second opinion expired")
+    SECOND_OPINION_COMMENTED = 354, _("Second opinion comment posted")
+    SECOND_OPINION_READ = 355, _("Second opinion thread read")
     # 4xx: data leaving Nimbus
     HL7_DELIVERED = 400, _("Report delivered to RIS")
     HL7_DELIVERY_FAILED = 401, _("Report delivery to RIS failed")
