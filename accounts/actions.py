@@ -158,6 +158,22 @@ def do_change_password(request: HttpRequest, user: User, password: str) -> None:
     update_session_auth_hash(request, user)
 
 
+def do_set_language(request: HttpRequest, user: User, language: str) -> None:
+    """The user's language for pages, e-mails and PDFs ("" follows the browser)."""
+    old = user.language
+    if old == language:
+        return
+    with transaction.atomic():
+        user.language = language
+        user.save(update_fields=["language"])
+        _record_user_event(
+            EventType.USER_CHANGED,
+            request,
+            user,
+            detail={"changed": ["language"], "old": old, "new": language},
+        )
+
+
 def do_end_all_sessions(request: HttpRequest, user: User) -> None:
     """Sign out everywhere: every session and browser socket of the user ends."""
     with transaction.atomic():

@@ -73,3 +73,16 @@ class OneTimePasswordForm(forms.Form):
     """A one-time password on its own: enrolment, re-authentication, new codes."""
 
     otp_token = otp_field()
+
+
+class LanguageForm(forms.Form):
+    """The language picker: one of the tenant's languages, or the browser's."""
+
+    language = forms.ChoiceField(label=_("Language"), required=False)
+
+    def __init__(self, *args: Any, languages: list[tuple[str, str]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["language"].choices = [
+            ("", _("As my browser asks")),
+            *languages,
+        ]

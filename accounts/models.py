@@ -33,6 +33,16 @@ class User(AbstractUser):
     # ("sign out everywhere"), over HTTP and at the websocket handshake.
     session_salt = models.CharField(max_length=32, blank=True, editable=False)
 
+    # Empty: the browser's language, within the tenant's languages. Pages,
+    # e-mails and PDFs made for the user follow it (accounts.language).
+    language = models.CharField(
+        _("language"),
+        max_length=8,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text=_("Language of pages, e-mails and PDFs. Empty: the browser's."),
+    )
+
     @property
     def reads_studies(self) -> bool:
         return self.role in CLINICAL_READER_ROLES

@@ -13,4 +13,5 @@ urlpatterns = [
     path("sign-out-everywhere/", views.sign_out_everywhere, name="sign-out-everywhere"),
     path("reauthenticate/", views.reauthenticate, name="reauthenticate"),
     path("session/", views.session_status, name="session"),
+    path("language/", views.set_language, name="language"),
 ]

@@ -4,6 +4,8 @@ import time
 from typing import Any
 
 import segno
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
@@ -22,10 +24,12 @@ from accounts.actions import (
     do_end_all_sessions,
     do_issue_backup_codes,
     do_reauthenticate,
+    do_set_language,
     do_start_totp_enrolment,
 )
 from accounts.authentication import record_csrf_failure
-from accounts.forms import OTP_REFUSED, OneTimePasswordForm, SignInForm
+from accounts.forms import OTP_REFUSED, LanguageForm, OneTimePasswordForm, SignInForm
+from accounts.language import tenant_languages
 from accounts.middleware import DEFAULT_IDLE_MINUTES
 from accounts.otp import has_second_factor, verify_fresh_otp
 from accounts.sessions import absolute_seconds_left, idle_seconds_left
@@ -52,6 +56,14 @@ class SignInView(auth_views.LoginView):
                 nimbus_user=user,
             )
         return super().form_invalid(form)
+
+    def form_valid(self, form: SignInForm) -> HttpResponse:  # type: ignore[override]
+        response = super().form_valid(form)
+        # Kept in the cookie too, so the sign-in page after a sign-out
+        # speaks the language the user chose; no choice keeps the switcher's.
+        if language := form.get_user().language:
+            remember_language(response, language)
+        return response
 
 
 class SignOutView(auth_views.LogoutView):
@@ -96,6 +108,43 @@ def _base32_secret(key: bytes) -> str:
     return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
 
 
+def remember_language(response: HttpResponse, language: str) -> None:
+    if not language:
+        response.delete_cookie(
+            settings.LANGUAGE_COOKIE_NAME, samesite=settings.LANGUAGE_COOKIE_SAMESITE
+        )
+        return
+    response.set_cookie(
+        settings.LANGUAGE_COOKIE_NAME,
+        language,
+        max_age=settings.LANGUAGE_COOKIE_AGE,
+        secure=settings.LANGUAGE_COOKIE_SECURE,
+        httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+        samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+    )
+
+
+@require_POST
+def set_language(request: HttpRequest) -> HttpResponse:
+    """The language picker (security page) and the switcher of signed-out pages.
+
+    Only the tenant's languages are accepted. A signed-in user's choice is
+    saved on the account; everyone's is kept in the language cookie.
+    """
+    languages = tenant_languages(getattr(request, "tenant", None))
+    form = LanguageForm(request.POST, languages=languages)
+    response = redirect(_safe_next(request))
+    if not form.is_valid():
+        messages.error(request, _("This language is not offered here."))
+        return response
+
+    language = form.cleaned_data["language"]
+    if request.user.is_authenticated:
+        do_set_language(request, request.user, language)  # type: ignore[arg-type]
+    remember_language(response, language)
+    return response
+
+
 @otp_required
 @require_http_methods(["GET", "POST"])
 def security(request: HttpRequest) -> HttpResponse:
@@ -107,7 +156,12 @@ def security(request: HttpRequest) -> HttpResponse:
             codes = do_issue_backup_codes(request.user, request=request)  # type: ignore[arg-type]
             return render(request, "accounts/backup_codes.html", {"codes": codes})
         form.add_error("otp_token", OTP_REFUSED)
-    return render(request, "accounts/security.html", {"form": form})
+    language_form = LanguageForm(
+        initial={"language": request.user.language},  # type: ignore[union-attr]
+        languages=tenant_languages(getattr(request, "tenant", None)),
+    )
+    context = {"form": form, "language_form": language_form}
+    return render(request, "accounts/security.html", context)
 
 
 @otp_required

@@ -22,6 +22,7 @@ from config.env import (
     redis_tls_from_url,
 )
 from config.logs import logging_config
+from config.storage import storage_setting
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("NIMBUS_VAR_DIR", str(BASE_DIR / "var")))
@@ -89,6 +90,8 @@ TENANT_APPS = [
     "grants",
     "patients",
     "referrals",
+    "reading",
+    "helpdesk",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [
     app for app in TENANT_APPS if app not in SHARED_APPS
@@ -116,6 +119,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "accounts.language.UserLanguageMiddleware",
     "accounts.middleware.RequireVerifiedUserMiddleware",
     "grants.middleware.HelpdeskReadOnlyMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -136,6 +140,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "accounts.language.offered_languages",
             ],
         },
     },
@@ -298,6 +303,7 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    LANGUAGE_COOKIE_SECURE = True
     # __Host- cookies are refused by browsers unless Secure, for "/", and
     # without a Domain: no sibling host (another tenant) can set or shadow them.
     SESSION_COOKIE_NAME = "__Host-nimbus_session"
@@ -335,6 +341,12 @@ LANGUAGES = [
     ("nl", _("Dutch")),
 ]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Nimbus's English is British: dates day first (config/formats/en).
+FORMAT_MODULE_PATH = ["config.formats"]
+LANGUAGE_COOKIE_NAME = "nimbus_language"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = env_str("NIMBUS_TIME_ZONE", "Europe/Brussels")
 USE_I18N = True
 USE_TZ = True
@@ -346,7 +358,11 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-NIMBUS_STORAGE_DIR = Path(env_str("NIMBUS_STORAGE", str(VAR_DIR / "storage")))
+# A folder, or s3://bucket[/prefix] with NIMBUS_S3_* (config/storage.py).
+NIMBUS_STORAGE = env_str("NIMBUS_STORAGE", str(VAR_DIR / "storage"))
+NIMBUS_STORAGE_DIR = (
+    None if NIMBUS_STORAGE.startswith("s3://") else Path(NIMBUS_STORAGE)
+)
 NIMBUS_SPOOL_DIR = Path(env_str("NIMBUS_SPOOL", str(VAR_DIR / "spool")))
 # Off only where losing the last seconds of received images on a power cut
 # is acceptable (benchmarks against archives that do not fsync, test rigs).
@@ -356,10 +372,7 @@ NIMBUS_SPOOL_FSYNC = env_bool("NIMBUS_SPOOL_FSYNC", True)
 # instance can wait after the fault is about twice this.
 NIMBUS_SPOOL_SWEEP_SECONDS = env_int("NIMBUS_SPOOL_SWEEP_SECONDS", 60)
 STORAGES = {
-    "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(NIMBUS_STORAGE_DIR)},
-    },
+    "default": storage_setting(NIMBUS_STORAGE, VAR_DIR),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
@@ -510,6 +523,18 @@ if (
     )
 CELERY_BEAT_SCHEDULE["record-expired-helpdesk-grants"] = {
     "task": "grants.record_expired",
+    "schedule": 60.0,
+}
+# Helpdesk console: a spooled file older than this counts as a stuck ingest;
+# an MFA reset waits this long for the tenant administrator, then lapses.
+NIMBUS_HELPDESK_STUCK_MINUTES = env_int("NIMBUS_HELPDESK_STUCK_MINUTES", 15)
+NIMBUS_MFA_RESET_HOURS = env_int("NIMBUS_MFA_RESET_HOURS", 24)
+if min(NIMBUS_HELPDESK_STUCK_MINUTES, NIMBUS_MFA_RESET_HOURS) < 1:
+    raise ImproperlyConfigured(
+        "NIMBUS_HELPDESK_STUCK_MINUTES and NIMBUS_MFA_RESET_HOURS must be at least 1."
+    )
+CELERY_BEAT_SCHEDULE["record-expired-mfa-resets"] = {
+    "task": "helpdesk.record_expired_resets",
     "schedule": 60.0,
 }
 
