@@ -22,7 +22,6 @@ from config.env import (
     redis_tls_from_url,
 )
 from config.logs import logging_config
-from config.storage import storage_setting
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("NIMBUS_VAR_DIR", str(BASE_DIR / "var")))
@@ -90,8 +89,6 @@ TENANT_APPS = [
     "grants",
     "patients",
     "referrals",
-    "reading",
-    "helpdesk",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [
     app for app in TENANT_APPS if app not in SHARED_APPS
@@ -358,11 +355,7 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# A folder, or s3://bucket[/prefix] with NIMBUS_S3_* (config/storage.py).
-NIMBUS_STORAGE = env_str("NIMBUS_STORAGE", str(VAR_DIR / "storage"))
-NIMBUS_STORAGE_DIR = (
-    None if NIMBUS_STORAGE.startswith("s3://") else Path(NIMBUS_STORAGE)
-)
+NIMBUS_STORAGE_DIR = Path(env_str("NIMBUS_STORAGE", str(VAR_DIR / "storage")))
 NIMBUS_SPOOL_DIR = Path(env_str("NIMBUS_SPOOL", str(VAR_DIR / "spool")))
 # Off only where losing the last seconds of received images on a power cut
 # is acceptable (benchmarks against archives that do not fsync, test rigs).
@@ -372,7 +365,10 @@ NIMBUS_SPOOL_FSYNC = env_bool("NIMBUS_SPOOL_FSYNC", True)
 # instance can wait after the fault is about twice this.
 NIMBUS_SPOOL_SWEEP_SECONDS = env_int("NIMBUS_SPOOL_SWEEP_SECONDS", 60)
 STORAGES = {
-    "default": storage_setting(NIMBUS_STORAGE, VAR_DIR),
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(NIMBUS_STORAGE_DIR)},
+    },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
@@ -523,18 +519,6 @@ if (
     )
 CELERY_BEAT_SCHEDULE["record-expired-helpdesk-grants"] = {
     "task": "grants.record_expired",
-    "schedule": 60.0,
-}
-# Helpdesk console: a spooled file older than this counts as a stuck ingest;
-# an MFA reset waits this long for the tenant administrator, then lapses.
-NIMBUS_HELPDESK_STUCK_MINUTES = env_int("NIMBUS_HELPDESK_STUCK_MINUTES", 15)
-NIMBUS_MFA_RESET_HOURS = env_int("NIMBUS_MFA_RESET_HOURS", 24)
-if min(NIMBUS_HELPDESK_STUCK_MINUTES, NIMBUS_MFA_RESET_HOURS) < 1:
-    raise ImproperlyConfigured(
-        "NIMBUS_HELPDESK_STUCK_MINUTES and NIMBUS_MFA_RESET_HOURS must be at least 1."
-    )
-CELERY_BEAT_SCHEDULE["record-expired-mfa-resets"] = {
-    "task": "helpdesk.record_expired_resets",
     "schedule": 60.0,
 }
 
