@@ -22,6 +22,7 @@ from config.env import (
     redis_tls_from_url,
 )
 from config.logs import logging_config
+from config.storage import storage_setting
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("NIMBUS_VAR_DIR", str(BASE_DIR / "var")))
@@ -355,7 +356,11 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-NIMBUS_STORAGE_DIR = Path(env_str("NIMBUS_STORAGE", str(VAR_DIR / "storage")))
+# A folder, or s3://bucket[/prefix] with NIMBUS_S3_* (config/storage.py).
+NIMBUS_STORAGE = env_str("NIMBUS_STORAGE", str(VAR_DIR / "storage"))
+NIMBUS_STORAGE_DIR = (
+    None if NIMBUS_STORAGE.startswith("s3://") else Path(NIMBUS_STORAGE)
+)
 NIMBUS_SPOOL_DIR = Path(env_str("NIMBUS_SPOOL", str(VAR_DIR / "spool")))
 # Off only where losing the last seconds of received images on a power cut
 # is acceptable (benchmarks against archives that do not fsync, test rigs).
@@ -365,10 +370,7 @@ NIMBUS_SPOOL_FSYNC = env_bool("NIMBUS_SPOOL_FSYNC", True)
 # instance can wait after the fault is about twice this.
 NIMBUS_SPOOL_SWEEP_SECONDS = env_int("NIMBUS_SPOOL_SWEEP_SECONDS", 60)
 STORAGES = {
-    "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(NIMBUS_STORAGE_DIR)},
-    },
+    "default": storage_setting(NIMBUS_STORAGE, VAR_DIR),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
