@@ -6,11 +6,11 @@ from reporting.models import PickList, ReportMacro, ReportTemplate, StudyReferra
 
 @admin.register(ReportTemplate)
 class ReportTemplateAdmin(admin.ModelAdmin):
-    list_display = ("name", "modality", "body_part", "active", "updated_at")
-    list_filter = ("modality", "active")
+    list_display = ("name", "modality", "body_part", "language", "active", "updated_at")
+    list_filter = ("modality", "language", "active")
     search_fields = ("name", "body_part")
     fieldsets = (
-        (None, {"fields": ("name", "modality", "body_part", "active")}),
+        (None, {"fields": ("name", "modality", "body_part", "language", "active")}),
         (
             _("Sections"),
             {

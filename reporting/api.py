@@ -3,6 +3,7 @@
 from functools import partial
 from typing import Any
 
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -440,9 +441,12 @@ class TemplatesView(ReportAPIView):
                 "name": template.name,
                 "modality": template.modality,
                 "body_part": template.body_part,
+                "language": template.language,
                 "text": selectors.render_template(template),
             }
-            for template in selectors.templates_for_study(study)
+            for template in selectors.templates_for_study(
+                study, translation.get_language()
+            )
         ]
         return Response(TemplateSerializer(templates, many=True).data)
 

@@ -247,6 +247,16 @@ class ReportTemplate(models.Model):
         blank=True,
         help_text=_("DICOM Body Part Examined, e.g. CHEST. Empty: any body part."),
     )
+    language = models.CharField(
+        _("language"),
+        max_length=8,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text=_(
+            "Language the template is written in; the editor offers templates "
+            "in the reader's language first. Empty: any language."
+        ),
+    )
     clinical_information = models.TextField(_("clinical information"), blank=True)
     technique = models.TextField(_("technique"), blank=True)
     comparison = models.TextField(_("comparison"), blank=True)

@@ -4,10 +4,10 @@ import difflib
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import Q, QuerySet
+from django.db.models import Case, Q, QuerySet, Value, When
 from django.http import Http404
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_tenants.utils import schema_context
@@ -253,8 +253,12 @@ SECTIONS = (
 EMPTY_FIELD = "[[ ]]"
 
 
-def templates_for_study(study: Study) -> QuerySet[ReportTemplate]:
-    """Active templates whose modality and body part fit the study (or any)."""
+def templates_for_study(study: Study, language: str = "") -> QuerySet[ReportTemplate]:
+    """Active templates whose modality and body part fit the study (or any).
+
+    Those written in ``language`` come first, then those of any language,
+    then the others.
+    """
     series = Series.objects.filter(study=study)
     modalities = set(study.modality_list) | set(
         series.exclude(modality="").values_list("modality", flat=True)
@@ -264,19 +268,32 @@ def templates_for_study(study: Study) -> QuerySet[ReportTemplate]:
             "body_part_examined", flat=True
         )
     )
-    return ReportTemplate.objects.filter(
+    fitting = ReportTemplate.objects.filter(
         Q(modality="") | Q(modality__in=modalities),
         Q(body_part="") | Q(body_part__in=[b.upper() for b in body_parts]),
         active=True,
     )
+    rank = Case(
+        When(language=language, then=Value(0)),
+        When(language="", then=Value(1)),
+        default=Value(2),
+    )
+    return fitting.annotate(language_rank=rank).order_by(
+        "language_rank", *ReportTemplate._meta.ordering
+    )
 
 
 def render_template(template: ReportTemplate) -> str:
-    """The template as report text: a heading per section, each with a field."""
+    """The template as report text: a heading per section, each with a field.
+
+    The headings are in the template's language, so a French template reads
+    French throughout whoever inserts it.
+    """
     parts = []
-    for field, heading in SECTIONS:
-        body = getattr(template, field).strip() or EMPTY_FIELD
-        parts.append(f"{str(heading).upper()}:\n{body}")
+    with translation.override(template.language or translation.get_language()):
+        for field, heading in SECTIONS:
+            body = getattr(template, field).strip() or EMPTY_FIELD
+            parts.append(f"{str(heading).upper()}:\n{body}")
     return "\n\n".join(parts) + "\n"
 
 

@@ -131,6 +131,9 @@ class TemplateSerializer(serializers.Serializer[None]):
     name = serializers.CharField()
     modality = serializers.CharField(allow_blank=True)
     body_part = serializers.CharField(allow_blank=True)
+    language = serializers.CharField(
+        allow_blank=True, help_text="Language code of the text; empty: any."
+    )
     text = serializers.CharField(help_text="Sections with [[field]] placeholders.")
 
 

@@ -431,7 +431,9 @@ async function loadTemplates() {
   const result = await callApi(`${apiUrl}/templates`, "GET");
   if (!result.ok) return;
   for (const template of result.data) {
-    const option = new Option(template.name, String(template.id));
+    const label = template.language ? `${template.name} (${template.language.toUpperCase()})` : template.name;
+    const option = new Option(label, String(template.id));
+    if (template.language) option.lang = template.language;
     option.dataset.text = template.text;
     select.append(option);
   }

@@ -1,0 +1,59 @@
+import pytest
+from django.test import Client
+from django.utils import translation
+
+from accounts.models import User
+from pacs.models import Study
+from reporting.models import ReportTemplate
+from reporting.selectors import render_template
+
+pytestmark = pytest.mark.django_db
+
+
+def templates_url(study: Study) -> str:
+    return f"/api/studies/{study.study_instance_uid}/report/templates"
+
+
+@pytest.fixture
+def chest_templates(tenant_a) -> None:  # type: ignore[no-untyped-def]
+    ReportTemplate.objects.create(name="Chest", modality="CT", language="en")
+    ReportTemplate.objects.create(name="Thorax", modality="CT", language="fr")
+    ReportTemplate.objects.create(name="Thorax", modality="CT", language="de")
+    ReportTemplate.objects.create(name="Any", modality="CT")
+
+
+def test_it_offers_the_readers_language_first_then_any_then_the_rest(
+    client_a: Client, radiologist: User, study: Study, chest_templates: None
+) -> None:
+    radiologist.language = "fr"
+    radiologist.save()
+
+    offered = client_a.get(templates_url(study)).json()
+
+    assert [(t["name"], t["language"]) for t in offered] == [
+        ("Thorax", "fr"),
+        ("Any", ""),
+        ("Chest", "en"),
+        ("Thorax", "de"),
+    ]
+
+
+def test_it_follows_the_browsers_language_without_a_choice_of_the_reader(
+    client_a: Client, study: Study, chest_templates: None
+) -> None:
+    offered = client_a.get(templates_url(study), HTTP_ACCEPT_LANGUAGE="de").json()
+
+    assert offered[0]["language"] == "de"
+
+
+def test_a_template_keeps_the_headings_of_its_own_language(tenant_a) -> None:  # type: ignore[no-untyped-def]
+    dutch = ReportTemplate(name="Thorax", language="nl", findings="Geen afwijkingen.")
+    open_to_all = ReportTemplate(name="Any")
+
+    with translation.override("de"):
+        dutch_text = render_template(dutch)
+        any_text = render_template(open_to_all)
+
+    assert dutch_text.splitlines()[0] == "KLINISCHE GEGEVENS:"
+    assert "BEVINDINGEN:\nGeen afwijkingen." in dutch_text
+    assert any_text.splitlines()[0] == "KLINISCHE ANGABEN:"
