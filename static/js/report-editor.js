@@ -161,7 +161,7 @@ function renderStatus(state) {
   signedLine.textContent = signed
     ? format(strings.signed_by, {
         user: state.signed_by,
-        date: state.signed_at ? new Date(state.signed_at).toLocaleString() : "",
+        date: state.signed_at ? new Date(state.signed_at).toLocaleString(document.documentElement.lang) : "",
       })
     : "";
 }
@@ -330,7 +330,7 @@ function renderCritical(critical) {
     critical.acknowledged_at
       ? format(strings.critical_acknowledged, {
           user: critical.acknowledged_by,
-          date: new Date(critical.acknowledged_at).toLocaleString(),
+          date: new Date(critical.acknowledged_at).toLocaleString(document.documentElement.lang),
         })
       : strings.critical_waiting,
   );
@@ -351,7 +351,7 @@ function renderAddenda(state) {
         const heading = document.createElement("h3");
         heading.textContent = `${format(strings.addendum_heading, { number: addendum.number })} (${format(
           strings.addendum_signed,
-          { user: addendum.signed_by, date: new Date(addendum.signed_at).toLocaleString() },
+          { user: addendum.signed_by, date: new Date(addendum.signed_at).toLocaleString(document.documentElement.lang) },
         )})`;
         const body = document.createElement("p");
         body.textContent = addendum.text;

@@ -11,8 +11,14 @@ export function format(template, values) {
     .replace(/%%/g, "%");
 }
 
+// Measurements in the page's language: 12.5 in English, 12,5 in French.
+const numberFormats = new Map();
 export function number(value, digits = 1) {
-  return Number(value).toFixed(digits);
+  if (!numberFormats.has(digits)) {
+    const options = { minimumFractionDigits: digits, maximumFractionDigits: digits };
+    numberFormats.set(digits, new Intl.NumberFormat(document.documentElement.lang || undefined, options));
+  }
+  return numberFormats.get(digits).format(Number(value));
 }
 
 export function seriesUrl(studyUid, seriesUid) {

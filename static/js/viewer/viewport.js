@@ -4,7 +4,7 @@
 // placed by one matrix (geometry.js), so zoom, pan, rotation and flips move
 // both together and a pointer maps back to the same image pixel.
 
-import { config, format, getJson, labels, seriesUrl } from "./config.js";
+import { config, format, getJson, labels, number, seriesUrl } from "./config.js";
 import {
   FrameLoader,
   LatestOnly,
@@ -438,7 +438,7 @@ export class Viewport {
       : "";
     this.overlay.location.textContent = image.slice_position === null
       ? ""
-      : format(labels.location, { mm: image.slice_position.toFixed(1) });
+      : format(labels.location, { mm: number(image.slice_position) });
   }
 
   setWindowOverlay() {
@@ -449,7 +449,7 @@ export class Viewport {
   }
 
   setFps(fps) {
-    this.overlay.fps.textContent = fps ? format(labels.fps, { fps: fps.toFixed(1) }) : "";
+    this.overlay.fps.textContent = fps ? format(labels.fps, { fps: number(fps) }) : "";
   }
 
   setKey(on) {
