@@ -18,6 +18,7 @@ urlpatterns = [
     path("dicomweb/", include("pacs.dicomweb.urls")),
     path("helpdesk/audit/", include("audit.urls")),
     path("grants/", include("grants.urls")),
+    path("reading/", include("reading.urls")),
     path("", include("patients.urls")),
     path("admin/", admin.site.urls),
 ]

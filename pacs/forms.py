@@ -2,7 +2,14 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from pacs.models import ReadingStatus
-from pacs.selectors import WORKLIST_SORTS, WorklistFilter
+from pacs.selectors import (
+    QUEUE_MINE,
+    QUEUE_MY_GROUPS,
+    QUEUE_UNASSIGNED,
+    WORKLIST_SORTS,
+    WorklistFilter,
+)
+from reading.models import Priority
 
 
 class WorklistFilterForm(forms.Form):
@@ -22,6 +29,22 @@ class WorklistFilterForm(forms.Form):
         required=False,
         choices=[("", _("Any status")), *ReadingStatus.choices],
     )
+    queue = forms.ChoiceField(
+        label=_("Queue"),
+        required=False,
+        choices=[
+            ("", _("All studies")),
+            (QUEUE_MINE, _("Mine")),
+            (QUEUE_MY_GROUPS, _("My groups")),
+            (QUEUE_UNASSIGNED, _("Unassigned")),
+        ],
+    )
+    priority = forms.ChoiceField(
+        label=_("Priority"),
+        required=False,
+        choices=[("", _("Any priority")), *Priority.choices],
+    )
+    overdue = forms.BooleanField(label=_("Overdue only"), required=False)
     sort = forms.ChoiceField(
         required=False,
         choices=[(k, k) for key in WORKLIST_SORTS for k in (key, "-" + key)],
@@ -37,5 +60,8 @@ class WorklistFilterForm(forms.Form):
             date_to=data.get("date_to"),
             modality=data.get("modality", ""),
             status=data.get("status", ""),
-            sort=data.get("sort") or "-date",
+            queue=data.get("queue", ""),
+            priority=data.get("priority", ""),
+            overdue=bool(data.get("overdue")),
+            sort=data.get("sort") or "priority",
         )

@@ -3,9 +3,12 @@
 import datetime
 from dataclasses import dataclass
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
+from django.utils import timezone
 
+from accounts.models import User
 from pacs.models import ReadingStatus, Study
+from reading.models import PRIORITY_RANK, ReadingGroup
 
 # Sort keys the worklist offers, mapped to columns; anything else is ignored.
 WORKLIST_SORTS = {
@@ -17,7 +20,14 @@ WORKLIST_SORTS = {
     "description": ("study_description",),
     "status": ("reading_status",),
     "received": ("received_at",),
+    # The reading queue's order: most pressing first, then soonest due.
+    "priority": ("priority_rank", "reading__due_at"),
 }
+
+# Queue filters of the worklist (reading/): whose studies to show.
+QUEUE_MINE = "mine"
+QUEUE_MY_GROUPS = "groups"
+QUEUE_UNASSIGNED = "unassigned"
 
 
 @dataclass(frozen=True)
@@ -28,10 +38,15 @@ class WorklistFilter:
     date_to: datetime.date | None = None
     modality: str = ""
     status: str = ""
-    sort: str = "-date"
+    queue: str = ""
+    priority: str = ""
+    overdue: bool = False
+    sort: str = "priority"
 
 
-def worklist(studies: QuerySet[Study], query: WorklistFilter) -> QuerySet[Study]:
+def worklist(
+    studies: QuerySet[Study], query: WorklistFilter, user: User | None = None
+) -> QuerySet[Study]:
     if query.patient_name:
         # PN components are separated by ^ in storage; users type spaces.
         for part in query.patient_name.replace("^", " ").split():
@@ -52,6 +67,7 @@ def worklist(studies: QuerySet[Study], query: WorklistFilter) -> QuerySet[Study]
         )
     if query.status in ReadingStatus.values:
         studies = studies.filter(reading_status=query.status)
+    studies = _reading_queue(studies, query, user)
 
     descending = query.sort.startswith("-")
     columns = WORKLIST_SORTS.get(query.sort.lstrip("-"), WORKLIST_SORTS["date"])
@@ -62,4 +78,57 @@ def worklist(studies: QuerySet[Study], query: WorklistFilter) -> QuerySet[Study]
         else F(column).asc(nulls_last=True)
         for column in columns
     ]
-    return studies.select_related("patient").order_by(*order, "-received_at")
+    return studies.select_related(
+        "patient",
+        "reading__assigned_radiologist",
+        "reading__assigned_group",
+        "reading__claimed_by",
+    ).order_by(*order, "-received_at")
+
+
+def _reading_queue(
+    studies: QuerySet[Study], query: WorklistFilter, user: User | None
+) -> QuerySet[Study]:
+    """Queue filters, and what the worklist shows of each study's place in it."""
+    now = timezone.now()
+    studies = studies.annotate(
+        priority_rank=Case(
+            *(
+                When(reading__priority=p, then=Value(r))
+                for p, r in PRIORITY_RANK.items()
+            ),
+            default=Value(PRIORITY_RANK["routine"]),
+            output_field=IntegerField(),
+        ),
+        is_overdue=Case(
+            When(
+                Q(reading__due_at__lt=now) & ~Q(reading_status=ReadingStatus.SIGNED),
+                then=Value(True),
+            ),
+            default=Value(False),
+        ),
+    )
+    if query.priority:
+        studies = studies.filter(reading__priority=query.priority)
+    if query.overdue:
+        studies = studies.filter(is_overdue=True)
+    if user is None or not query.queue:
+        return studies
+    if query.queue == QUEUE_MINE:
+        return studies.filter(
+            Q(reading__assigned_radiologist=user) | Q(reading__claimed_by=user)
+        )
+    if query.queue == QUEUE_MY_GROUPS:
+        # A subquery, not a join on members: a join repeats rows.
+        return studies.filter(
+            reading__assigned_group__in=ReadingGroup.objects.filter(members=user)
+        )
+    if query.queue == QUEUE_UNASSIGNED:
+        return studies.filter(
+            Q(reading__isnull=True)
+            | Q(
+                reading__assigned_radiologist__isnull=True,
+                reading__assigned_group__isnull=True,
+            )
+        )
+    return studies

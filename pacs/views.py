@@ -3,11 +3,13 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from accounts.models import User
 from audit.actions import do_record_event
 from audit.models import EventType
 from pacs.access import studies_for
 from pacs.forms import WorklistFilterForm
 from pacs.selectors import worklist
+from reading.selectors import is_tenant_admin
 from referrals.selectors import is_referrer
 
 PAGE_SIZE = 50
@@ -15,13 +17,14 @@ PAGE_SIZE = 50
 
 @login_required
 def worklist_view(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
     # The tenant host's home is the referrer's portal: their shared studies.
-    if is_referrer(request.user):  # type: ignore[arg-type]
+    if is_referrer(user):
         return redirect("referrals:home")
 
     form = WorklistFilterForm(request.GET or None)
     query = form.to_filter()
-    studies = worklist(studies_for(request.user), query)
+    studies = worklist(studies_for(user), query, user)
     page = Paginator(studies, PAGE_SIZE).get_page(request.GET.get("page"))
     do_record_event(
         EventType.WORKLIST_SEARCHED,
@@ -36,6 +39,11 @@ def worklist_view(request: HttpRequest) -> HttpResponse:
             "page": page,
             "sort": query.sort,
             "query_string": _without(request, "sort", "page"),
+            # Only radiologists work the queue; helpdesk staff reading under
+            # a grant see the studies, not who reads them.
+            "shows_queue": user.reads_studies,
+            "manages_queue": is_tenant_admin(user),
+            "next": request.get_full_path(),
         },
     )
 

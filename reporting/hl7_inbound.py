@@ -17,7 +17,8 @@ order control in ORC-1 (``NW``, ``XO``, ``SC`` schedule or update the order,
 ``CA``, ``DC``, ``OC`` cancel it); placer and filler order numbers in ORC-2
 and ORC-3 (OBR-2, OBR-3 when empty); procedure text in OBR-4 component 2;
 scheduled time in TQ1-7, else OBR-27 component 4, else OBR-7; referring
-physician in OBR-16 (else ORC-12).
+physician in OBR-16 (else ORC-12); priority in TQ1-9, else OBR-27 or ORC-7
+component 6.
 
 Every message gets an original-mode acknowledgement (HL7 v2.5.1 section
 2.9.2): ``AA`` accepted, ``AE`` refused for its content (a required field
@@ -127,6 +128,8 @@ class OrderContent:
     modality: str
     scheduled_at: datetime.datetime | None
     referring_physician_name: str
+    # TQ1-9, else OBR-27.6, else ORC-7.6 (table 0485: S, A, R...); reading/ maps it.
+    priority: str = ""
 
     @property
     def cancels(self) -> bool:
@@ -276,6 +279,7 @@ def read_order(message: python_hl7.Message) -> OrderContent:
             first((tq1, 7, 1), (obr, 27, 4), (orc, 7, 4), (obr, 7, 1))
         ),
         referring_physician_name=_referrer(message, obr, orc),
+        priority=first((tq1, 9, 1), (obr, 27, 6), (orc, 7, 6))[:8],
     )
 
 

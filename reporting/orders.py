@@ -13,6 +13,7 @@ from django.db import transaction
 from audit.actions import do_record_event
 from audit.models import EventType
 from pacs.models import OrderStatus, Patient, ScheduledStudy, Study
+from reading.actions import do_note_order_priority
 from reporting.hl7_inbound import (
     AckCode,
     ErrorCode,
@@ -57,6 +58,7 @@ def do_receive_order(order: OrderContent) -> ScheduledStudy | None:
             _update(order, scheduled)
             action = "updated"
         _record(order, scheduled.study, action)
+        do_note_order_priority(scheduled.study, order.priority)
     logger.info(
         "order %s %s for study %s",
         order.header.message_control_id,
