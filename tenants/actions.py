@@ -1,9 +1,30 @@
-"""Creating tenants: the one write path used by the admin's command-line twin."""
+"""Tenants' lifecycle: onboarding, suspension, export and deletion.
+
+The one write path of the platform admin and its command-line twins.
+"""
 
 import logging
+import secrets
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
 
-from tenants.models import Domain, Tenant
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import formats
+from django.utils.translation import gettext as _
+from django_tenants.utils import schema_context
+
+from accounts.models import Role, User
+from audit.actions import do_record_event
+from audit.models import EventType, Outcome
+from pacs.models import Instance, RemoteApplicationEntity
+from tenants import checklist, exports, selectors
+from tenants.connection_checks import CheckResult
+from tenants.models import Domain, Tenant, TenantExport
 
 logger = logging.getLogger(__name__)
 
@@ -24,11 +45,15 @@ class TenantSpec:
     ris_tls_ca_file: str | None = None
     ris_tls_cert_file: str | None = None
     ris_tls_key_file: str | None = None
+    idle_timeout_minutes: int | None = None
+    retention_days: int | None = None
+    # The first is the default; an empty tuple offers every language.
+    languages: tuple[str, ...] | None = None
 
 
 def do_ensure_public_tenant(domain: str = "localhost") -> Tenant:
     """The public schema's row, so that the bare host reaches the platform admin."""
-    tenant, _ = Tenant.objects.get_or_create(
+    tenant, _created = Tenant.objects.get_or_create(
         schema_name=PUBLIC_SCHEMA,
         defaults={"name": "Nimbus platform", "ae_title": "NIMBUS_PUBLIC"},
     )
@@ -50,9 +75,8 @@ def do_create_tenant(spec: TenantSpec) -> tuple[Tenant, bool]:
         .values_list("domain", flat=True)
     )
     if taken:
-        raise ValueError(
-            f"Domain {', '.join(taken)} already belongs to another tenant."
-        )
+        message = _("Domain %(domains)s already belongs to another tenant.")
+        raise ValidationError({"domains": message % {"domains": ", ".join(taken)}})
 
     tenant = Tenant.objects.filter(schema_name=spec.schema).first()
     created = tenant is None
@@ -69,9 +93,13 @@ def do_create_tenant(spec: TenantSpec) -> tuple[Tenant, bool]:
         "ris_tls_ca_file",
         "ris_tls_cert_file",
         "ris_tls_key_file",
+        "idle_timeout_minutes",
+        "retention_days",
     ):
         if getattr(spec, field) is not None:
             setattr(tenant, field, getattr(spec, field))
+    if spec.languages is not None:
+        tenant.languages = list(spec.languages)
     tenant.full_clean(exclude=None if created else ["schema_name"])
     # save() creates the schema and migrates it when the tenant is new.
     tenant.save()
@@ -82,3 +110,263 @@ def do_create_tenant(spec: TenantSpec) -> tuple[Tenant, bool]:
         )
     logger.info("tenant %s %s", spec.schema, "created" if created else "updated")
     return tenant, created
+
+
+# --- Onboarding, suspension, export and deletion (issue 7 item 1) -----------
+
+
+@dataclass(frozen=True)
+class RemoteAESpec:
+    ae_title: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class OnboardingSpec:
+    tenant: TenantSpec
+    admin_username: str
+    admin_email: str
+    remote_aes: tuple[RemoteAESpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class Onboarded:
+    tenant: Tenant
+    admin: User
+    # Shown once to the platform admin who onboarded the tenant; never stored.
+    initial_password: str
+
+
+class TenantNotDeletable(Exception):
+    """Deletion refused; the message says why, for hospital IT."""
+
+
+@transaction.atomic
+def do_onboard_tenant(spec: OnboardingSpec, *, request: HttpRequest) -> Onboarded:
+    """Create a tenant with its schema, remote AEs and first administrator.
+
+    All or nothing: PostgreSQL creates the schema and its tables inside this
+    transaction, so a refusal halfway (a taken AE title, a bad remote AE)
+    leaves no schema, domain or user behind.
+    """
+    if Tenant.objects.filter(schema_name=spec.tenant.schema).exists():
+        raise ValidationError(
+            {"schema_name": _("A tenant with this schema already exists.")}
+        )
+    tenant, _created = do_create_tenant(spec.tenant)
+    _record_tenant_event(
+        EventType.TENANT_CHANGED,
+        request,
+        tenant,
+        detail={"created": True, "onboarded": True},
+    )
+
+    with schema_context(tenant.schema_name):
+        for remote in spec.remote_aes:
+            entity = RemoteApplicationEntity(
+                ae_title=remote.ae_title, host=remote.host, port=remote.port
+            )
+            entity.full_clean()
+            entity.save()
+        admin, password = _create_first_admin(spec, request)
+    return Onboarded(tenant=tenant, admin=admin, initial_password=password)
+
+
+def _create_first_admin(spec: OnboardingSpec, request: HttpRequest) -> tuple[User, str]:
+    # No authenticator yet: the first sign-in leads to enrolment and nowhere
+    # else (accounts.middleware), so the password alone opens nothing.
+    password = secrets.token_urlsafe(12)
+    admin = User(
+        username=spec.admin_username,
+        email=spec.admin_email,
+        role=Role.TENANT_ADMIN,
+        is_staff=True,
+    )
+    admin.set_password(password)
+    admin.full_clean()
+    admin.save()
+    do_record_event(
+        EventType.USER_CHANGED,
+        actor_username=request.user.get_username(),
+        object_type="user",
+        object_id=str(admin.pk),
+        detail={
+            "username": admin.username,
+            "role": Role.TENANT_ADMIN,
+            "created": True,
+        },
+    )
+    return admin, password
+
+
+def do_suspend_tenant(tenant: Tenant, *, request: HttpRequest) -> bool:
+    """Suspend a tenant: its hosts answer a notice, its AE title is rejected."""
+    return _set_active(tenant, False, EventType.TENANT_SUSPENDED, request)
+
+
+def do_reactivate_tenant(tenant: Tenant, *, request: HttpRequest) -> bool:
+    return _set_active(tenant, True, EventType.TENANT_REACTIVATED, request)
+
+
+@transaction.atomic
+def _set_active(
+    tenant: Tenant, active: bool, event_type: EventType, request: HttpRequest
+) -> bool:
+    """Returns whether the tenant changed; a repeat is neither saved nor audited."""
+    if tenant.is_active == active or tenant.schema_name == PUBLIC_SCHEMA:
+        return False
+    tenant.is_active = active
+    tenant.save(update_fields=["is_active"])
+    _record_tenant_event(event_type, request, tenant)
+    logger.info("tenant %s %s", tenant.schema_name, event_type.name.lower())
+    return True
+
+
+def do_check_tenant(tenant: Tenant, *, request: HttpRequest) -> list[CheckResult]:
+    """Run the onboarding checklist; one audit record per item."""
+    results = checklist.run(tenant, request.get_host())
+    for result in results:
+        _record_tenant_event(
+            EventType.TENANT_CONNECTION_CHECKED,
+            request,
+            tenant,
+            outcome=Outcome.SUCCESS if result.ok else Outcome.FAILURE,
+            detail={
+                "check": result.kind,
+                "target": result.target,
+                "detail": result.detail,
+            },
+        )
+    return results
+
+
+def do_export_tenant(tenant: Tenant, *, request: HttpRequest) -> TenantExport:
+    """Write the tenant's archive (DICOM files, reports, audit trail, manifest).
+
+    The export is recorded in the public schema only: a record in the
+    tenant's own trail would make the archive out of date at once.
+    """
+    covers_until = selectors.last_change(tenant)
+    written = exports.write_archive(tenant, export_dir())
+    with transaction.atomic():
+        export = TenantExport.objects.create(
+            tenant=tenant,
+            schema_name=tenant.schema_name,
+            path=str(written.path),
+            sha256=written.sha256,
+            size=written.size,
+            study_count=written.study_count,
+            instance_count=written.instance_count,
+            covers_until=covers_until,
+            created_by=request.user.get_username(),
+        )
+        _record_tenant_event(
+            EventType.TENANT_EXPORTED,
+            request,
+            tenant,
+            detail={
+                "export": export.pk,
+                "sha256": export.sha256,
+                "studies": export.study_count,
+                "instances": export.instance_count,
+            },
+        )
+    logger.info(
+        "tenant %s exported: %d studies, %d instances, %d bytes",
+        tenant.schema_name,
+        export.study_count,
+        export.instance_count,
+        export.size,
+    )
+    return export
+
+
+def export_dir() -> Path:
+    return Path(
+        getattr(settings, "NIMBUS_TENANT_EXPORT_DIR", None)
+        or Path(settings.VAR_DIR) / "tenant-exports"
+    )
+
+
+def deletion_refusal(tenant: Tenant, *, custody_handed_over: bool) -> str | None:
+    """Why the tenant may not be deleted now; None when it may.
+
+    The rules (docs/configuration.md, "Onboarding and offboarding"): the
+    tenant is suspended; an export exists that holds its last change and is
+    still intact on disk; and no study is within the retention period,
+    unless the export was handed over to the hospital, which then keeps it.
+    """
+    if tenant.is_active:
+        return _("Suspend the tenant first.")
+    export = selectors.latest_export(tenant)
+    if export is None:
+        return _("Export the tenant first.")
+    changed = selectors.last_change(tenant)
+    if changed is not None and (
+        export.covers_until is None or changed > export.covers_until
+    ):
+        return _("The tenant changed after its last export: export it again.")
+    if not exports.is_intact(Path(export.path), export.sha256):
+        return _("The last export is missing or damaged: export the tenant again.")
+    if selectors.under_retention(tenant) and not custody_handed_over:
+        ends = selectors.retention_ends_at(tenant)
+        return _(
+            "Studies are within the retention period until %(date)s. Delete now "
+            "only if the hospital has taken over the export."
+        ) % {"date": formats.date_format(ends, "DATE_FORMAT")}
+    return None
+
+
+def do_delete_tenant(
+    tenant: Tenant, *, request: HttpRequest, custody_handed_over: bool = False
+) -> None:
+    """Drop the tenant's schema, domains and stored files, after the checks."""
+    refusal = deletion_refusal(tenant, custody_handed_over=custody_handed_over)
+    if refusal is not None:
+        _record_tenant_event(
+            EventType.TENANT_DELETED,
+            request,
+            tenant,
+            outcome=Outcome.FAILURE,
+            detail={"refused": refusal},
+        )
+        raise TenantNotDeletable(refusal)
+
+    export = selectors.latest_export(tenant)
+    with schema_context(tenant.schema_name):
+        stored = list(Instance.objects.values_list("storage_path", flat=True))
+    with transaction.atomic():
+        _record_tenant_event(
+            EventType.TENANT_DELETED,
+            request,
+            tenant,
+            detail={
+                "export": export.pk if export else None,
+                "sha256": export.sha256 if export else "",
+                "custody_handed_over": custody_handed_over,
+                "instances": len(stored),
+            },
+        )
+        tenant.delete(force_drop=True)
+        # Files go only once the rows are gone for good: a failed drop
+        # leaves a tenant whose images are all still there.
+        transaction.on_commit(partial(exports.delete_stored_files, stored))
+    logger.info("tenant %s deleted", tenant.schema_name)
+
+
+def _record_tenant_event(
+    event_type: EventType,
+    request: HttpRequest,
+    tenant: Tenant,
+    **extra: Any,
+) -> None:
+    # Platform staff and their actions live in the public schema.
+    with schema_context(PUBLIC_SCHEMA):
+        do_record_event(
+            event_type,
+            request=request,
+            object_type="tenant",
+            object_id=tenant.schema_name,
+            **extra,
+        )

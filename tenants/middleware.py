@@ -5,8 +5,11 @@ from typing import Any
 
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django.utils import translation
 from django_tenants.middleware.main import TenantMainMiddleware
+from django_tenants.utils import get_public_schema_name
 
 from tenants.models import Domain, Tenant
 
@@ -30,6 +33,15 @@ class TenantByHostMiddleware(TenantMainMiddleware):
     @staticmethod
     def hostname_from_request(request: HttpRequest) -> str:
         return TenantMainMiddleware.hostname_from_request(request).lower()
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        refused = super().process_request(request)
+        if refused is not None:
+            return refused
+        tenant = request.tenant  # type: ignore[attr-defined]
+        if tenant.is_active or tenant.schema_name == get_public_schema_name():
+            return None
+        return suspended_response(request, tenant)
 
     def get_tenant(self, domain_model: Any, hostname: str) -> Tenant:
         now = time.monotonic()
@@ -61,3 +73,20 @@ def remembered_schema(hostname: str) -> str | None:
     if cached is None or cached[1] <= time.monotonic() or not cached[0].is_active:
         return None
     return str(cached[0].schema_name)
+
+
+def suspended_response(request: HttpRequest, tenant: Tenant) -> HttpResponse:
+    """A suspended tenant's hosts answer this page, and nothing else, with 503.
+
+    It comes before sessions and LocaleMiddleware: the language is the
+    browser's, and no session, user or patient data is looked at.
+    """
+    language = translation.get_language_from_request(request)
+    with translation.override(language):
+        page = render_to_string(
+            "tenants/suspended.html", {"tenant_name": tenant.name, "lang": language}
+        )
+    response = HttpResponse(page, status=503)
+    response["Cache-Control"] = "no-store"
+    response["Retry-After"] = "3600"
+    return response

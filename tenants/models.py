@@ -7,6 +7,8 @@ It is reached by host name over HTTP and by called AE title over DICOM.
 import re
 from pathlib import PurePosixPath
 
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -118,6 +120,27 @@ class Tenant(TenantMixin):
         validators=[MinValueValidator(1), MaxValueValidator(720)],
         help_text=_("A browser session without activity for this long is signed out."),
     )
+    languages = ArrayField(
+        models.CharField(max_length=8, choices=settings.LANGUAGES),
+        verbose_name=_("languages"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Languages offered to this tenant's users; the first is the default. "
+            "Empty: every language Nimbus has."
+        ),
+    )
+    # Ten years: the longest period most European hospitals keep diagnostic
+    # images of adults; a tenant sets its own (children's images often longer).
+    retention_days = models.PositiveIntegerField(
+        _("retention period (days)"),
+        default=3650,
+        validators=[MaxValueValidator(36500)],
+        help_text=_(
+            "Studies younger than this are kept: the tenant cannot be deleted "
+            "while it has one, unless its export was handed over to the hospital."
+        ),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -152,3 +175,39 @@ class Domain(DomainMixin):
     class Meta:
         verbose_name = _("domain")
         verbose_name_plural = _("domains")
+
+
+class TenantExport(models.Model):
+    """An archive of a tenant's studies, reports and audit trail.
+
+    Kept in the public schema, and kept after the tenant is deleted: it is
+    the proof of what was handed over.
+    """
+
+    tenant = models.ForeignKey(
+        Tenant,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="exports",
+        verbose_name=_("tenant"),
+    )
+    schema_name = models.CharField(_("schema"), max_length=63)
+    path = models.CharField(_("archive"), max_length=500)
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    size = models.PositiveBigIntegerField(_("size (bytes)"))
+    study_count = models.PositiveIntegerField(_("studies"))
+    instance_count = models.PositiveIntegerField(_("instances"))
+    # The tenant's last change that the archive holds; a later change means
+    # the archive is out of date and the tenant may not be deleted.
+    covers_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    created_by = models.CharField(_("created by"), max_length=150)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("tenant export")
+        verbose_name_plural = _("tenant exports")
+
+    def __str__(self) -> str:
+        return f"{self.schema_name} {self.created_at:%Y-%m-%d %H:%M}"

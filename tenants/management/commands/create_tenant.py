@@ -62,8 +62,8 @@ class Command(BaseCommand):
         )
         try:
             tenant, created = do_create_tenant(spec)
-        except (ValidationError, ValueError) as error:
-            raise CommandError(str(error)) from error
+        except ValidationError as error:
+            raise CommandError(" ".join(error.messages)) from error
         verb = "Created" if created else "Updated"
         self.stdout.write(
             f"{verb} tenant {tenant.schema_name} ({tenant.name}) "
