@@ -4,6 +4,7 @@ import datetime
 
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
@@ -52,7 +53,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
                 object_type="api",
                 detail={"reason": "invalid or revoked bearer token"},
             )
-            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+            raise exceptions.AuthenticationFailed(_("Invalid or revoked token."))
         return user, None
 
     def authenticate_header(self, request: Request) -> str:

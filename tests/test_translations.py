@@ -10,6 +10,11 @@ messages are also extracted from a copy of the code with the project's own
 command (``makemessages -d django --ignore=.venv --ignore=var
 --ignore=node_modules --ignore=tests --ignore=static``, GNU gettext's
 xgettext underneath) and compared with each catalogue.
+
+Nor can makemessages see a string nobody marked. So the templates (pages,
+e-mails, PDFs), the Python code (form and model labels, messages, error
+answers) and the JavaScript modules (which take every word from the page)
+are read for visible English left unmarked.
 """
 
 import ast
@@ -19,6 +24,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -310,3 +316,275 @@ def test_the_login_page_stays_english_without_a_language_preference(tenant_a):
 
     assert '<html lang="en">' in page
     assert "Sign in" in page
+
+
+# --- Visible text nobody marked for translation --------------------------------
+
+# A word as people read it: at least two letters, one of them lower case.
+# Acronyms (DICOM, PACS, HL7, CT) read the same in the four languages.
+WORD = re.compile(r"[^\W\d_]*[a-zà-ÿ][^\W\d_]*")
+# Units of the SI read the same too.
+SAME_IN_EVERY_LANGUAGE = {"Nimbus", "mm", "cm", "ms"}
+# Attributes whose value a person reads (or a screen reader says), and the
+# data-label-* attributes that hand translated words to JavaScript modules.
+TEXT_ATTRIBUTES = {"title", "placeholder", "alt", "aria-label", "label"}
+# Where JavaScript would put words of its own on the page.
+JS_VISIBLE_TEXT = re.compile(
+    r"(?:\.(?:textContent|innerText|title|placeholder|ariaLabel|alt)\s*\+?=\s*"
+    r"|\b(?:alert|confirm|prompt)\(\s*|new\s+Option\(\s*"
+    r"|setAttribute\(\s*[\"'](?:title|aria-label|placeholder|alt)[\"']\s*,\s*)"
+    r"([\"'`])((?:(?!\1).)*)\1"
+)
+# Python calls whose text reaches a person: form and model labels, flash
+# messages, validation and API errors. OpenAPI descriptions are for
+# developers and stay English.
+PY_ERRORS = {
+    "ValidationError",
+    "PermissionDenied",
+    "NotFound",
+    "ParseError",
+    "AuthenticationFailed",
+    "NotAuthenticated",
+}
+PY_TEXT_KEYWORDS = {"label", "help_text", "verbose_name", "verbose_name_plural"}
+PY_MESSAGES = {"debug", "info", "success", "warning", "error"}
+PY_ANSWER_KEYS = {"detail", "error", "message"}
+NOT_USER_CODE = {*MAKEMESSAGES_IGNORE, "locale", "__pycache__", "migrations"}
+
+
+def readable_words(text: str) -> list[str]:
+    return [
+        word
+        for word in WORD.findall(text)
+        if len(word) > 1 and word not in SAME_IN_EVERY_LANGUAGE
+    ]
+
+
+def project_files(suffixes: set[str], root: Path | None = None) -> list[Path]:
+    base = root or Path(settings.BASE_DIR)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = [
+            name
+            for name in dirnames
+            if name not in NOT_USER_CODE
+            and name != "tests"
+            and not name.startswith(".")
+        ]
+        found += [Path(dirpath, n) for n in filenames if Path(n).suffix in suffixes]
+    return sorted(found)
+
+
+def without_template_code(text: str) -> str:
+    """The template with Django's tags, variables and translated blocks blanked."""
+    for pattern in (
+        r"\{#.*?#\}",
+        r"\{%\s*comment\s*%\}.*?\{%\s*endcomment\s*%\}",
+        r"\{%\s*blocktrans(?:late)?\b.*?\{%\s*endblocktrans(?:late)?\s*%\}",
+        # CSS class names, not words.
+        r"\{%\s*block body_class\s*%\}.*?\{%\s*endblock",
+        r"\{%.*?%\}",
+        r"\{\{.*?\}\}",
+    ):
+        text = re.sub(pattern, " ", text, flags=re.DOTALL)
+    return text
+
+
+class VisibleText(HTMLParser):
+    """Text nodes and readable attributes, outside <script> and <style>."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.hidden += tag in {"script", "style"}
+        for name, value in attrs:
+            readable = name in TEXT_ATTRIBUTES or name.startswith("data-label")
+            if readable and value and readable_words(value):
+                self.found.append(f'{name}="{value.strip()}"')
+
+    def handle_endtag(self, tag: str) -> None:
+        self.hidden -= tag in {"script", "style"} and self.hidden > 0
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden and readable_words(data):
+            self.found.append(data.strip())
+
+
+def untranslated_template_text(source: str, suffix: str) -> list[str]:
+    text = without_template_code(source)
+    if suffix == ".txt":  # e-mails: every line is read
+        return [line.strip() for line in text.splitlines() if readable_words(line)]
+    parser = VisibleText()
+    parser.feed(text)
+    return parser.found
+
+
+def untranslated_js_text(source: str) -> list[str]:
+    found = []
+    for match in JS_VISIBLE_TEXT.finditer(source):
+        literal = re.sub(r"\$\{[^}]*\}", " ", match.group(2))
+        if readable_words(literal):
+            found.append(match.group(0))
+    return found
+
+
+def _is_prose(node: ast.expr) -> bool:
+    return (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and bool(readable_words(node.value))
+    )
+
+
+def _call_name(func: ast.expr) -> tuple[str, str]:
+    if isinstance(func, ast.Name):
+        return func.id, ""
+    if isinstance(func, ast.Attribute):
+        base = func.value.id if isinstance(func.value, ast.Name) else ""
+        return func.attr, base
+    return "", ""
+
+
+def untranslated_python_text(source: str) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name, base = _call_name(node.func)
+        args = node.args
+        texts = []
+        if name in PY_ERRORS and args:
+            texts.append(args[0])
+        if base == "messages" and name in PY_MESSAGES and len(args) > 1:
+            texts.append(args[1])
+        if base != "serializers" and not name.endswith("Serializer"):
+            texts += [k.value for k in node.keywords if k.arg in PY_TEXT_KEYWORDS]
+        if (
+            name in {"JsonResponse", "Response"}
+            and args
+            and isinstance(args[0], ast.Dict)
+        ):
+            texts += [
+                value
+                for key, value in zip(args[0].keys, args[0].values, strict=True)
+                if isinstance(key, ast.Constant) and key.value in PY_ANSWER_KEYS
+            ]
+        found += [f"line {n.lineno}: {n.value!r}" for n in texts if _is_prose(n)]  # type: ignore[attr-defined]
+    return found
+
+
+def where(path: Path) -> str:
+    return str(path.relative_to(settings.BASE_DIR))
+
+
+def test_every_visible_word_of_a_template_is_marked_for_translation():
+    templates = [
+        path
+        for path in project_files({".html", ".txt"})
+        if "templates" in path.relative_to(settings.BASE_DIR).parts
+    ]
+    assert len(templates) > 20, "the templates were not found"
+
+    unmarked = {
+        where(path): found
+        for path in templates
+        if (found := untranslated_template_text(path.read_text("utf-8"), path.suffix))
+    }
+    assert unmarked == {}
+
+
+def test_every_visible_python_string_is_marked_for_translation():
+    unmarked = {
+        where(path): found
+        for path in project_files({".py"})
+        if (found := untranslated_python_text(path.read_text("utf-8")))
+    }
+    assert unmarked == {}
+
+
+def test_javascript_modules_take_their_words_from_the_page():
+    modules = sorted((Path(settings.BASE_DIR) / "static" / "js").rglob("*.js"))
+    assert modules, "no JavaScript modules found"
+
+    unmarked = {
+        where(path): found
+        for path in modules
+        if (found := untranslated_js_text(path.read_text("utf-8")))
+    }
+    assert unmarked == {}
+
+
+@pytest.mark.parametrize(
+    ("source", "suffix"),
+    [
+        ("<p>Study date</p>", ".html"),
+        ('<button title="Close the viewer">×</button>', ".html"),
+        ('<input placeholder="{{ x }} Search">', ".html"),
+        ('<div data-label-start="Dictate"></div>', ".html"),
+        ("{% translate 'Code' %}\nValid for ten minutes.", ".txt"),
+    ],
+)
+def test_the_template_check_finds_english_nobody_marked(source, suffix):
+    assert untranslated_template_text(source, suffix) != []
+
+
+def test_the_template_check_lets_marked_text_and_code_pass():
+    source = (
+        "{% load i18n %}{% block body_class %}centered{% endblock %}"
+        '<p title="{% translate "Close" %}">{% translate "Study date" %} '
+        "{{ study.study_date|date:'SHORT_DATE_FORMAT' }} · DICOM · 3 mm</p>"
+        "{% blocktranslate with n=count %}{{ n }} images{% endblocktranslate %}"
+        '<script type="module">const word = "hidden";</script>Nimbus PACS'
+    )
+    assert untranslated_template_text(source, ".html") == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'label.textContent = "Saving…";',
+        "button.title = `Close ${name}`;",
+        'select.append(new Option("Any modality", ""));',
+        "alert('Request failed');",
+        'node.setAttribute("aria-label", "Next image");',
+    ],
+)
+def test_the_javascript_check_finds_words_of_its_own(source):
+    assert untranslated_js_text(source) != []
+
+
+def test_the_javascript_check_lets_words_from_the_page_pass():
+    source = (
+        "label.textContent = strings.saving;\n"
+        'cell.textContent = `${a} / ${b} · ${c}`;\nstate.textContent = "";'
+    )
+    assert untranslated_js_text(source) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'raise ValidationError("Give a date.")',
+        'messages.info(request, "Saved.")',
+        'name = forms.CharField(label="Name")',
+        'title = models.CharField(verbose_name="title")',
+        'return JsonResponse({"detail": "No such study."}, status=404)',
+        'raise exceptions.NotFound("No such report.")',
+    ],
+)
+def test_the_python_check_finds_english_nobody_marked(source):
+    assert untranslated_python_text(source) != []
+
+
+def test_the_python_check_lets_marked_and_machine_text_pass():
+    source = (
+        'raise ValidationError(_("Give a date."))\n'
+        'messages.info(request, _("Saved."))\n'
+        'return JsonResponse({"detail": _("No such study."), "code": "gone"})\n'
+        'text = serializers.CharField(help_text="Sections, for the OpenAPI schema.")\n'
+        'logger.info("Study %s indexed", uid)\n'
+    )
+    assert untranslated_python_text(source) == []
