@@ -69,6 +69,8 @@ SHARED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "channels",
+    # Public only: second opinions are read from the hosts of two tenants.
+    "collab",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -523,6 +525,11 @@ if (
 CELERY_BEAT_SCHEDULE["record-expired-helpdesk-grants"] = {
     "task": "grants.record_expired",
     "schedule": 60.0,
+}
+CELERY_BEAT_SCHEDULE["record-expired-second-opinions"] = {
+    "task": "collab.record_expired",
+    "schedule": 60.0,
+    "tenant_schemas": ["public"],
 }
 
 # --- E-mail (patient access codes) --------------------------------------------

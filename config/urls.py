@@ -18,6 +18,11 @@ urlpatterns = [
     path("dicomweb/", include("pacs.dicomweb.urls")),
     path("helpdesk/audit/", include("audit.urls")),
     path("grants/", include("grants.urls")),
+    path("second-opinions/", include("collab.urls")),
+    path(
+        "second-opinions/viewer/",
+        include("collab.urls_viewer", namespace="collab_viewer"),
+    ),
     path("reading/", include("reading.urls")),
     path("", include("patients.urls")),
     path("admin/", admin.site.urls),

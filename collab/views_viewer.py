@@ -1,0 +1,189 @@
+"""The viewer for a study shared in from another tenant (read-only).
+
+The page is the viewer's own template and script in their simplified mode;
+its URLs are this module's, under the instance namespace ``collab_viewer``
+of the viewer's URL names, so the template's ``{% url 'viewer:...' %}``
+tags resolve here. Each request loads the open share of the study for the
+signed-in member of its group (collab.access) and reads the study's rows
+and frames from the owner's schema. No frame gets a fast-path grant: every
+one passes the share check, so revoking or expiry ends viewing at once.
+"""
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from collab.access import (
+    get_incoming_share_of_study,
+    get_shared_instance,
+    get_shared_series,
+    get_shared_study,
+    in_owner_schema,
+)
+from collab.actions import do_record_shared_frames_viewed, do_record_shared_study_opened
+from viewer.cache import cached_render
+from viewer.frame_query import (
+    SIZE_STEPS,
+    FrameQuery,
+    InvalidRenderOption,
+    InvalidWindow,
+)
+from viewer.selectors import ordered_instances, study_series, window_presets
+from viewer.views import (
+    STUDY_SLOT,
+    THUMBNAIL,
+    UID_SLOT,
+    VIEWPORT_COUNT,
+    image_entry,
+    png_response,
+    series_default_window,
+    viewer_labels,
+)
+
+NAMESPACE = "collab_viewer"
+
+
+def _url(name: str, *args: object) -> str:
+    return reverse(f"viewer:{name}", args=args, current_app=NAMESPACE)
+
+
+@require_GET
+@login_required
+def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
+    share = get_incoming_share_of_study(request, study_uid)
+    study = get_shared_study(request, share, study_uid)
+    with in_owner_schema(share):
+        series_list = list(study_series(study))
+    modalities = sorted({s.modality for s in series_list if s.modality})
+
+    do_record_shared_study_opened(request, share, study)
+    first = series_list[0].series_instance_uid if series_list else ""
+    config = {
+        "mode": "simple",
+        "studyUid": study_uid,
+        "seriesUrl": _url("series", STUDY_SLOT, UID_SLOT),
+        "annotationsUrl": "",
+        "keyImagesUrl": _url("key_images", study_uid),
+        "viewerUrl": _url("study", STUDY_SLOT),
+        "reportUrl": reverse("collab:thread", args=[share.pk]),
+        "studySlot": STUDY_SLOT,
+        "uidSlot": UID_SLOT,
+        "layout": "1x1",
+        "viewports": [{"study": study_uid, "series": first}] if first else [],
+        "linked": False,
+        "presets": window_presets(modalities),
+        "sizeSteps": SIZE_STEPS,
+        "labels": viewer_labels(),
+    }
+    context = {
+        "share": share,
+        "study": study,
+        "patient": study.patient,
+        "patient_name": study.patient.patient_name.replace("^", " ").strip(),
+        "series_list": series_list,
+        "prior": None,
+        "prior_series": [],
+        "key_images": [],
+        "viewport_slots": range(VIEWPORT_COUNT),
+        "config": config,
+        "simple": True,
+    }
+    return render(request, "collab/viewer.html", context)
+
+
+@require_GET
+@login_required
+def series_images(
+    request: HttpRequest, study_uid: str, series_uid: str
+) -> JsonResponse:
+    share = get_incoming_share_of_study(request, study_uid)
+    series = get_shared_series(request, share, study_uid, series_uid)
+    with in_owner_schema(share):
+        instances = list(ordered_instances(series).defer("metadata"))
+
+    images = []
+    for instance in instances:
+        for frame in range(1, max(instance.number_of_frames, 1) + 1):
+            entry = image_entry(study_uid, series, instance, frame)
+            entry["url"] = _url(
+                "frame", study_uid, series_uid, instance.sop_instance_uid, frame
+            )
+            images.append(entry)
+    return JsonResponse(
+        {
+            "series_instance_uid": series.series_instance_uid,
+            "series_number": series.series_number,
+            "series_description": series.series_description,
+            "modality": series.modality,
+            "default_window": series_default_window(instances),
+            "images": images,
+        }
+    )
+
+
+@require_GET
+@login_required
+def frame_png(
+    request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, frame: int
+) -> HttpResponse:
+    share = get_incoming_share_of_study(request, study_uid)
+    instance = get_shared_instance(request, share, study_uid, series_uid, sop_uid)
+    if not 1 <= frame <= max(instance.number_of_frames, 1):
+        raise Http404("No such frame.")
+    try:
+        # A drag preview is answered with the lossless frame: no fast variant here.
+        params = request.GET.copy()
+        params.pop("preview", None)
+        query = FrameQuery.from_params(params)
+    except (InvalidWindow, InvalidRenderOption) as error:
+        return HttpResponse(
+            str(error), status=400, content_type="text/plain; charset=utf-8"
+        )
+
+    # The owner's render cache: its keys carry the owner's schema.
+    with in_owner_schema(share):
+        rendered = cached_render(instance, frame - 1, query)
+    do_record_shared_frames_viewed(request, share, instance.series)
+    return png_response(rendered)
+
+
+@require_GET
+@login_required
+def series_thumbnail(
+    request: HttpRequest, study_uid: str, series_uid: str
+) -> HttpResponse:
+    share = get_incoming_share_of_study(request, study_uid)
+    series = get_shared_series(request, share, study_uid, series_uid)
+    with in_owner_schema(share):
+        instances = list(ordered_instances(series))
+        if not instances:
+            return HttpResponse(status=204)
+        rendered = cached_render(instances[len(instances) // 2], 0, THUMBNAIL)
+    return png_response(rendered)
+
+
+@require_GET
+@login_required
+def key_images(request: HttpRequest, study_uid: str) -> JsonResponse:
+    """None: key images are the owner's reading, not part of the share."""
+    get_incoming_share_of_study(request, study_uid)
+    return JsonResponse({"key_images": []})
+
+
+@require_POST
+@login_required
+def warm_series(request: HttpRequest, study_uid: str, series_uid: str) -> HttpResponse:
+    """Accepted and ignored: the owner's workers are not queued from here."""
+    share = get_incoming_share_of_study(request, study_uid)
+    get_shared_series(request, share, study_uid, series_uid)
+    return HttpResponse(status=204)
+
+
+@require_GET
+@login_required
+def not_offered(request: HttpRequest, study_uid: str, series_uid: str) -> HttpResponse:
+    """MPR and 3D are not offered for a shared study (the link is hidden)."""
+    get_incoming_share_of_study(request, study_uid)
+    raise Http404("Not offered for a shared study.")
