@@ -154,7 +154,7 @@ def do_change_password(request: HttpRequest, user: User, password: str) -> None:
         user.set_password(password)
         user.save(update_fields=["password"])
         _record_user_event(EventType.PASSWORD_CHANGED, request, user)
-        _close_sockets_on_commit(user)
+        close_sockets_on_commit(user)
     update_session_auth_hash(request, user)
 
 
@@ -179,7 +179,7 @@ def do_end_all_sessions(request: HttpRequest, user: User) -> None:
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(session_salt=secrets.token_hex(16))
         _record_user_event(EventType.SESSIONS_ENDED, request, user)
-        _close_sockets_on_commit(user)
+        close_sockets_on_commit(user)
     logout(request)
 
 
@@ -196,7 +196,7 @@ def do_expire_session(request: HttpRequest, user: User, reason: str) -> None:
     request.user = AnonymousUser()
 
 
-def _close_sockets_on_commit(user: User) -> None:
+def close_sockets_on_commit(user: User) -> None:
     group = user_group_name(connection.schema_name, user.pk)
     transaction.on_commit(partial(_send_session_ended, group))
 

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("dicomweb/", include("pacs.dicomweb.urls")),
     path("helpdesk/audit/", include("audit.urls")),
+    path("helpdesk/approvals/", include("helpdesk.urls_tenant")),
     path("grants/", include("grants.urls")),
     path("second-opinions/", include("collab.urls")),
     path(

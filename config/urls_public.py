@@ -10,6 +10,7 @@ urlpatterns = [
     # Before the admin, which answers every other path of the bare host:
     # platform helpdesk staff sign in here, and they are not admin staff.
     path("helpdesk/audit/", include("audit.urls")),
+    path("helpdesk/", include("helpdesk.urls")),
     path("accounts/", include("accounts.urls")),
     path("", admin.site.urls),
 ]

@@ -7,8 +7,10 @@ from audit.actions import do_record_event
 from audit.models import EventType, Outcome
 from grants.selectors import is_helpdesk
 
-# A helpdesk user's own account (sign out, session, password) stays writable.
-WRITABLE_FOR_HELPDESK = ("/accounts/",)
+# A helpdesk user's own account (sign out, session, password) stays writable,
+# and so do the helpdesk console's own actions on the bare host (an MFA reset
+# request, a connection test: helpdesk/), which touch no clinical data.
+WRITABLE_FOR_HELPDESK = ("/accounts/", "/helpdesk/tenants/")
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
