@@ -306,6 +306,20 @@ def sweep_spool(older_than_seconds: float = 60.0) -> int:
     return queued
 
 
+def sweep_spool_or_log(older_than_seconds: float) -> int:
+    """Sweep once; a database outage is logged and the next sweep tries again.
+
+    Without this, PostgreSQL restarting at the moment of a sweep ended the
+    whole listener (the sweep runs in its main thread).
+    """
+    try:
+        return sweep_spool(older_than_seconds)
+    except Exception:
+        logger.exception("spool sweep failed; the next sweep tries again")
+        connection.close()
+        return 0
+
+
 def build_ae() -> AE:
     # Accept any storage SOP class, private ones included (PS3.4 B.5).
     _config.UNRESTRICTED_STORAGE_SERVICE = True
@@ -394,10 +408,10 @@ def serve(
     interval = settings.NIMBUS_SPOOL_SWEEP_SECONDS
     try:
         if sweep:
-            sweep_spool(older_than_seconds=0)
+            sweep_spool_or_log(older_than_seconds=0)
         while not stop.wait(interval):
             if sweep:
-                sweep_spool(older_than_seconds=interval)
+                sweep_spool_or_log(older_than_seconds=interval)
     finally:
         for server in servers:
             server.shutdown()
