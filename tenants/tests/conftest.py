@@ -7,6 +7,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.actions import do_create_user
 from accounts.models import Role
 from conftest import PASSWORD, TOTP_SECRET
+from pacs.tests.test_listener import listener  # noqa: F401 - pacs's DICOM listener
 
 ONBOARD_URL = "/tenants/tenant/onboard/"
 
