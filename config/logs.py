@@ -27,8 +27,13 @@ def log_file_path(template: str) -> str:
     return template.replace("{pid}", str(os.getpid()))
 
 
-def logging_config(level: str = "INFO", log_file: str = "") -> dict[str, Any]:
+def logging_config(
+    level: str = "INFO", log_file: str = "", log_format: str = "plain"
+) -> dict[str, Any]:
     """A ``dictConfig`` dictionary for the root ``level`` and an optional file.
+
+    ``log_format`` is ``plain`` (a line of text) or ``json`` (an object a
+    line, ``ops.logformat``) for log collectors.
 
     Raises
     ------
@@ -38,16 +43,18 @@ def logging_config(level: str = "INFO", log_file: str = "") -> dict[str, Any]:
     level = level.upper()
     if level not in LEVELS:
         raise ValueError(f"the log level must be one of {', '.join(LEVELS)}")
+    if log_format not in {"plain", "json"}:
+        raise ValueError("the log format must be plain or json")
 
     handlers: dict[str, dict[str, Any]] = {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"}
+        "console": {"class": "logging.StreamHandler", "formatter": log_format}
     }
     if log_file:
         handlers["file"] = {
             "class": "logging.FileHandler",
             "filename": log_file_path(log_file),
             "encoding": "utf-8",
-            "formatter": "plain",
+            "formatter": log_format,
         }
 
     return {
@@ -57,6 +64,7 @@ def logging_config(level: str = "INFO", log_file: str = "") -> dict[str, Any]:
             "plain": {
                 "format": "%(asctime)s %(process)d %(levelname)s %(name)s %(message)s"
             },
+            "json": {"()": "ops.logformat.JsonFormatter"},
         },
         "handlers": handlers,
         "root": {"handlers": list(handlers), "level": level},

@@ -5,8 +5,9 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from config.health import healthz, readyz
+from ops.views import metrics
 
-PROBES = {"/healthz": healthz, "/readyz": readyz}
+PROBES = {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
 
 
 class HealthProbeMiddleware:

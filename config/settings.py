@@ -69,8 +69,9 @@ SHARED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "channels",
-    # Public only: second opinions are read from the hosts of two tenants.
-    "collab",
+    "django_prometheus",
+    # Readiness, metrics, listener heartbeats, tenant backups (no models).
+    "ops",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -92,8 +93,6 @@ TENANT_APPS = [
     "grants",
     "patients",
     "referrals",
-    "reading",
-    "helpdesk",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [
     app for app in TENANT_APPS if app not in SHARED_APPS
@@ -110,6 +109,8 @@ SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
 TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
+    # First and last: request counts and latency by view for /metrics.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "config.middleware.HealthProbeMiddleware",
     "tenants.middleware.TenantByHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -129,6 +130,7 @@ MIDDLEWARE = [
     "accounts.middleware.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.NoStoreMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 TEMPLATES = [
@@ -527,23 +529,6 @@ CELERY_BEAT_SCHEDULE["record-expired-helpdesk-grants"] = {
     "task": "grants.record_expired",
     "schedule": 60.0,
 }
-# Helpdesk console: a spooled file older than this counts as a stuck ingest;
-# an MFA reset waits this long for the tenant administrator, then lapses.
-NIMBUS_HELPDESK_STUCK_MINUTES = env_int("NIMBUS_HELPDESK_STUCK_MINUTES", 15)
-NIMBUS_MFA_RESET_HOURS = env_int("NIMBUS_MFA_RESET_HOURS", 24)
-if min(NIMBUS_HELPDESK_STUCK_MINUTES, NIMBUS_MFA_RESET_HOURS) < 1:
-    raise ImproperlyConfigured(
-        "NIMBUS_HELPDESK_STUCK_MINUTES and NIMBUS_MFA_RESET_HOURS must be at least 1."
-    )
-CELERY_BEAT_SCHEDULE["record-expired-mfa-resets"] = {
-    "task": "helpdesk.record_expired_resets",
-    "schedule": 60.0,
-}
-CELERY_BEAT_SCHEDULE["record-expired-second-opinions"] = {
-    "task": "collab.record_expired",
-    "schedule": 60.0,
-    "tenant_schemas": ["public"],
-}
 
 # --- E-mail (patient access codes) --------------------------------------------
 # Development prints mail on the web process's console; production sends
@@ -582,13 +567,28 @@ NIMBUS_SPEECH_TENANT_MODEL_DIR = Path(
 NIMBUS_SPEECH_MAX_BUFFER_SECONDS = env_int("NIMBUS_SPEECH_MAX_BUFFER_SECONDS", 30)
 NIMBUS_SPEECH_THREADS = env_int("NIMBUS_SPEECH_THREADS", 4)
 
+# --- Operations: readiness and metrics (ops/) -----------------------------------
+# /metrics answers only this token as a Bearer header when set; otherwise
+# only direct clients on the loopback address (docs/operations.md).
+NIMBUS_METRICS_TOKEN = env_str("NIMBUS_METRICS_TOKEN", "")
+# /readyz waits for a live listener of each of these kinds (ops/heartbeat.py).
+NIMBUS_READY_LISTENERS = env_list("NIMBUS_READY_LISTENERS", ["dicom", "hl7"])
+if set(NIMBUS_READY_LISTENERS) - {"dicom", "hl7", "none"}:
+    raise ImproperlyConfigured("NIMBUS_READY_LISTENERS lists dicom, hl7, or none.")
+NIMBUS_READY_LISTENERS = [k for k in NIMBUS_READY_LISTENERS if k != "none"]
+PROMETHEUS_EXPORT_MIGRATIONS = False
+
 # --- Logging: sparse, at the boundaries, never patient data ------------------
 # NIMBUS_LOG_FILE adds a file with every record at NIMBUS_LOG_LEVEL; "{pid}"
 # in it gives each process its own. The loggers that would write patient
 # data at debug level stay above it (config/logs.py says which and why).
 try:
     LOGGING = logging_config(
-        env_str("NIMBUS_LOG_LEVEL", "INFO"), env_str("NIMBUS_LOG_FILE", "")
+        env_str("NIMBUS_LOG_LEVEL", "INFO"),
+        env_str("NIMBUS_LOG_FILE", ""),
+        env_str("NIMBUS_LOG_FORMAT", "plain"),
     )
 except ValueError as error:
-    raise ImproperlyConfigured(f"NIMBUS_LOG_LEVEL: {error}.") from None
+    raise ImproperlyConfigured(
+        f"NIMBUS_LOG_LEVEL / NIMBUS_LOG_FORMAT: {error}."
+    ) from None

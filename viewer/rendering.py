@@ -33,6 +33,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, convert_color_space, get_decoder
 from pydicom.uid import ExplicitVRBigEndian
 
+from ops.metrics import timed_render
 from pacs import deflate
 from pacs.models import Instance, PixelStatus
 
@@ -184,6 +185,7 @@ def render_png(
     ).png
 
 
+@timed_render
 def render_frame(
     instance: Instance,
     frame_index: int = 0,

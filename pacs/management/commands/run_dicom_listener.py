@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
+from ops.heartbeat import start_heartbeat
 from pacs.dicom import configure_pydicom
 from pacs.dimse.listener import serve
 
@@ -31,9 +32,11 @@ class Command(BaseCommand):
         connections.close_all()
         children = [_fork_listener(host, port) for _ in range(processes - 1)]
         self.stdout.write(f"DICOM listener on {host}:{port}, {processes} process(es)")
+        heartbeat = start_heartbeat("dicom", port)
         try:
             serve(host, port, _stop_on_signals(), shared_port=processes > 1)
         finally:
+            heartbeat.set()
             for pid in children:
                 os.kill(pid, signal.SIGTERM)
             for pid in children:

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from config.env import env_int, env_str
+from ops.heartbeat import start_heartbeat
 from pacs.dimse.transport import tls_context
 from reporting.hl7_listener import answer_order_message
 from reporting.mllp import MllpServer
@@ -63,7 +64,9 @@ class Command(BaseCommand):
         over = " over TLS" if server.ssl_context else ""
         self.stdout.write(f"HL7 listener on {host}:{port}{over}", ending="\n")
         self.stdout.flush()
+        heartbeat = start_heartbeat("hl7", int(port))
         stop.wait()
+        heartbeat.set()
         server.shutdown()
         server.server_close()
 
