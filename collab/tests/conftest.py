@@ -26,9 +26,11 @@ from viewer.tests.conftest import private_cache  # noqa: F401  (autouse)
 TENANT_C = TenantSpec("hospital_c", "Hospital C", ("c.localhost",), "NIMBUS_C")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def _tenant_c_schema(django_db_setup, django_db_blocker) -> None:  # type: ignore[no-untyped-def]
+    # Before any test's transaction, as the root conftest creates A and B.
     with django_db_blocker.unblock():
+        connection.set_schema_to_public()
         do_create_tenant(TENANT_C)
         connection.set_schema_to_public()
 
