@@ -72,6 +72,8 @@ SHARED_APPS = [
     "django_prometheus",
     # Readiness, metrics, listener heartbeats, tenant backups (no models).
     "ops",
+    # Public only: second opinions are read from the hosts of two tenants.
+    "collab",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -93,6 +95,8 @@ TENANT_APPS = [
     "grants",
     "patients",
     "referrals",
+    "reading",
+    "helpdesk",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [
     app for app in TENANT_APPS if app not in SHARED_APPS
@@ -528,6 +532,23 @@ if (
 CELERY_BEAT_SCHEDULE["record-expired-helpdesk-grants"] = {
     "task": "grants.record_expired",
     "schedule": 60.0,
+}
+# Helpdesk console: a spooled file older than this counts as a stuck ingest;
+# an MFA reset waits this long for the tenant administrator, then lapses.
+NIMBUS_HELPDESK_STUCK_MINUTES = env_int("NIMBUS_HELPDESK_STUCK_MINUTES", 15)
+NIMBUS_MFA_RESET_HOURS = env_int("NIMBUS_MFA_RESET_HOURS", 24)
+if min(NIMBUS_HELPDESK_STUCK_MINUTES, NIMBUS_MFA_RESET_HOURS) < 1:
+    raise ImproperlyConfigured(
+        "NIMBUS_HELPDESK_STUCK_MINUTES and NIMBUS_MFA_RESET_HOURS must be at least 1."
+    )
+CELERY_BEAT_SCHEDULE["record-expired-mfa-resets"] = {
+    "task": "helpdesk.record_expired_resets",
+    "schedule": 60.0,
+}
+CELERY_BEAT_SCHEDULE["record-expired-second-opinions"] = {
+    "task": "collab.record_expired",
+    "schedule": 60.0,
+    "tenant_schemas": ["public"],
 }
 
 # --- E-mail (patient access codes) --------------------------------------------
