@@ -74,7 +74,7 @@ def sign_in(page: Page, stack: Stack) -> None:
     page.fill("#id_username", stack.username)
     page.fill("#id_password", PASSWORD)
     page.fill("#id_otp_token", stack.fresh_otp())
-    page.click("button[type=submit]")
+    page.click("form.login button[type=submit]")
     expect(page.locator("table.studies")).to_be_visible()
 
 
