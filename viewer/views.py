@@ -25,6 +25,7 @@ from pacs.access import (
     get_study_for_user,
     studies_for,
 )
+from pacs.dicom import display_person_name
 from pacs.models import Instance, Series
 from referrals.selectors import is_referrer
 from viewer import views_tiles
@@ -98,7 +99,7 @@ def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
     context = {
         "study": study,
         "patient": study.patient,
-        "patient_name": study.patient.patient_name.replace("^", " ").strip(),
+        "patient_name": display_person_name(study.patient.patient_name),
         "series_list": series_list,
         "prior": prior,
         "prior_series": prior_series,

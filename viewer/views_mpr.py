@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from pacs.access import get_series_for_user
+from pacs.dicom import display_person_name
 from pacs.models import Series
 from viewer.actions import do_record_frames_viewed
 from viewer.frame_query import InvalidWindow, parse_window
@@ -75,7 +76,7 @@ def mpr_viewer(request: HttpRequest, study_uid: str, series_uid: str) -> HttpRes
         "study": study,
         "series": series,
         "patient": study.patient,
-        "patient_name": study.patient.patient_name.replace("^", " ").strip(),
+        "patient_name": display_person_name(study.patient.patient_name),
         # The tenant's windows for the modality, as in the stack viewer.
         "window_presets": window_presets([series.modality])[series.modality]
         or (CT_PRESETS if series.modality == "CT" else ()),
