@@ -7,6 +7,7 @@ numbers (F.2.3).
 """
 
 import datetime
+import functools
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -17,6 +18,10 @@ JsonValue = str | int | float | dict[str, str]
 DicomJson = dict[str, dict[str, Any]]
 
 PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+
+# The dictionary VR of a tag or keyword. pydicom looks it up afresh on each
+# call; a page of 100 studies asked for it thousands of times.
+dictionary_vr = functools.cache(dictionary_VR)
 
 
 def attribute(keyword: str, values: list[JsonValue]) -> tuple[str, dict[str, Any]]:
@@ -37,7 +42,7 @@ def attribute(keyword: str, values: list[JsonValue]) -> tuple[str, dict[str, Any
     tag = tag_for_keyword(keyword)
     if tag is None:
         raise KeyError(keyword)
-    element: dict[str, Any] = {"vr": dictionary_VR(keyword)}
+    element: dict[str, Any] = {"vr": dictionary_vr(keyword)}
     if values:
         element["Value"] = values
     return f"{tag:08X}", element

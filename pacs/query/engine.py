@@ -10,6 +10,7 @@ instance stands for it).
 
 import datetime
 import enum
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,12 +29,12 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast
 from django.utils.translation import gettext as _
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 
-from pacs.dicomweb.json_model import person_name_value
+from pacs.dicomweb.json_model import dictionary_vr, person_name_value
 from pacs.models import Instance, Patient, Series, Study
 from pacs.query.matching import (
     QueryError,
@@ -437,7 +438,7 @@ def _json_answer(
 ) -> dict[str, Any]:
     if key is not None:
         value = _index_value(row, PATHS[level][key.level] + key.column, key.kind)
-        element: dict[str, Any] = {"vr": dictionary_VR(tag)}
+        element: dict[str, Any] = {"vr": dictionary_vr(tag)}
         if key.kind is Kind.PERSON_NAME and value is not None:
             value = person_name_value(value) or None
         if value is not None:
@@ -452,7 +453,7 @@ def _json_answer(
         return {"vr": "CS", "Value": ["ONLINE"]}
     if stored is not None and "BulkDataURI" not in stored:
         return stored
-    vr = dictionary_VR(tag) if keyword else stored.get("vr", "UN") if stored else "UN"
+    vr = dictionary_vr(tag) if keyword else stored.get("vr", "UN") if stored else "UN"
     return {"vr": vr, "Value": []} if vr == "SQ" else {"vr": vr}
 
 
@@ -468,7 +469,7 @@ def _add_answer(
     key = _index_key(tag, level)
     if key is not None:
         value = _index_value(row, PATHS[level][key.level] + key.column, key.kind)
-        ds.add_new(tag, dictionary_VR(tag), value)
+        ds.add_new(tag, dictionary_vr(tag), value)
         return
     if level is Level.PATIENT and keyword in PATIENT_COUNTS:
         count = Patient.objects.filter(pk=row.pk).aggregate(
@@ -484,13 +485,13 @@ def _add_answer(
         element = Dataset.from_json({f"{tag:08X}": stored})[tag]
         ds.add(element)
         return
-    vr = dictionary_VR(tag) if keyword else stored.get("vr", "UN") if stored else "UN"
+    vr = dictionary_vr(tag) if keyword else stored.get("vr", "UN") if stored else "UN"
     ds.add_new(tag, vr, [] if vr == "SQ" else None)
 
 
 def _index_value(row: Model, path: str, kind: Kind) -> Any:
     value: Any = row
-    for name in path.split("__"):
+    for name in _path_parts(path):
         value = getattr(value, name)
     if value is None or value == "":
         return None
@@ -501,6 +502,11 @@ def _index_value(row: Model, path: str, kind: Kind) -> Any:
     if kind is Kind.CODES:
         return [code for code in value.split("\\") if code]
     return value
+
+
+@functools.cache
+def _path_parts(path: str) -> tuple[str, ...]:
+    return tuple(path.split("__"))
 
 
 def _time_text(value: datetime.time) -> str:
