@@ -63,7 +63,11 @@ def echo(
             "title": called_ae_title
         }
     if not assoc.is_established:
-        return False, _("No DICOM association with %(peer)s within %(seconds)s s.") % {
+        text = _(
+            "No DICOM association with %(peer)s: the connection was refused or "
+            "nothing answered within %(seconds)s s."
+        )
+        return False, text % {
             "peer": f"{host}:{port}",
             "seconds": f"{CHECK_TIMEOUT_SECONDS:g}",
         }

@@ -89,4 +89,7 @@ def suspended_response(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     response = HttpResponse(page, status=503)
     response["Cache-Control"] = "no-store"
     response["Retry-After"] = "3600"
+    # Answered before the CSP middleware runs: the page sets its own policy.
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'self'"
+    response["X-Content-Type-Options"] = "nosniff"
     return response
