@@ -1,0 +1,249 @@
+"""Backup and restore of one tenant: its schema, its files, its audit anchor.
+
+A backup is a folder::
+
+    manifest.json     format, schema, time, counts, and the SHA-256 and size
+                      of every other file of the backup
+    tenant.json       the tenant's row and domains (public schema)
+    schema.dump       pg_dump --schema=<schema> in pg_dump's custom format
+    audit.heads       the chain heads anchored outside the database
+                      (audit/heads.py), so that verify_audit passes after
+    files/<schema>/<study>/<series>/<sop>.dcm
+                      every stored DICOM file of the tenant, as stored
+
+Restore checks every checksum before it changes anything, then creates the
+tenant's row and domains, restores the schema with pg_restore, puts the
+files into the archive (folder or bucket; a file already there is kept) and
+the audit anchor back, and compares the counts with the manifest. It works
+on the deployment the backup came from (after the tenant was dropped) and on
+a fresh one (after ``migrate_schemas --shared``).
+"""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
+from django.utils import timezone
+from psycopg.conninfo import make_conninfo
+
+from audit.heads import head_file
+from pacs import storage_files
+from tenants.models import Domain, Tenant
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+# Rows counted into the manifest and compared after a restore.
+COUNTED_TABLES = (
+    "pacs_study",
+    "pacs_instance",
+    "reporting_report",
+    "reporting_reportversion",
+    "audit_auditevent",
+)
+_CHUNK = 1024 * 1024
+
+
+class BackupError(Exception):
+    """The backup cannot be made or restored; the message says why."""
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    folder: Path
+    schema: str
+    counts: dict[str, int]
+    files: int
+
+
+def do_backup_tenant(schema: str, folder: Path) -> BackupSummary:
+    """Write the backup of tenant ``schema`` into the new folder ``folder``."""
+    tenant = Tenant.objects.filter(schema_name=schema).first()
+    if tenant is None or schema == "public":
+        raise BackupError(f"No tenant with schema {schema!r}.")
+    folder.mkdir(parents=True, exist_ok=False)
+    folder.chmod(0o700)  # patient data
+
+    record = json.dumps(_tenant_record(tenant), indent=1, cls=DjangoJSONEncoder)
+    (folder / "tenant.json").write_text(record)
+    _pg(
+        ["pg_dump", "--schema", schema, "--format", "custom", "--no-owner"]
+        + ["--no-privileges", "--file", str(folder / "schema.dump")]
+    )
+    heads = head_file(schema)
+    if heads.exists():
+        shutil.copyfile(heads, folder / "audit.heads")
+
+    connection.set_tenant(tenant)
+    try:
+        names = _stored_names()
+        counts = _counts()
+    finally:
+        connection.set_schema_to_public()
+    for name in names:
+        target = folder / "files" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with default_storage.open(name, "rb") as source, open(target, "wb") as out:
+            shutil.copyfileobj(source, out, _CHUNK)
+
+    manifest = {
+        "format": FORMAT,
+        "schema": schema,
+        "created_at": timezone.now().isoformat(),
+        "counts": counts,
+        "files": {
+            str(path.relative_to(folder)): {
+                "sha256": _sha256(path),
+                "size": path.stat().st_size,
+            }
+            for path in sorted(folder.rglob("*"))
+            if path.is_file()
+        },
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    logger.info("Tenant %s backed up: %d stored files", schema, len(names))
+    return BackupSummary(folder, schema, counts, len(names))
+
+
+def do_restore_tenant(folder: Path) -> BackupSummary:
+    """Restore the tenant backed up in ``folder``; it must not exist now."""
+    manifest = read_verified_manifest(folder)
+    schema = str(manifest["schema"])
+    record = json.loads((folder / "tenant.json").read_text())
+    if Tenant.objects.filter(schema_name=schema).exists() or _schema_exists(schema):
+        raise BackupError(
+            f"Tenant {schema!r} exists here; drop it first or restore elsewhere."
+        )
+
+    tenant = Tenant(schema_name=schema, **record["tenant"])
+    tenant.auto_create_schema = False  # pg_restore makes it, with its data
+    tenant.save()
+    for domain in record["domains"]:
+        Domain.objects.create(tenant=tenant, **domain)
+    _pg(
+        ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error"]
+        + [str(folder / "schema.dump")]
+    )
+
+    stored = [
+        (folder / relative, relative.removeprefix("files/"))
+        for relative in manifest["files"]
+        if relative.startswith("files/")
+    ]
+    storage_files.place([(path, name) for path, name in stored])
+    if (folder / "audit.heads").exists():
+        target = head_file(schema)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / "audit.heads", target)
+
+    connection.set_tenant(tenant)
+    try:
+        counts = _counts()
+    finally:
+        connection.set_schema_to_public()
+    if counts != manifest["counts"]:
+        raise BackupError(f"Restored counts {counts} differ from {manifest['counts']}.")
+    logger.info("Tenant %s restored: %d stored files", schema, len(stored))
+    return BackupSummary(folder, schema, counts, len(stored))
+
+
+def read_verified_manifest(folder: Path) -> dict[str, object]:
+    """The manifest, once every file it lists has its size and checksum."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError) as error:
+        raise BackupError(f"No readable manifest.json in {folder}: {error}") from None
+    if manifest.get("format") != FORMAT:
+        raise BackupError(f"Unknown backup format {manifest.get('format')!r}.")
+    for relative, expected in manifest["files"].items():
+        path = folder / relative
+        if ".." in Path(relative).parts or not path.is_file():
+            raise BackupError(f"{relative} is missing from the backup.")
+        if (
+            path.stat().st_size != expected["size"]
+            or _sha256(path) != expected["sha256"]
+        ):
+            raise BackupError(f"{relative} does not match its checksum.")
+    return manifest
+
+
+def _tenant_record(tenant: Tenant) -> dict[str, object]:
+    fields = {
+        field.name: getattr(tenant, field.attname)
+        for field in Tenant._meta.concrete_fields
+        if field.name not in {"id", "schema_name"}
+    }
+    domains = [
+        {"domain": d.domain, "is_primary": d.is_primary}
+        for d in Domain.objects.filter(tenant=tenant)
+    ]
+    return {"tenant": fields, "domains": domains}
+
+
+def _stored_names() -> list[str]:
+    from pacs.models import Instance
+
+    return list(Instance.objects.values_list("storage_path", flat=True))
+
+
+def _counts() -> dict[str, int]:
+    counts = {}
+    with connection.cursor() as cursor:
+        for table in COUNTED_TABLES:
+            cursor.execute(f"SELECT count(*) FROM {connection.ops.quote_name(table)}")  # noqa: S608 - fixed names
+            counts[table] = int(cursor.fetchone()[0])
+    return counts
+
+
+def _schema_exists(schema: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
+        return cursor.fetchone() is not None
+
+
+def _pg(command: list[str]) -> None:
+    """Run pg_dump or pg_restore on this deployment's database.
+
+    The password goes through the environment, never the command line
+    (which every user of the machine can read).
+    """
+    db = settings.DATABASES["default"]
+    options = {
+        key: value
+        for key, value in db.get("OPTIONS", {}).items()
+        if key.startswith("ssl")
+    }
+    conninfo = make_conninfo(
+        dbname=db["NAME"],
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+        user=db["USER"] or None,
+        **options,
+    )
+    env = {**os.environ, "PGPASSWORD": str(db["PASSWORD"] or "")}
+    result = subprocess.run(  # noqa: S603 - fixed programs, no shell
+        [*command, "--dbname", conninfo],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BackupError(f"{command[0]} failed: {result.stderr.strip()[:2000]}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

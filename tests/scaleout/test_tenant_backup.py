@@ -1,0 +1,163 @@
+"""backup_tenant and restore_tenant, end to end on a running deployment.
+
+Studies arrive over DICOM, a report is written and signed, the audit chain
+is sealed; the tenant is backed up, dropped (schema, rows, files, anchor)
+and restored, into the same deployment and into a fresh one. The same
+studies, report and files come back, and the audit chain still verifies.
+"""
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.scaleout.test_two_of_each import new_series, storescu
+from tests.support.stack import Stack, free_port, running_stack, wait_for
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("backup"), free_port()) as running:
+        yield running
+
+
+def snapshot(stack: Stack, database_url: str = "") -> dict[str, object]:
+    url = database_url or stack.env["DATABASE_URL"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"SET search_path TO {stack.schema}, public")
+
+        def rows(query: str) -> list[tuple[object, ...]]:
+            return conn.execute(query).fetchall()  # type: ignore[arg-type]
+
+        return {
+            "studies": rows("SELECT study_instance_uid FROM pacs_study ORDER BY 1"),
+            "instances": rows(
+                "SELECT sop_instance_uid, storage_path FROM pacs_instance ORDER BY 1"
+            ),
+            "reports": rows("SELECT status, text FROM reporting_report ORDER BY id"),
+            "audit": rows("SELECT id, event_type FROM audit_auditevent ORDER BY id"),
+        }
+
+
+def drop_tenant(stack: Stack) -> None:
+    """What losing the tenant looks like: schema, rows, files and anchor gone."""
+    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{stack.schema}" CASCADE')
+        conn.execute(
+            "DELETE FROM tenants_domain WHERE tenant_id IN "
+            "(SELECT id FROM tenants_tenant WHERE schema_name = %s)",
+            (stack.schema,),
+        )
+        conn.execute(
+            "DELETE FROM tenants_tenant WHERE schema_name = %s", (stack.schema,)
+        )
+    var = Path(stack.env["NIMBUS_VAR_DIR"])
+    shutil.rmtree(var / "storage" / stack.schema)
+    heads = Path(stack.env.get("NIMBUS_AUDIT_HEAD_DIR", var / "audit-heads"))
+    (heads / f"{stack.schema}.heads").unlink()
+
+
+@pytest.fixture(scope="module")
+def backed_up(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("series")
+    files, study_uid = new_series(tmp / "series", 3)
+    storescu(stack, files)
+    report = f"/api/studies/{study_uid}/report"
+    wait_for(lambda: stack.get(report, stack.token)[0] == 200, 60, what="the study")
+    text = "Impression: no acute finding."
+    assert stack.call("PUT", report, {"text": text}, stack.token)[0] == 200
+    signed = stack.call(
+        "POST", f"{report}/sign", {"otp": stack.fresh_otp()}, stack.token
+    )
+    assert signed[0] == 200, signed
+    # The RIS is down: its one failure record is written before the backup.
+    wait_for(
+        lambda: stack.sql(
+            "SELECT 1 FROM reporting_outboundmessage WHERE state = 'retrying'"
+        ),
+        60,
+        what="the first delivery failure",
+    )
+    stack.manage("verify_audit", "--tenant", stack.schema)  # seals and anchors
+
+    before = snapshot(stack)
+    folder = tmp / "backup"
+    output = stack.manage(
+        "backup_tenant", "--tenant", stack.schema, "--output", str(folder)
+    )
+    assert "3 stored files" in output
+    return {"folder": folder, "before": before, "files": files, "study": study_uid}
+
+
+def test_the_manifest_lists_every_file_with_its_checksum(backed_up):
+    manifest = json.loads((backed_up["folder"] / "manifest.json").read_text())
+
+    listed = set(manifest["files"])
+    assert {"schema.dump", "tenant.json", "audit.heads"} <= listed
+    assert len([name for name in listed if name.startswith("files/")]) == 3
+    assert all(len(entry["sha256"]) == 64 for entry in manifest["files"].values())
+    assert manifest["counts"]["pacs_instance"] == 3
+
+
+def test_a_tampered_backup_is_refused_before_anything_changes(
+    stack, backed_up, tmp_path
+):
+    copy = tmp_path / "tampered"
+    shutil.copytree(backed_up["folder"], copy)
+    victim = next((copy / "files").rglob("*.dcm"))
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0xFF
+    victim.write_bytes(bytes(data))
+
+    with pytest.raises(RuntimeError, match="does not match its checksum"):
+        stack.manage("restore_tenant", "--input", str(copy))
+
+
+def test_restore_into_the_same_deployment_brings_everything_back(stack, backed_up):
+    drop_tenant(stack)
+    assert not stack.sql(
+        "SELECT 1 FROM public.tenants_tenant WHERE schema_name = %s", stack.schema
+    )
+
+    output = stack.manage("restore_tenant", "--input", str(backed_up["folder"]))
+
+    assert "3 stored files" in output
+    assert snapshot(stack) == backed_up["before"]
+    storage = Path(stack.env["NIMBUS_VAR_DIR"]) / "storage"
+    for _uid, storage_path in backed_up["before"]["instances"]:
+        assert (storage / storage_path).is_file()
+    stack.manage("verify_audit", "--tenant", stack.schema)  # raises when broken
+    status, body = stack.get(f"/api/studies/{backed_up['study']}/report", stack.token)
+    assert status == 200 and json.loads(body)["text"] == "Impression: no acute finding."
+
+
+def test_restore_into_a_fresh_deployment(stack, backed_up, tmp_path):
+    base = stack.env["DATABASE_URL"].rsplit("/", 1)[0]
+    name = f"{stack.env['DATABASE_URL'].rsplit('/', 1)[1]}_fresh"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    fresh = Stack(
+        env={
+            **stack.env,
+            "DATABASE_URL": f"{base}/{name}",
+            "NIMBUS_VAR_DIR": str(tmp_path),
+        },
+        web_port=0,
+        dicom_port=0,
+        ris_port=0,
+    )
+    try:
+        fresh.manage("migrate_schemas", "--shared", "--verbosity", "0")
+
+        fresh.manage("restore_tenant", "--input", str(backed_up["folder"]))
+
+        assert snapshot(stack, fresh.env["DATABASE_URL"]) == backed_up["before"]
+        fresh.manage("verify_audit", "--tenant", stack.schema)
+        assert len(list((tmp_path / "storage").rglob("*.dcm"))) == 3
+    finally:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
