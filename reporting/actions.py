@@ -15,7 +15,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -659,12 +659,20 @@ def do_requeue_stalled_messages() -> int:
     """
     quiet_for = datetime.timedelta(seconds=2 * settings.NIMBUS_HL7_RETRY_MAX_SECONDS)
     cutoff = timezone.now() - quiet_for
+    # A message waiting for an earlier one of its study makes no attempts, so
+    # it always looks stalled: queued again each minute of a long RIS outage,
+    # it gained one more polling task each time (40 after an hour). It is
+    # queued again once the earlier message is finished, if still stalled.
+    earlier_unfinished = OutboundMessage.objects.filter(
+        report__study_id=OuterRef("report__study_id"), id__lt=OuterRef("pk")
+    ).exclude(state__in=FINISHED_STATES)
     stalled = (
         OutboundMessage.objects.exclude(state__in=FINISHED_STATES)
         .filter(
             Q(last_attempt_at__lt=cutoff)
             | Q(last_attempt_at=None, created_at__lt=cutoff)
         )
+        .exclude(Exists(earlier_unfinished))
         .values_list("pk", flat=True)
     )
     count = 0
