@@ -36,19 +36,22 @@ def _due(study: Study, priority: str) -> datetime.datetime:
     return study.received_at + selectors.reading_settings().turnaround(priority)
 
 
-def do_enqueue_study(study: Study) -> StudyReading:
+def do_enqueue_study(study: Study) -> None:
     """Put a new study on the queue: routine, due after the routine turnaround."""
-    reading, _ = StudyReading.objects.get_or_create(
-        study=study,
-        defaults={"due_at": _due(study, Priority.ROUTINE)},
+    # One INSERT, no savepoint: this runs inside every ingest of a new study.
+    StudyReading.objects.bulk_create(
+        [StudyReading(study=study, due_at=_due(study, Priority.ROUTINE))],
+        ignore_conflicts=True,
     )
-    return reading
 
 
 def reading_of(study: Study) -> StudyReading:
     """The study's queue row; made now for a study indexed before the queue."""
     reading = StudyReading.objects.filter(study=study).first()
-    return reading if reading is not None else do_enqueue_study(study)
+    if reading is None:
+        do_enqueue_study(study)
+        reading = StudyReading.objects.get(study=study)
+    return reading
 
 
 def do_route_study(study_pk: int) -> None:

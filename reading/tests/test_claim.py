@@ -10,7 +10,7 @@ from audit.testing import purge_audit_trail
 from conftest import PASSWORD, TOTP_SECRET, tenant_client
 from pacs.models import ReadingStatus, Study
 from reading.actions import ClaimRefused, do_claim_study
-from reading.models import ReadingClaim, StudyReading
+from reading.models import ReadingClaim, ReadingSettings, StudyReading
 
 pytestmark = pytest.mark.django_db
 
@@ -144,6 +144,7 @@ def clean_up(study_pk: int) -> None:
     study.delete()
     patient.delete()
     User.objects.filter(username__startswith="race.").delete()
+    ReadingSettings.objects.all().delete()
     purge_audit_trail()
 
 

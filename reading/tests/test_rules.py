@@ -34,7 +34,7 @@ def test_it_puts_a_new_study_on_the_queue_as_routine_due_after_the_turnaround(
 
 
 def test_it_takes_the_priority_from_the_requested_procedure_priority(make_study):
-    ReadingSettings.objects.create(pk=1, stat_minutes=30)
+    ReadingSettings.objects.update_or_create(pk=1, defaults={"stat_minutes": 30})
 
     study = make_study(RequestedProcedurePriority="STAT")
 
@@ -117,3 +117,29 @@ def test_it_routes_a_study_once_and_leaves_later_series_alone(
     reading = StudyReading.objects.get(study=study)
     assert reading.routed_with_images
     assert reading.assigned_group is None
+
+
+def test_it_routes_an_order_again_when_its_first_images_arrive(
+    make_study, chest_group, django_capture_on_commit_callbacks
+):
+    import hl7 as python_hl7
+
+    from reading.tests.test_priority import ORM_STAT
+    from reporting.hl7_inbound import read_order
+    from reporting.orders import do_receive_order
+
+    AssignmentRule.objects.create(
+        name="chest", body_part_examined="CHEST", group=chest_group
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        order = do_receive_order(read_order(python_hl7.parse(ORM_STAT)))
+    assert StudyReading.objects.get(study=order.study).assigned_group is None
+
+    study = make_study(
+        PatientID="P-70", AccessionNumber="ACC-700", BodyPartExamined="CHEST"
+    )
+
+    assert study.pk == order.study.pk
+    reading = StudyReading.objects.get(study=study)
+    assert reading.assigned_group == chest_group
+    assert reading.priority == Priority.STAT
