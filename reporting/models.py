@@ -247,10 +247,13 @@ class ReportTemplate(models.Model):
         blank=True,
         help_text=_("DICOM Body Part Examined, e.g. CHEST. Empty: any body part."),
     )
+    # A database default too: templates are also loaded by SQL (seeding, tests).
     language = models.CharField(
         _("language"),
         max_length=8,
         blank=True,
+        default="",
+        db_default="",
         choices=settings.LANGUAGES,
         help_text=_(
             "Language the template is written in; the editor offers templates "

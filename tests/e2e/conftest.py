@@ -69,9 +69,9 @@ def wait_in_page(page: Page, expression: str, timeout: float = 20.0) -> None:
         page.wait_for_timeout(100)
 
 
-def sign_in(page: Page, stack: Stack) -> None:
+def sign_in(page: Page, stack: Stack, username: str = "") -> None:
     page.goto(f"{stack.base_url}/accounts/login/")
-    page.fill("#id_username", stack.username)
+    page.fill("#id_username", username or stack.username)
     page.fill("#id_password", PASSWORD)
     page.fill("#id_otp_token", stack.fresh_otp())
     page.click("form.login button[type=submit]")

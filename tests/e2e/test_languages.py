@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import store_small_ct_study
+from tests.e2e.conftest import sign_in, store_small_ct_study
 from tests.support.stack import PASSWORD, TOTP_SECRET, Stack
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -51,12 +51,7 @@ def reader_page(browser: Browser, stack: Stack) -> Page:
     )  # fmt: skip
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
-    page.goto(f"{stack.base_url}/accounts/login/")
-    page.fill("#id_username", READER)
-    page.fill("#id_password", PASSWORD)
-    page.fill("#id_otp_token", stack.fresh_otp())
-    page.click("form.login button[type=submit]")
-    expect(page.locator("table.studies")).to_be_visible()
+    sign_in(page, stack, READER)
     return page
 
 
