@@ -10,6 +10,7 @@ from accounts.language import in_language_of, language_for, tenant_languages
 from accounts.tests.helpers import sign_in
 from audit.models import AuditEvent, EventType
 from conftest import PASSWORD, current_totp, tenant_client
+from tenants.middleware import forget_tenants
 
 COOKIE = settings.LANGUAGE_COOKIE_NAME
 
@@ -171,3 +172,32 @@ def test_dates_times_and_numbers_follow_the_language(language, date, moment, num
         assert formats.date_format(day, "SHORT_DATE_FORMAT") == date
         assert formats.date_format(when, "SHORT_DATETIME_FORMAT") == moment
         assert formats.number_format(1234.5, 1) == number
+
+
+@pytest.fixture
+def french_and_dutch_tenant(tenant_a):  # type: ignore[no-untyped-def]
+    tenant_a.languages = ["fr", "nl"]
+    tenant_a.save()
+    yield tenant_a
+    # The test's transaction rolls the change back; the hosts' cache must too.
+    forget_tenants()
+
+
+@pytest.mark.django_db
+def test_the_tenants_languages_bound_every_choice(french_and_dutch_tenant, radiologist):
+    radiologist.language = "de"
+    radiologist.save()
+    visitor = tenant_client(french_and_dutch_tenant)
+
+    german_browser = visitor.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="de")
+    dutch_browser = visitor.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="nl")
+    refused = choose(visitor, "en", next_url="/accounts/login/")
+    signed_in = tenant_client(french_and_dutch_tenant, radiologist)
+    page = signed_in.get("/accounts/security/").content.decode()
+
+    assert b'<html lang="fr">' in german_browser.content
+    assert b'<option value="de"' not in german_browser.content
+    assert b'<html lang="nl">' in dutch_browser.content
+    assert COOKIE not in refused.cookies
+    assert '<html lang="fr">' in page
+    assert '<option value="de"' not in page and '<option value="nl"' in page
