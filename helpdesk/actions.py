@@ -36,7 +36,6 @@ from tenants.models import Tenant
 # "user changed", told apart by detail["action"].
 HELPDESK_READ = EventType.AUDIT_SEARCHED
 MFA_RESET = EventType.USER_CHANGED
-VIA = "platform helpdesk"
 
 
 class ResetNotOpen(Exception):
@@ -86,7 +85,7 @@ def _record_both(
                 event_type,
                 request=request,
                 actor=PlatformActor(request.user.get_username()),
-                detail={**detail, "via": VIA},
+                detail={**detail, "via": selectors.VIA_PLATFORM},
                 **fields,
             )
 

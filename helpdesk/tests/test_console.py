@@ -149,11 +149,20 @@ def test_it_shows_a_users_sign_ins_failures_and_lockouts(
             failures_since_start=5,
         )
 
+    # Platform helpdesk staff of the same name act in this trail too.
+    same_name = make_user(
+        Tenant.objects.get(schema_name="public"), "asmith", Role.HELPDESK
+    )
+    tenant_client(Tenant.objects.get(schema_name="public"), same_name).get(
+        f"{CONSOLE}tenants/hospital_a/users/999999/"
+    )
+
     response = helpdesk_client.get(f"{CONSOLE}tenants/hospital_a/users/{ann_a.pk}/")
 
     view = response.context["view"]
     assert [row.event_label for row in view.sign_ins] == ["Sign-in succeeded"]
     assert [row.detail for row in view.failed_sign_ins] == [[("reason", "otp")]]
+    assert len(view.failed_actions) == 1
     denial = view.failed_actions[0]
     assert denial.object_ref.startswith("/viewer/studies/uid#")
     assert "1.2.826.0.1.3680043.8.498.77" not in response.content.decode()
