@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import store_small_ct_study
+from tests.e2e.conftest import sign_in, store_small_ct_study
 from tests.support.stack import PASSWORD, TOTP_SECRET, Stack
 
 pytestmark = pytest.mark.e2e
@@ -50,15 +50,6 @@ def two_studies(stack: Stack, tmp_path: Path) -> tuple[str, str]:
     return to_claim, late
 
 
-def sign_in_as_second(page: Page, stack: Stack) -> None:
-    page.goto(f"{stack.base_url}/accounts/login/")
-    page.fill("#id_username", SECOND)
-    page.fill("#id_password", PASSWORD)
-    page.fill("#id_otp_token", stack.fresh_otp())
-    page.click("form.login button[type=submit]")
-    expect(page.locator("table.studies")).to_be_visible()
-
-
 def row(page: Page, uid: str):  # type: ignore[no-untyped-def]
     return page.locator(f'tr[data-study-uid="{uid}"]')
 
@@ -78,7 +69,7 @@ def test_a_claim_shows_to_the_second_radiologist_and_overdue_stands_out(
 
     # The second sees who reads it, and cannot claim it too.
     second = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-    sign_in_as_second(second, stack)
+    sign_in(second, stack, SECOND)
     expect(row(second, to_claim).locator(".being-read")).to_have_text(
         f"Being read by {stack.username}"
     )
