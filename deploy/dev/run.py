@@ -1,21 +1,21 @@
 """`make run`: migrate, create the demo tenant and user, start every process.
 
 Runs inside deploy/dev/services.py, which provides DATABASE_URL and REDIS_URL.
-Ctrl-C (or SIGTERM) stops the web server, DICOM and HL7 listeners and worker
-together.
+The web server, DICOM and HL7 listeners, worker and beat run as one process
+group forked from a preloaded parent (deploy/dev/process_group.py); Ctrl-C
+(or SIGTERM) stops them together.
 """
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 sys.path.insert(0, str(ROOT))
 
+from deploy.dev.process_group import run_group  # noqa: E402
 from deploy.dev.processes import commands  # noqa: E402
 
 DEMO = {
@@ -69,14 +69,12 @@ def bootstrap() -> None:
     )
 
 
-def processes() -> list[list[str]]:
-    return list(
-        commands(
-            PYTHON,
-            web_host=os.environ.get("NIMBUS_WEB_HOST", "127.0.0.1"),
-            web_port=os.environ.get("NIMBUS_WEB_PORT", "8000"),
-            var_dir=Path(os.environ.get("NIMBUS_VAR_DIR", ROOT / "var")),
-        ).values()
+def processes() -> dict[str, list[str]]:
+    return commands(
+        PYTHON,
+        web_host=os.environ.get("NIMBUS_WEB_HOST", "127.0.0.1"),
+        web_port=os.environ.get("NIMBUS_WEB_PORT", "8000"),
+        var_dir=Path(os.environ.get("NIMBUS_VAR_DIR", ROOT / "var")),
     )
 
 
@@ -97,26 +95,7 @@ def main() -> int:
         "Press Ctrl-C to stop.\n",
         flush=True,
     )
-    children = [subprocess.Popen(cmd, cwd=ROOT) for cmd in processes()]
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while not stopping and all(child.poll() is None for child in children):
-        time.sleep(0.5)
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.wait(15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-    return 0 if stopping else 1
+    return run_group(processes())
 
 
 if __name__ == "__main__":

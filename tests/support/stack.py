@@ -174,11 +174,14 @@ def running_stack(
     database_url: str = "",
     redis_url: str = "",
     env: dict[str, str] | None = None,
+    grouped: bool = False,
 ) -> Iterator[Stack]:
     """A stack on the test run's PostgreSQL and Redis, or on the ones named.
 
     ``env`` adds or overrides the processes' environment (fault tests point
-    the spool at a small file system, shorten the sweep).
+    the spool at a small file system, shorten the sweep). ``grouped`` starts
+    the processes as `make run` does, forked from one preloaded parent
+    (deploy/dev/process_group.py), as one process named "group".
     """
     base_db = database_url or os.environ.get(
         "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/nimbus"
@@ -272,8 +275,17 @@ def running_stack(
             dicom_host="127.0.0.1",
         )
         stack.commands = started
-        for name in ("web", "dicom", "worker", "hl7"):
-            stack.start(name, *started[name])
+        if grouped:
+            stack.start(
+                "group",
+                sys.executable,
+                "deploy/dev/process_group.py",
+                *("--web-port", str(stack.web_port), "--dicom-host", "127.0.0.1"),
+                *("--var-dir", str(tmp / "var"), "--only", "web,dicom,worker,hl7"),
+            )
+        else:
+            for name in ("web", "dicom", "worker", "hl7"):
+                stack.start(name, *started[name])
         wait_for_port(stack.web_port)
         wait_for_port(stack.dicom_port)
         wait_for_port(stack.hl7_port)
