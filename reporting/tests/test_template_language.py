@@ -1,4 +1,7 @@
+import io
+
 import pytest
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import translation
 
@@ -6,6 +9,7 @@ from accounts.models import User
 from pacs.models import Study
 from reporting.models import ReportTemplate
 from reporting.selectors import render_template
+from reporting.template_seeds import do_seed_report_templates
 
 pytestmark = pytest.mark.django_db
 
@@ -57,3 +61,49 @@ def test_a_template_keeps_the_headings_of_its_own_language(tenant_a) -> None:  #
     assert dutch_text.splitlines()[0] == "KLINISCHE GEGEVENS:"
     assert "BEVINDINGEN:\nGeen afwijkingen." in dutch_text
     assert any_text.splitlines()[0] == "KLINISCHE ANGABEN:"
+
+
+def test_the_seeded_normal_templates_come_in_the_readers_language(
+    client_a: Client, radiologist: User, study: Study, tenant_a
+) -> None:
+    study.series.update(body_part_examined="HEAD")
+    radiologist.language = "nl"
+    radiologist.save()
+
+    added = do_seed_report_templates(tenant_a.schema_name, ["en", "fr", "de", "nl"])
+    offered = client_a.get(templates_url(study)).json()
+
+    assert added == 8
+    assert [t["language"] for t in offered] == ["nl", "de", "en", "fr"]  # then by name
+    assert offered[0]["name"] == "Normale CT-hersenen"
+    assert offered[0]["text"].startswith("KLINISCHE GEGEVENS:\n[[ ]]\n\nTECHNIEK:")
+
+
+def test_seeding_again_keeps_what_the_tenant_edited(tenant_a) -> None:  # type: ignore[no-untyped-def]
+    do_seed_report_templates(tenant_a.schema_name, ["fr"])
+    ReportTemplate.objects.filter(language="fr").update(impression="Revu.")
+
+    added = do_seed_report_templates(tenant_a.schema_name, ["fr", "de"])
+
+    assert added == 2
+    assert set(
+        ReportTemplate.objects.filter(language="fr").values_list(
+            "impression", flat=True
+        )
+    ) == {"Revu."}
+
+
+def test_the_command_seeds_one_tenant_and_refuses_an_unknown_one(tenant_a) -> None:  # type: ignore[no-untyped-def]
+    out = io.StringIO()
+
+    call_command(
+        "seed_report_templates",
+        tenant=tenant_a.schema_name,
+        language=["de"],
+        stdout=out,
+    )
+    with pytest.raises(CommandError):
+        call_command("seed_report_templates", tenant="no_such_tenant")
+
+    assert out.getvalue() == f"Added 2 report templates to {tenant_a.schema_name}.\n"
+    assert ReportTemplate.objects.filter(language="de").count() == 2
