@@ -1,4 +1,6 @@
+import datetime
 import io
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -7,7 +9,8 @@ from django.utils import translation
 
 from accounts.models import User
 from pacs.models import Study
-from reporting.models import ReportTemplate
+from reporting.exports import report_html
+from reporting.models import Report, ReportStatus, ReportTemplate
 from reporting.selectors import render_template
 from reporting.template_seeds import do_seed_report_templates
 
@@ -107,3 +110,22 @@ def test_the_command_seeds_one_tenant_and_refuses_an_unknown_one(tenant_a) -> No
 
     assert out.getvalue() == f"Added 2 report templates to {tenant_a.schema_name}.\n"
     assert ReportTemplate.objects.filter(language="de").count() == 2
+
+
+def test_the_printable_report_is_in_the_readers_language_and_date_format(
+    study: Study, radiologist: User
+) -> None:
+    report = Report.objects.create(
+        study=study,
+        status=ReportStatus.SIGNED,
+        text="Bevindingen: geen afwijkingen.",
+        signed_by=radiologist,
+        signed_at=datetime.datetime(2026, 12, 5, 14, 30, tzinfo=datetime.UTC),
+    )
+
+    with translation.override("nl"):
+        html = report_html(report)
+
+    assert '<html lang="nl">' in html
+    assert "Ondertekend door" in html
+    assert re.search(r"5-12-2026 1\d:30", html)
