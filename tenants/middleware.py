@@ -11,6 +11,7 @@ from django.utils import translation
 from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_public_schema_name
 
+from accounts.language import language_for
 from tenants.models import Domain, Tenant
 
 # How long a process trusts its copy of a host's tenant. A change made in
@@ -79,9 +80,11 @@ def suspended_response(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     """A suspended tenant's hosts answer this page, and nothing else, with 503.
 
     It comes before sessions and LocaleMiddleware: the language is the
-    browser's, and no session, user or patient data is looked at.
+    browser's (within the tenant's), and no session, user or patient data is
+    looked at.
     """
-    language = translation.get_language_from_request(request)
+    asked = translation.get_language_from_request(request)
+    language = language_for(None, tenant, asked=asked)
     with translation.override(language):
         page = render_to_string(
             "tenants/suspended.html", {"tenant_name": tenant.name, "lang": language}
