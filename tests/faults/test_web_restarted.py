@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, sign_in, wait_in_page
 from tests.faults.conftest import new_series, storescu, wait_until_indexed
@@ -91,6 +91,7 @@ def test_an_open_editor_reconnects_after_a_web_restart_and_loses_no_text(
 
     def run_through_the_restart(page: Page) -> None:
         editor = page.locator("#report-text")
+        expect(editor).to_be_editable()  # once the editor holds the lock
         editor.click()
         editor.press_sequentially("Typed before.", delay=5)
         wait_for(
