@@ -379,6 +379,10 @@ NIMBUS_SPOOL_FSYNC = env_bool("NIMBUS_SPOOL_FSYNC", True)
 # (a message lost with Redis, a worker killed mid-batch): the longest an
 # instance can wait after the fault is about twice this.
 NIMBUS_SPOOL_SWEEP_SECONDS = env_int("NIMBUS_SPOOL_SWEEP_SECONDS", 60)
+# The Celery queue of the spooled files' ingest. The spool is a local folder:
+# with listeners on several machines, each names a queue of its own (say
+# ingest.<host>) that only that machine's ingest workers consume.
+NIMBUS_INGEST_QUEUE = env_str("NIMBUS_INGEST_QUEUE", "ingest")
 STORAGES = {
     "default": storage_setting(NIMBUS_STORAGE, VAR_DIR),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -258,12 +258,18 @@ def record_quarantine(
 def queue_ingest(
     schema: str, spool_names: list[str], calling_ae_title: str = ""
 ) -> bool:
-    """Queue indexing; with the broker down the files wait in the spool."""
+    """Queue indexing; with the broker down the files wait in the spool.
+
+    On this machine's ingest queue (NIMBUS_INGEST_QUEUE): only a worker that
+    shares this spool folder can index the files.
+    """
     from pacs.tasks import ingest_spooled_files
 
     try:
         ingest_spooled_files.apply_async(
-            args=[spool_names, calling_ae_title], headers={"_schema_name": schema}
+            args=[spool_names, calling_ae_title],
+            headers={"_schema_name": schema},
+            queue=settings.NIMBUS_INGEST_QUEUE,
         )
     except Exception as error:  # noqa: BLE001 - any broker failure; the spool keeps the files
         logger.warning(
