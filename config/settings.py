@@ -383,6 +383,10 @@ NIMBUS_SPOOL_SWEEP_SECONDS = env_int("NIMBUS_SPOOL_SWEEP_SECONDS", 60)
 # with listeners on several machines, each names a queue of its own (say
 # ingest.<host>) that only that machine's ingest workers consume.
 NIMBUS_INGEST_QUEUE = env_str("NIMBUS_INGEST_QUEUE", "ingest")
+# Where a tenant's export before deletion is written (tenants/, Django admin).
+NIMBUS_TENANT_EXPORT_DIR = Path(
+    env_str("NIMBUS_TENANT_EXPORT_DIR", str(VAR_DIR / "tenant-exports"))
+)
 STORAGES = {
     "default": storage_setting(NIMBUS_STORAGE, VAR_DIR),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -283,10 +283,7 @@ def do_export_tenant(tenant: Tenant, *, request: HttpRequest) -> TenantExport:
 
 
 def export_dir() -> Path:
-    return Path(
-        getattr(settings, "NIMBUS_TENANT_EXPORT_DIR", None)
-        or Path(settings.VAR_DIR) / "tenant-exports"
-    )
+    return Path(settings.NIMBUS_TENANT_EXPORT_DIR)
 
 
 def deletion_refusal(tenant: Tenant, *, custody_handed_over: bool) -> str | None:
