@@ -3,6 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
+from django.template.loader import render_to_string
 from django.utils import formats, translation
 from django_tenants.utils import tenant_context
 
@@ -201,3 +202,24 @@ def test_the_tenants_languages_bound_every_choice(french_and_dutch_tenant, radio
     assert COOKIE not in refused.cookies
     assert '<html lang="fr">' in page
     assert '<option value="de"' not in page and '<option value="nl"' in page
+
+
+@pytest.mark.django_db
+def test_error_pages_speak_the_users_language(tenant_a, radiologist):
+    radiologist.language = "de"
+    radiologist.save()
+
+    response = tenant_client(tenant_a, radiologist).get("/no-such-page/")
+    again = tenant_client(tenant_a, radiologist).get("/another-missing-page/")
+
+    assert response.status_code == 404
+    assert b'<html lang="de">' in response.content
+    assert "Seite nicht gefunden" in response.content.decode()
+    assert response.content == again.content  # nothing about what was asked
+
+
+def test_the_server_error_page_needs_no_request():
+    with translation.override("fr"):
+        page = render_to_string("500.html")
+
+    assert '<html lang="fr">' in page and "Erreur du serveur" in page
