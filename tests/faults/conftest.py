@@ -8,6 +8,7 @@ the test runs as root, the spool lives on a small tmpfs of its own, so that
 the disk-full test can fill a real file system.
 """
 
+import base64
 import contextlib
 import glob
 import os
@@ -22,10 +23,18 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from django_otp.oath import totp
 from pydicom.uid import generate_uid
 
 from tests.support.ris import RisListener
-from tests.support.stack import Stack, free_port, running_stack, wait_for, wait_for_port
+from tests.support.stack import (
+    TOTP_SECRET,
+    Stack,
+    free_port,
+    running_stack,
+    wait_for,
+    wait_for_port,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CT_SERIES = (
@@ -325,3 +334,16 @@ def swept(stack: Stack) -> int:
         for line in log.splitlines()
         if "spool sweep queued " in line
     )
+
+
+def current_otp(stack: Stack, *, forget_used: bool = False) -> str:
+    """The code of this 30-second step, without waiting for a new one.
+
+    With ``forget_used``, the device forgets the last step it accepted, so
+    the code is fresh to it (signing refuses a replay). The stack is told
+    the step is used, so its next ``fresh_otp`` waits for the one after.
+    """
+    if forget_used:
+        stack.sql("UPDATE otp_totp_totpdevice SET last_t = -1 RETURNING id")
+    stack.last_otp_step = int(time.time()) // 30
+    return f"{totp(base64.b32decode(TOTP_SECRET)):06d}"

@@ -7,18 +7,17 @@ while the database is away and serves again once it is back, and a sign
 retried by the radiologist's client signs once and sends one ORU^R01.
 """
 
-import base64
 import json
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from django_otp.oath import totp
 
 from tests.faults.conftest import (
     SWEEP_SECONDS,
     Postgres,
+    current_otp,
     indexed,
     indexed_uids,
     ingest_failures,
@@ -32,7 +31,7 @@ from tests.faults.conftest import (
     wait_until_ready,
 )
 from tests.support.ris import RisListener
-from tests.support.stack import TOTP_SECRET, Stack, wait_for
+from tests.support.stack import Stack, wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -92,11 +91,6 @@ def test_ingest_survives_a_postgresql_restart_with_nothing_lost_or_duplicated(
     )
 
 
-def current_otp() -> str:
-    """The code of this 30-second step: a sign that failed used none up."""
-    return f"{totp(base64.b32decode(TOTP_SECRET)):06d}"
-
-
 def test_a_sign_retried_across_a_postgresql_restart_signs_once_and_sends_one_oru(
     fault_stack: Stack, postgres: Postgres, fault_ris: RisListener, tmp_path: Path
 ) -> None:
@@ -112,7 +106,7 @@ def test_a_sign_retried_across_a_postgresql_restart_signs_once_and_sends_one_oru
 
     restarter = restart_after(postgres, DOWN_SECONDS)
     answers: list[int] = []
-    otp = current_otp()
+    otp = current_otp(fault_stack)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -128,7 +122,7 @@ def test_a_sign_retried_across_a_postgresql_restart_signs_once_and_sends_one_oru
             fault_stack.last_otp_step = int(time.time()) // 30
             otp = fault_stack.fresh_otp()
         else:
-            otp = current_otp()
+            otp = current_otp(fault_stack)
             time.sleep(1)
     restarter.join()
 
