@@ -191,9 +191,11 @@ def header_refusal(data: bytes, sop_instance_uid: str) -> tuple[int, str] | None
 
     pydicom reads almost any bytes leniently, so the test is that the SOP
     Instance UID inside matches the C-STORE request's Affected SOP Instance
-    UID (PS3.4 B.2.3); a dataset that garbles it is not understood. A
-    deflated data set (PS3.5 A.5) is first inflated in bounded steps and
-    counted (``pacs.deflate``): pydicom would inflate it whole.
+    UID (PS3.4 B.2.3); a dataset that garbles it is not understood. Only
+    the elements up to that UID are read here; the ingest worker reads the
+    rest and quarantines a file it cannot index. A deflated data set
+    (PS3.5 A.5) is first inflated in bounded steps and counted
+    (``pacs.deflate``): pydicom would inflate it whole.
 
     Parameters
     ----------
@@ -213,9 +215,7 @@ def header_refusal(data: bytes, sop_instance_uid: str) -> tuple[int, str] | None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = deflate.read_bounded(
-                data, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]
-            )
+            ds = deflate.read_through(data, SOP_INSTANCE_UID)
             announced = str(ds.get("SOPInstanceUID", "")).strip() == sop_instance_uid
     except deflate.InflateLimitExceeded as error:
         security_logger.warning("C-STORE refused: deflated data set over the cap")
@@ -224,6 +224,8 @@ def header_refusal(data: bytes, sop_instance_uid: str) -> tuple[int, str] | None
         announced = False
     return None if announced else (STATUS_CANNOT_UNDERSTAND, UNREADABLE_REASON)
 
+
+SOP_INSTANCE_UID = 0x00080018
 
 UNREADABLE_REASON = (
     "C-STORE data set unreadable: not DICOM, truncated before its SOP Instance "

@@ -69,7 +69,7 @@ def queued_spool_names() -> list[str]:
     """Spool file names in the ingest tasks waiting on the Celery queue."""
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     names = []
-    for raw in broker.lrange("celery", 0, -1):
+    for raw in broker.lrange(settings.NIMBUS_INGEST_QUEUE, 0, -1):
         message = json.loads(raw)
         if message["headers"]["task"] == "pacs.ingest_spooled_files":
             args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
