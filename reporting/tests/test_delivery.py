@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.models import AuditEvent, EventType, Outcome
+from config.celery import DELIVERY_QUEUE
 from conftest import current_totp
 from pacs.models import Study
 from reporting import hl7
@@ -163,12 +164,12 @@ def test_it_queues_delivery_on_the_broker_in_the_tenants_schema(
 ) -> None:
     do_save_report_draft(radiologist, study, "Impression: normal.")
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    before = set(broker.lrange("celery", 0, -1))
+    before = set(broker.lrange(DELIVERY_QUEUE, 0, -1))
 
     with django_capture_on_commit_callbacks(execute=True):
         report = do_sign_report(radiologist, study, current_totp())
 
-    queued = [raw for raw in broker.lrange("celery", 0, -1) if raw not in before]
+    queued = [raw for raw in broker.lrange(DELIVERY_QUEUE, 0, -1) if raw not in before]
     ours = []
     for raw in queued:
         message = json.loads(raw)
@@ -194,14 +195,16 @@ def test_it_requeues_a_message_that_no_task_carries_any_more(
         state=DeliveryState.RETRYING, last_attempt_at=stale
     )
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    before = set(broker.lrange("celery", 0, -1))
+    before = set(broker.lrange(DELIVERY_QUEUE, 0, -1))
 
     assert do_requeue_stalled_messages() == 1
 
     queued = [
-        json.loads(raw) for raw in broker.lrange("celery", 0, -1) if raw not in before
+        json.loads(raw)
+        for raw in broker.lrange(DELIVERY_QUEUE, 0, -1)
+        if raw not in before
     ]
-    for raw in set(broker.lrange("celery", 0, -1)) - before:
+    for raw in set(broker.lrange(DELIVERY_QUEUE, 0, -1)) - before:
         broker.lrem("celery", 1, raw)  # no worker of this test run takes it
     assert [q["headers"]["argsrepr"] for q in queued] == [f"[{message.pk}]"]
     assert queued[0]["headers"]["_schema_name"] == "hospital_a"

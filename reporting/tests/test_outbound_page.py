@@ -10,6 +10,7 @@ from django_tenants.utils import tenant_context
 
 from accounts.models import Role, User
 from audit.models import AuditEvent, EventType
+from config.celery import DELIVERY_QUEUE
 from conftest import current_totp, make_user, tenant_client
 from pacs.models import Study
 from reporting.actions import do_deliver_message, do_save_report_draft, do_sign_report
@@ -39,11 +40,11 @@ def take_queued_tasks() -> list[dict[str, object]]:
     """Remove this test's delivery tasks from the broker, so no worker runs them."""
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     tasks = []
-    for raw in broker.lrange("celery", 0, -1):
+    for raw in broker.lrange(DELIVERY_QUEUE, 0, -1):
         task = json.loads(raw)
         if task["headers"]["task"] == "reporting.deliver_message":
             tasks.append(task)
-            broker.lrem("celery", 1, raw)
+            broker.lrem(DELIVERY_QUEUE, 1, raw)
     return tasks
 
 
