@@ -175,7 +175,7 @@ def test_it_queues_delivery_on_the_broker_in_the_tenants_schema(
         message = json.loads(raw)
         if message["headers"]["task"] == "reporting.deliver_message":
             ours.append(message)
-            broker.lrem("celery", 1, raw)  # no worker of this test run takes it
+            broker.lrem(DELIVERY_QUEUE, 1, raw)  # no worker of this test run takes it
     assert len(ours) == 1
     assert ours[0]["headers"]["_schema_name"] == "hospital_a"
     assert ours[0]["headers"]["argsrepr"] == f"[{report.messages.get().pk}]"
@@ -205,7 +205,7 @@ def test_it_requeues_a_message_that_no_task_carries_any_more(
         if raw not in before
     ]
     for raw in set(broker.lrange(DELIVERY_QUEUE, 0, -1)) - before:
-        broker.lrem("celery", 1, raw)  # no worker of this test run takes it
+        broker.lrem(DELIVERY_QUEUE, 1, raw)  # no worker of this test run takes it
     assert [q["headers"]["argsrepr"] for q in queued] == [f"[{message.pk}]"]
     assert queued[0]["headers"]["_schema_name"] == "hospital_a"
     assert recent.pk not in [int(q["headers"]["argsrepr"][1:-1]) for q in queued]
