@@ -13,6 +13,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -93,6 +94,37 @@ def do_anchor_head(schema_name: str, head: Head) -> None:
             head.seq,
             path,
         )
+
+
+def archived_head_file(schema_name: str, deleted_at: datetime) -> Path:
+    """Where a deleted tenant's head file goes: no longer read as a head file."""
+    stamp = deleted_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return head_file(schema_name).with_name(f"{schema_name}.heads.deleted-{stamp}")
+
+
+def do_archive_head_file(schema_name: str, archived: Path) -> None:
+    """Move a deleted tenant's head file aside; a missing one is nothing to do.
+
+    Left in place, it would be read as the head of any new tenant given the
+    same schema name, whose fresh chain would then look cut short.
+    """
+    try:
+        head_file(schema_name).rename(archived)
+    except FileNotFoundError:
+        return
+    except OSError:
+        logger.exception(
+            "could not archive the audit chain head file of %s as %s; a new "
+            "tenant with this schema will read it as its own until it is moved",
+            schema_name,
+            archived,
+        )
+        return
+    security_logger.info(
+        "audit chain head file of deleted tenant=%s archived as %s",
+        schema_name,
+        archived,
+    )
 
 
 def _append_line(path: Path, line: str) -> None:

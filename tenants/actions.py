@@ -14,11 +14,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import formats
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django_tenants.utils import schema_context
 
 from accounts.models import Role, User
+from audit import heads
 from audit.actions import do_record_event
 from audit.models import EventType, Outcome
 from pacs.models import Instance, RemoteApplicationEntity
@@ -333,6 +334,7 @@ def do_delete_tenant(
     export = selectors.latest_export(tenant)
     with schema_context(tenant.schema_name):
         stored = list(Instance.objects.values_list("storage_path", flat=True))
+    heads_archive = heads.archived_head_file(tenant.schema_name, timezone.now())
     with transaction.atomic():
         _record_tenant_event(
             EventType.TENANT_DELETED,
@@ -343,12 +345,16 @@ def do_delete_tenant(
                 "sha256": export.sha256 if export else "",
                 "custody_handed_over": custody_handed_over,
                 "instances": len(stored),
+                "audit_heads": heads_archive.name,
             },
         )
         tenant.delete(force_drop=True)
         # Files go only once the rows are gone for good: a failed drop
         # leaves a tenant whose images are all still there.
         transaction.on_commit(partial(exports.delete_stored_files, stored))
+        transaction.on_commit(
+            partial(heads.do_archive_head_file, tenant.schema_name, heads_archive)
+        )
     logger.info("tenant %s deleted", tenant.schema_name)
 
 

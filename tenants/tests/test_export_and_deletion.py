@@ -1,7 +1,9 @@
 """A tenant leaves only after an export that holds everything it had."""
 
 import hashlib
+import io
 import json
+import logging
 import stat
 import zipfile
 from pathlib import Path
@@ -9,10 +11,13 @@ from pathlib import Path
 import pydicom
 import pytest
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 from django.db import connection
 from django_tenants.utils import schema_context
 
 from audit.actions import do_record_event
+from audit.chain import do_seal_events
+from audit.heads import last_anchored_head
 from audit.models import AuditEvent, EventType, Outcome
 from conftest import CT_SERIES
 from pacs import spool
@@ -20,6 +25,7 @@ from pacs.ingest import do_ingest_spooled_file
 from pacs.models import Instance
 from reporting.models import Report, ReportStatus
 from tenants.models import Domain, Tenant, TenantExport
+from tenants.tests.conftest import ONBOARD_URL, onboarding_data
 
 SLICES = ("1-030.dcm", "1-031.dcm")
 
@@ -227,3 +233,46 @@ def test_the_admin_s_own_delete_is_gone(platform_admin_client, hospital):
 
     assert response.status_code == 403
     assert Tenant.objects.filter(schema_name="hospital_b").exists()
+
+
+def test_a_new_tenant_with_a_deleted_tenants_schema_starts_a_fresh_audit_chain(
+    platform_admin_client,
+    hospital,
+    settings,
+    tmp_path,
+    django_capture_on_commit_callbacks,
+    caplog,
+):
+    settings.NIMBUS_AUDIT_HEAD_DIR = tmp_path / "heads"
+    with schema_context("hospital_b"), django_capture_on_commit_callbacks(execute=True):
+        old_links = do_seal_events()
+    assert old_links > 1
+    suspend(platform_admin_client, hospital)
+    post(platform_admin_client, hospital, "export")
+    with django_capture_on_commit_callbacks(execute=True):
+        delete(platform_admin_client, hospital, custody=True)
+
+    response = platform_admin_client.post(
+        ONBOARD_URL,
+        onboarding_data(
+            schema_name="hospital_b",
+            domains="b.localhost",
+            ae_title="NIMBUS_B",
+            remote_aes="",
+        ),
+    )
+    assert response.status_code == 200
+    caplog.set_level(logging.ERROR, logger="nimbus.security")
+    with schema_context("hospital_b"), django_capture_on_commit_callbacks(execute=True):
+        new_links = do_seal_events()
+    call_command("verify_audit", "--tenant", "hospital_b", stdout=io.StringIO())
+
+    assert "does not continue" not in caplog.text
+    assert last_anchored_head("hospital_b") is not None
+    assert last_anchored_head("hospital_b").seq == new_links  # type: ignore[union-attr]
+    event = AuditEvent.objects.get(
+        event_type=EventType.TENANT_DELETED, outcome=Outcome.SUCCESS
+    )
+    archived = tmp_path / "heads" / event.detail["audit_heads"]
+    assert archived.name.startswith("hospital_b.heads.deleted-")
+    assert json.loads(archived.read_text().splitlines()[-1])["seq"] == old_links
