@@ -7,7 +7,7 @@ from django_tenants.utils import schema_context
 from accounts.models import User
 from audit.actions import do_record_event
 from audit.models import EventType, Outcome
-from helpdesk.tests.conftest import CONSOLE
+from helpdesk.tests.conftest import CONSOLE, Events
 from pacs.models import IngestFailure, Patient, Study
 from reporting.models import DeliveryState, OutboundMessage, Report, ReportStatus
 
@@ -18,6 +18,7 @@ PATIENT_ID = "PID-777"
 ACCESSION = "ACC-555"
 STUDY_UID = "1.2.826.0.1.3680043.8.498.4242"
 REPORT_TEXT = "Spiculated mass in the right lower lobe"
+AUDIT_TRAIL = "/helpdesk/audit/"
 SECRETS = ("Doe", "Jane", PATIENT_ID, ACCESSION, STUDY_UID, "Spiculated")
 
 
@@ -97,3 +98,27 @@ def test_the_tenant_page_still_tells_what_went_wrong(
     assert "Connection refused by 127.0.0.1:2575" in content
     assert "CT_SCANNER" in content
     assert "uid#" in content
+
+
+def test_the_console_says_that_only_the_audit_trail_page_shows_patient_data(
+    helpdesk_client: Client,
+) -> None:
+    console = helpdesk_client.get(CONSOLE).content.decode()
+    audit_page = helpdesk_client.get(AUDIT_TRAIL).content.decode()
+
+    assert "never appear here" not in console
+    assert "These console pages show no patient names, patient IDs" in console
+    assert "audit trail page is different: it shows patient IDs" in console
+    assert "This page shows patient IDs and Study Instance UIDs" in audit_page
+    assert "Every search and export is itself recorded" in audit_page
+
+
+def test_a_search_of_the_audit_trail_by_patient_is_itself_audited(
+    helpdesk_client: Client, events: Events
+) -> None:
+    helpdesk_client.get(AUDIT_TRAIL, {"patient_id": PATIENT_ID})
+
+    searches = events("public", EventType.AUDIT_SEARCHED)
+    assert [(e.actor_username, e.patient_id) for e in searches] == [
+        ("help.desk", PATIENT_ID)
+    ]
