@@ -28,6 +28,12 @@ from pacs import deflate, dicom, spool
 from pacs.dimse import peers, retrieve
 from pacs.dimse.batching import IngestBatcher
 from pacs.dimse.find import FIND_SOP_CLASSES, handle_find
+from pacs.dimse.lastknown import (
+    LAST_KNOWN_SECONDS,
+    LastKnown,
+    close_quietly,
+    reject_busy,
+)
 from pacs.dimse.transport import (
     NoDelayAssociationServer,
     SharedPortAssociationServer,
@@ -76,18 +82,30 @@ TRANSFER_SYNTAXES = [
 ]
 
 
+_tenants: LastKnown[str, tuple[str, bool]] = LastKnown(
+    "tenant of called AE", LAST_KNOWN_SECONDS
+)
+
+
 def tenant_for_ae_title(ae_title: str) -> tuple[str, bool] | None:
     """The schema of the tenant called ``ae_title`` and whether its allow-list is on.
 
     One query per association: the peers check reads the flag from here.
+    While the database is unreachable, the last answer it gave (see
+    :mod:`pacs.dimse.lastknown`).
     """
-    with schema_context(get_public_schema_name()):
-        return (
-            Tenant.objects.filter(ae_title=ae_title.strip(), is_active=True)
-            .exclude(schema_name=get_public_schema_name())
-            .values_list("schema_name", "only_known_peers_may_store")
-            .first()
-        )
+    called = ae_title.strip()
+
+    def lookup() -> tuple[str, bool] | None:
+        with schema_context(get_public_schema_name()):
+            return (
+                Tenant.objects.filter(ae_title=called, is_active=True)
+                .exclude(schema_name=get_public_schema_name())
+                .values_list("schema_name", "only_known_peers_may_store")
+                .first()
+            )
+
+    return _tenants.get(called, lookup)
 
 
 def handle_requested(event: Event) -> None:
@@ -96,8 +114,12 @@ def handle_requested(event: Event) -> None:
     called = assoc.requestor.primitive.called_ae_title.strip()
     try:
         tenant = tenant_for_ae_title(called)
+    except Exception:  # noqa: BLE001 - a check that cannot run refuses: fail closed
+        logger.warning("tenant of called AE %r not looked up", called, exc_info=True)
+        reject_busy(assoc, "the tenant of the called AE title could not be looked up")
+        return
     finally:
-        connection.close()
+        close_quietly()
     if tenant is None:
         security_logger.warning(
             "association rejected: unknown called AE %r from %s (%s)",

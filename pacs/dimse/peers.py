@@ -54,6 +54,12 @@ from pynetdicom.sop_class import uid_to_service_class
 from audit.actions import do_record_event
 from audit.models import EventType, Outcome
 from pacs.dimse import trail
+from pacs.dimse.lastknown import (
+    LAST_KNOWN_SECONDS,
+    LastKnown,
+    close_quietly,
+    reject_busy,
+)
 from pacs.models import RemoteApplicationEntity
 
 logger = logging.getLogger(__name__)
@@ -207,8 +213,13 @@ def handle_requested(event: Event) -> None:
     calling = assoc.requestor.primitive.calling_ae_title.strip()
     allow_list = bool(getattr(assoc, "nimbus_allow_list", False))
     try:
-        with schema_context(schema):
-            remote = RemoteApplicationEntity.objects.filter(ae_title=calling).first()
+        remote = known_remote(schema, calling)
+    except Exception:  # noqa: BLE001 - a check that cannot run refuses: fail closed
+        logger.warning("calling AE %r not looked up", calling, exc_info=True)
+        reject_busy(assoc, "the calling AE title could not be looked up")
+        close_quietly()
+        return
+    try:
         reason = refusal(assoc, remote, allow_list)
         if reason:
             reject(assoc, schema, reason, REJECT_CALLING_AE)
@@ -219,7 +230,23 @@ def handle_requested(event: Event) -> None:
             return
         assoc.nimbus_remote = remote  # type: ignore[attr-defined]
     finally:
-        connection.close()
+        close_quietly()
+
+
+_remotes: LastKnown[tuple[str, str], RemoteApplicationEntity] = LastKnown(
+    "remote AE", LAST_KNOWN_SECONDS
+)
+
+
+def known_remote(schema: str, ae_title: str) -> RemoteApplicationEntity | None:
+    """The tenant's remote AE called ``ae_title``; the last known while the
+    database is unreachable (:mod:`pacs.dimse.lastknown`)."""
+
+    def lookup() -> RemoteApplicationEntity | None:
+        with schema_context(schema):
+            return RemoteApplicationEntity.objects.filter(ae_title=ae_title).first()
+
+    return _remotes.get((schema, ae_title), lookup)
 
 
 def query_retrieve_refusal(assoc: Association, request: QueryRetrieveRequest) -> str:

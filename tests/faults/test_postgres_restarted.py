@@ -8,6 +8,7 @@ retried by the radiologist's client signs once and sends one ORU^R01.
 """
 
 import json
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -159,4 +160,46 @@ def test_a_sign_retried_across_a_postgresql_restart_signs_once_and_sends_one_oru
         f"FAULT postgres restart during signing: sign_attempts={len(answers)} "
         f"answers={answers} signed_versions={signed_versions} "
         f"outbound_messages={messages} oru_at_ris={len(sent_to_ris())}"
+    )
+
+
+def test_a_modality_that_connects_while_postgresql_is_down_still_sends(
+    fault_stack: Stack, postgres: Postgres, tmp_path: Path
+) -> None:
+    # One association while the database is up: the listener learns whose
+    # AE title it is and who calls.
+    first, first_study = new_series(tmp_path / "before", 2)
+    assert storescu(fault_stack, first).returncode == 0
+    wait_until_indexed(fault_stack, first_study, 2)
+    files, study_uid = new_series(tmp_path / "during", 5)
+
+    postgres.stop("immediate")
+    try:
+        during = storescu(fault_stack, files, timeout=120)
+        stranger = subprocess.run(
+            [
+                "echoscu",
+                "-aec",
+                "NOBODY_HERE",
+                "127.0.0.1",
+                str(fault_stack.dicom_port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        postgres.start()
+
+    # A new association, answered from the last known tenant and peer.
+    assert during.returncode == 0, during.stdout[-2000:] + during.stderr[-2000:]
+    assert (during.stdout + during.stderr).count("Store Response (Success)") == 5
+    # An AE title never seen is not guessed at: refused, for now.
+    assert stranger.returncode != 0
+    rows, distinct = wait_until_indexed(fault_stack, study_uid, 5, 120)
+    assert (rows, distinct) == (5, 5)
+    assert indexed_uids(fault_stack, study_uid) == sop_uids(files)
+    print(
+        f"FAULT new association while postgres down: stored={rows} "
+        f"stranger_exit={stranger.returncode}"
     )
