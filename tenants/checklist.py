@@ -4,10 +4,13 @@ Connection tests run in parallel threads so that several silent peers cost
 one time-out, not one each; the results keep the checklist's order.
 """
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from django.conf import settings
 from django.http.request import validate_host
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from reporting import hl7
@@ -23,17 +26,32 @@ def run(tenant: Tenant, our_host: str) -> list[CheckResult]:
     """Every checklist item of ``tenant``; ``our_host`` is this page's host."""
     results = [_ae_title(tenant), *_first_admin(tenant)]
     results += [_domain(domain, our_host) for domain in _domains(tenant)]
+    # The active language belongs to this thread: each check takes it along.
+    language = translation.get_language()
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL_CHECKS) as pool:
         echoes = [
             pool.submit(
-                _echo, tenant.ae_title, remote.ae_title, remote.host, remote.port
+                _in_language,
+                language,
+                partial(
+                    _echo, tenant.ae_title, remote.ae_title, remote.host, remote.port
+                ),
             )
             for remote in selectors.remote_aes(tenant)
         ]
-        ris = pool.submit(_ris, tenant) if tenant.has_ris else None
+        ris = (
+            pool.submit(_in_language, language, partial(_ris, tenant))
+            if tenant.has_ris
+            else None
+        )
         results += [future.result() for future in echoes]
     results.append(ris.result() if ris else _no_ris())
     return results
+
+
+def _in_language(language: str | None, check: Callable[[], CheckResult]) -> CheckResult:
+    with translation.override(language):
+        return check()
 
 
 def _ae_title(tenant: Tenant) -> CheckResult:

@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from django.conf import settings
 from django_tenants.utils import schema_context
 
 from accounts.models import Role, User
@@ -200,3 +201,18 @@ def test_each_check_is_audited_with_its_outcome(
         "hospital_a",
     )
     assert events.get(detail__check="c_echo", outcome=Outcome.FAILURE)
+
+
+def test_the_checks_run_in_threads_answer_in_the_request_s_language(
+    platform_admin_client, hospital
+):
+    add_remote(hospital, "GONE", free_port())
+    point_ris_at(hospital, free_port())
+    platform_admin_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "fr"
+
+    results, _ = run_checklist(platform_admin_client, hospital)
+
+    labels = {result.kind: result.label for result in results.values()}
+    assert labels["ae_title"] == "Titre AE défini"
+    assert labels["c_echo"] == "C-ECHO vers un AE distant"
+    assert labels["hl7"] == "Message HL7 de test vers le RIS"
