@@ -19,6 +19,7 @@ from tenants.models import Domain, Tenant, validate_ae_title
 # Stricter than PostgreSQL: the schema name also names export files.
 SCHEMA_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 RESERVED_SCHEMAS = {"public", "information_schema"}
+PORT_PATTERN = re.compile(r"[0-9]{1,5}")
 
 
 class OnboardingForm(forms.Form):
@@ -202,7 +203,8 @@ def _validate_host_name(domain: str) -> None:
 def _remote_ae(number: int, line: str) -> RemoteAESpec:
     # Commas allow an AE title with a space in it ("CT ROOM 1, 10.0.4.21, 104").
     parts = [part.strip() for part in line.split(",")] if "," in line else line.split()
-    if len(parts) != 3 or not parts[2].isdigit():
+    # str.isdigit() takes "²" and other digits that int() refuses: ASCII only.
+    if len(parts) != 3 or not PORT_PATTERN.fullmatch(parts[2]):
         raise ValidationError(
             _("Line %(number)s: give an AE title, a host and a port."),
             params={"number": number},

@@ -289,6 +289,8 @@ def test_it_audits_the_onboarding_on_both_sides(platform_admin_client):
         ({"ae_title": "FAR_TOO_LONG_AE_TITLE"}, "ae_title", "at most 16"),
         ({"remote_aes": "CT_ROOM1 127.0.0.1"}, "remote_aes", "Line 1: give"),
         ({"remote_aes": "A h 1\nB h 70000"}, "remote_aes", "Line 2: the port"),
+        ({"remote_aes": "A 127.0.0.1 ²"}, "remote_aes", "Line 1: give"),
+        ({"remote_aes": "A 127.0.0.1 ١٠٤"}, "remote_aes", "Line 1: give"),
         ({"remote_aes": "A h 1\nA h 2"}, "remote_aes", "appears twice"),
         ({"ris_port": ""}, "ris_port", "Give both the RIS host"),
         ({"default_language": "de"}, "default_language", "must be one of"),
