@@ -7,6 +7,9 @@ both. TCP_NODELAY=1 is set for storescu and Orthanc (Nimbus sets it itself),
 so that neither side waits on Nagle's algorithm.
 
 Prints one table; nothing here asserts a target (see docs/decisions.md).
+The viewer, dictation and load sections (bench/viewer.py, bench/dictation.py,
+bench/load.py) print theirs after it; `--sections` picks some of them and
+`--load-scale` shrinks the load section for a quick run.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ SHARED = ROOT.parent / "shared" / "data" / "dicom"
 CT_SLICE = SHARED / "tcia-pancreas-ct" / "series-201" / "1-050.dcm"
 SMALL = SHARED / "pydicom" / "MR_small.dcm"
 NODELAY = {**os.environ, "TCP_NODELAY": "1"}
+SECTIONS = ("main", "viewer", "dictation", "load")
 
 
 def free_port() -> int:
@@ -399,13 +403,51 @@ def main() -> int:
         default="nimbus,nimbus-nofsync,orthanc",
         help="comma-separated subset of nimbus,nimbus-nofsync,orthanc",
     )
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--load-scale",
+        type=float,
+        default=1.0,
+        help="fraction of the load section's counts (0.05 for a quick run)",
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    if not sections <= set(SECTIONS):
+        parser.error(f"--sections takes a subset of {','.join(SECTIONS)}")
     for tool in ("storescu", "Orthanc"):
         if shutil.which(tool) is None:
             raise SystemExit(
                 f"{tool} is missing: make bench installs dcmtk and orthanc"
             )
 
+    if "main" in sections:
+        main_section(args)
+
+    # Imported here: bench/viewer.py builds on this module.
+    from bench.viewer import print_viewer_table, viewer_section
+
+    if "viewer" in sections:
+        print_viewer_table(
+            viewer_section(args.slices, args.repeat), args.slices, args.repeat
+        )
+
+    from bench.dictation import dictation_section, print_dictation_table
+
+    if "dictation" in sections:
+        print_dictation_table(dictation_section())
+
+    from bench.load import load_section, print_load_table
+
+    if "load" in sections:
+        print_load_table(load_section(args.load_scale), args.load_scale)
+    return 0
+
+
+def main_section(args: argparse.Namespace) -> None:
     rows: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="nimbus-bench-") as scratch:
         tmp = Path(scratch)
@@ -428,18 +470,6 @@ def main() -> int:
                     server, one, four, stow, small, size_mb, args.repeat
                 )
     print_table(rows, args)
-
-    # Imported here: bench/viewer.py builds on this module.
-    from bench.viewer import print_viewer_table, viewer_section
-
-    print_viewer_table(
-        viewer_section(args.slices, args.repeat), args.slices, args.repeat
-    )
-
-    from bench.dictation import dictation_section, print_dictation_table
-
-    print_dictation_table(dictation_section())
-    return 0
 
 
 def measure(
