@@ -20,6 +20,9 @@ class Priority(models.TextChoices):
     ROUTINE = "routine", _("Routine")
 
 
+DUE_AT_MIN = datetime.datetime(1900, 1, 1, tzinfo=datetime.UTC)
+DUE_AT_MAX = datetime.datetime(9000, 1, 1, tzinfo=datetime.UTC)
+
 # Most pressing first: the worklist sorts on this rank, then on the due time.
 PRIORITY_RANK = {Priority.STAT: 0, Priority.URGENT: 1, Priority.ROUTINE: 2}
 
@@ -193,6 +196,16 @@ class StudyReading(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        constraints = [
+            # The form keeps due times near the study's arrival; this keeps
+            # any other writer from storing one psycopg cannot read back
+            # (years before 1 AD), which breaks every worklist of the tenant.
+            models.CheckConstraint(
+                condition=models.Q(due_at__isnull=True)
+                | models.Q(due_at__gte=DUE_AT_MIN, due_at__lt=DUE_AT_MAX),
+                name="reading_due_at_in_reach",
+            )
+        ]
         verbose_name = _("study in the reading queue")
         verbose_name_plural = _("studies in the reading queue")
 

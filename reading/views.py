@@ -92,7 +92,9 @@ def study(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
             "group": reading.assigned_group_id,
         }
     )
-    priority_form = PriorityForm(initial={"priority": reading.priority})
+    priority_form = PriorityForm(
+        initial={"priority": reading.priority}, arrived_at=found.received_at
+    )
     if request.method == "POST":
         if "assign" in request.POST:
             assign_form = AssignForm(request.POST)
@@ -107,7 +109,7 @@ def study(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
                 messages.success(request, _("Assignment saved."))
                 return _back(request, study_instance_uid)
         else:
-            priority_form = PriorityForm(request.POST)
+            priority_form = PriorityForm(request.POST, arrived_at=found.received_at)
             if priority_form.is_valid():
                 actions.do_set_priority(
                     request,

@@ -68,3 +68,13 @@ def test_it_refuses_a_window_longer_than_a_quarter(client_a):
 
     assert response.status_code == 200
     assert "Choose at most 92 days." in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "query", ["date_to=9999-12-31", "date_from=0001-01-01&date_to=0001-01-03"]
+)
+def test_it_explains_days_out_of_reach_instead_of_failing(client_a, query):  # type: ignore[no-untyped-def]
+    response = client_a.get(f"/reading/counts/?{query}")
+
+    assert response.status_code == 200
+    assert "Choose a day between" in response.content.decode()

@@ -2,6 +2,7 @@ import datetime
 
 import hl7 as python_hl7
 import pytest
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent, EventType
@@ -142,3 +143,48 @@ def test_hospital_it_sees_the_queue_page_without_patient_names(
     assert page.status_code == 200 and queue.status_code == 200
     assert "ACC-Q1" in queue.content.decode()
     assert "Secret" not in page.content.decode() + queue.content.decode()
+
+
+def test_it_refuses_a_due_time_out_of_reach_and_every_page_still_answers(
+    tenant_a, client_a, study
+):
+    before = StudyReading.objects.get(study=study)
+
+    response = client_a.post(
+        f"/reading/studies/{study.study_instance_uid}/",
+        {"set_priority": "1", "priority": "stat", "due_at": "0001-01-01T00:00"},
+    )
+
+    assert response.status_code == 200
+    assert "Choose a due time between" in response.content.decode()
+    reading = StudyReading.objects.get(study=study)
+    assert (reading.priority, reading.due_at) == (before.priority, before.due_at)
+    assert client_a.get("/").status_code == 200
+    assert (
+        client_a.get(f"/reading/studies/{study.study_instance_uid}/").status_code == 200
+    )
+
+
+def test_it_takes_a_due_time_a_few_days_ahead(tenant_a, client_a, study):
+    due = timezone.localtime() + datetime.timedelta(days=3)
+
+    response = client_a.post(
+        f"/reading/studies/{study.study_instance_uid}/",
+        {
+            "set_priority": "1",
+            "priority": "stat",
+            "due_at": due.strftime("%Y-%m-%dT%H:%M"),
+        },
+    )
+
+    assert response.status_code == 302
+    reading = StudyReading.objects.get(study=study)
+    assert reading.due_at == due.replace(second=0, microsecond=0)
+    assert reading.due_at_manual
+
+
+def test_the_database_refuses_a_due_time_that_cannot_be_read_back(tenant_a, study):
+    year_one = datetime.datetime(1, 1, 1, tzinfo=datetime.UTC)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        StudyReading.objects.filter(study=study).update(due_at=year_one)
