@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
@@ -64,6 +64,7 @@ def do_ensure_public_tenant(domain: str = "localhost") -> Tenant:
     return tenant
 
 
+@transaction.atomic
 def do_create_tenant(spec: TenantSpec) -> tuple[Tenant, bool]:
     """Create the tenant, its schema and its domains, or update them if present.
 
@@ -102,15 +103,56 @@ def do_create_tenant(spec: TenantSpec) -> tuple[Tenant, bool]:
     if spec.languages is not None:
         tenant.languages = list(spec.languages)
     tenant.full_clean(exclude=None if created else ["schema_name"])
-    # save() creates the schema and migrates it when the tenant is new.
-    tenant.save()
+    _save_tenant(tenant)
 
     for position, name in enumerate(spec.domains):
-        Domain.objects.update_or_create(
-            domain=name, defaults={"tenant": tenant, "is_primary": position == 0}
-        )
+        _claim_domain(tenant, name, primary=position == 0)
     logger.info("tenant %s %s", spec.schema, "created" if created else "updated")
     return tenant, created
+
+
+def _save_tenant(tenant: Tenant) -> None:
+    """Save (and, when new, create and migrate the schema); a race is a refusal.
+
+    full_clean() saw no other tenant with this AE title or schema, but one
+    committed since (two onboardings at once) fails on the unique index.
+    """
+    try:
+        with transaction.atomic():
+            tenant.save()
+    except IntegrityError as error:
+        diag = getattr(error.__cause__, "diag", None)
+        constraint = str(getattr(diag, "constraint_name", None) or "")
+        if "ae_title" in constraint:
+            message = _("Another tenant already has this AE title.")
+            raise ValidationError({"ae_title": message}) from error
+        if "schema_name" in constraint:
+            message = _("A tenant with this schema already exists.")
+            raise ValidationError({"schema_name": message}) from error
+        raise
+
+
+def _claim_domain(tenant: Tenant, name: str, *, primary: bool) -> None:
+    """Give ``name`` to ``tenant``, never taking it from another tenant.
+
+    The row is locked while it is checked; a domain that another tenant's
+    onboarding inserted since the first check fails on the unique index, and
+    is then read again (update_or_create would have handed it over).
+    """
+    domain = Domain.objects.select_for_update().filter(domain=name).first()
+    if domain is None:
+        try:
+            with transaction.atomic():
+                Domain.objects.create(domain=name, tenant=tenant, is_primary=primary)
+            return
+        except IntegrityError:
+            domain = Domain.objects.select_for_update().get(domain=name)
+    if domain.tenant_id != tenant.pk:
+        message = _("Domain %(domains)s already belongs to another tenant.")
+        raise ValidationError({"domains": message % {"domains": name}})
+    if domain.is_primary != primary:
+        domain.is_primary = primary
+        domain.save(update_fields=["is_primary"])
 
 
 # --- Onboarding, suspension, export and deletion (issue 7 item 1) -----------

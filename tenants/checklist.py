@@ -25,7 +25,8 @@ MAX_PARALLEL_CHECKS = 8
 def run(tenant: Tenant, our_host: str) -> list[CheckResult]:
     """Every checklist item of ``tenant``; ``our_host`` is this page's host."""
     results = [_ae_title(tenant), *_first_admin(tenant)]
-    results += [_domain(domain, our_host) for domain in _domains(tenant)]
+    domains = _domains(tenant)
+    results += [_domain(domain, our_host) for domain in domains] or [_no_domain()]
     # The active language belongs to this thread: each check takes it along.
     language = translation.get_language()
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL_CHECKS) as pool:
@@ -115,6 +116,16 @@ def _domain(domain: str, our_host: str) -> CheckResult:
         target=domain,
         ok=ok,
         detail=detail,
+    )
+
+
+def _no_domain() -> CheckResult:
+    return CheckResult(
+        kind="domain",
+        label=_("Domain resolves to this deployment"),
+        target="",
+        ok=False,
+        detail=_("The tenant has no domain: its users cannot reach it."),
     )
 
 

@@ -216,3 +216,12 @@ def test_the_checks_run_in_threads_answer_in_the_request_s_language(
     assert labels["ae_title"] == "Titre AE défini"
     assert labels["c_echo"] == "C-ECHO vers un AE distant"
     assert labels["hl7"] == "Message HL7 de test vers le RIS"
+
+
+def test_a_tenant_without_a_domain_fails_that_item(platform_admin_client, hospital):
+    hospital.domains.all().delete()
+
+    results, _ = run_checklist(platform_admin_client, hospital)
+
+    assert not results[("domain", "")].ok
+    assert "has no domain" in results[("domain", "")].detail
