@@ -1,6 +1,8 @@
 from typing import Any
 
 from django import forms
+from django.utils.text import capfirst
+from django.utils.translation import get_language_info
 from django.utils.translation import gettext_lazy as _
 from django_otp.forms import OTPAuthenticationForm, OTPAuthenticationFormMixin
 
@@ -82,7 +84,11 @@ class LanguageForm(forms.Form):
 
     def __init__(self, *args: Any, languages: list[tuple[str, str]], **kwargs: Any):
         super().__init__(*args, **kwargs)
+        # Each language in its own words, so whoever reads the page finds theirs.
         self.fields["language"].choices = [
             ("", _("As my browser asks")),
-            *languages,
+            *(
+                (code, capfirst(get_language_info(code)["name_local"]))
+                for code, _n in languages
+            ),
         ]

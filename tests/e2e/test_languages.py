@@ -3,7 +3,7 @@
 A radiologist picks each language on the security page; the worklist then
 speaks it, with the study date in that language's format and the patient's
 name as "Family, Given". Screenshots: docs/screenshots/worklist-en.png,
--fr, -de and -nl. A signed-out visitor switches the sign-in page with the
+-fr, -de and -nl, and the picker (language-picker-fr.png). A signed-out visitor switches the sign-in page with the
 switcher in the top bar (login-de.png).
 """
 
@@ -90,6 +90,10 @@ def test_the_choice_follows_the_reader_to_the_next_sign_in(
     reader_page: Page, stack: Stack
 ) -> None:
     pick_language(reader_page, stack, "fr")
+    expect(reader_page.locator("#id_language option[selected]")).to_have_text(
+        "Français"
+    )
+    reader_page.screenshot(path=str(SCREENSHOTS / "language-picker-fr.png"))
     reader_page.click("#sign-out-form button")
 
     # Signed out, the sign-in page stays French: the choice is kept in a cookie.
