@@ -25,7 +25,7 @@ from audit.models import EventType, Outcome
 from pacs.models import Instance, RemoteApplicationEntity
 from tenants import checklist, exports, selectors
 from tenants.connection_checks import CheckResult
-from tenants.models import Domain, Tenant, TenantExport
+from tenants.models import Domain, Tenant, TenantExport, validate_host
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +211,9 @@ def do_onboard_tenant(spec: OnboardingSpec, *, request: HttpRequest) -> Onboarde
                 ae_title=remote.ae_title, host=remote.host, port=remote.port
             )
             entity.full_clean()
+            # pacs's model takes any text as a host; what a peer is
+            # reached at must be a host name or an address.
+            validate_host(entity.host)
             entity.save()
         admin, password = _create_first_admin(spec, request)
     return Onboarded(tenant=tenant, admin=admin, initial_password=password)

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from pacs.models import RemoteApplicationEntity
 from tenants.actions import OnboardingSpec, RemoteAESpec, TenantSpec
-from tenants.models import Domain, Tenant, validate_ae_title
+from tenants.models import Domain, Tenant, validate_ae_title, validate_host
 
 # Stricter than PostgreSQL: the schema name also names export files.
 SCHEMA_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -51,7 +51,12 @@ class OnboardingForm(forms.Form):
             "(with commas between them when the title has a space)."
         ),
     )
-    ris_host = forms.CharField(label=_("RIS host"), max_length=255, required=False)
+    ris_host = forms.CharField(
+        label=_("RIS host"),
+        max_length=255,
+        required=False,
+        validators=[validate_host],
+    )
     ris_port = forms.IntegerField(
         label=_("RIS port"), required=False, min_value=1, max_value=65535
     )
@@ -227,4 +232,11 @@ def _remote_ae(number: int, line: str) -> RemoteAESpec:
         raise ValidationError(
             _("Line %(number)s: the host name is too long."), params={"number": number}
         )
+    try:
+        validate_host(host)
+    except ValidationError as error:
+        raise ValidationError(
+            _("Line %(number)s: %(reason)s"),
+            params={"number": number, "reason": " ".join(error.messages)},
+        ) from None
     return RemoteAESpec(ae_title=title, host=host, port=port)

@@ -10,7 +10,11 @@ from pathlib import PurePosixPath
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import (
+    MaxValueValidator,
+    MinValueValidator,
+    validate_ipv46_address,
+)
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_tenants.models import DomainMixin, TenantMixin
@@ -27,6 +31,26 @@ def validate_ae_title(value: str) -> None:
                 "An AE title is 1 to 16 printable characters, "
                 "without backslash or surrounding spaces."
             )
+        )
+
+
+# RFC 1123 2.1: letters, digits and hyphens, 1 to 63 per label, no hyphen at
+# either end; the last label is not all digits (that would be an IP address).
+HOST_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+HOST_NAME_PATTERN = re.compile(rf"(?:{HOST_LABEL}\.)*(?![0-9]+\Z){HOST_LABEL}")
+
+
+def validate_host(value: str) -> None:
+    """A host name or an IP address: what a peer is reached at, nothing else."""
+    try:
+        validate_ipv46_address(value)
+        return
+    except ValidationError:
+        pass
+    if len(value) > 253 or not HOST_NAME_PATTERN.fullmatch(value):
+        raise ValidationError(
+            _("%(host)s is not a host name or an IP address."),
+            params={"host": value},
         )
 
 
@@ -47,7 +71,9 @@ class Tenant(TenantMixin):
             "Called AE title that modalities use to send studies to this tenant."
         ),
     )
-    ris_host = models.CharField(_("RIS host"), max_length=255, blank=True)
+    ris_host = models.CharField(
+        _("RIS host"), max_length=255, blank=True, validators=[validate_host]
+    )
     ris_port = models.PositiveIntegerField(
         _("RIS port"),
         null=True,

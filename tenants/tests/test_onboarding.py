@@ -49,6 +49,46 @@ def test_create_tenant_refuses_an_ae_title_already_in_use(db, capsys):
     assert not Tenant.objects.filter(schema_name="other").exists()
 
 
+def test_create_tenant_refuses_a_ris_host_that_is_not_a_host(db):  # type: ignore[no-untyped-def]
+    with pytest.raises(CommandError, match="not a host name or an IP address"):
+        call_command(
+            "create_tenant",
+            "--schema",
+            "other",
+            "--name",
+            "Other",
+            "--domain",
+            "other.localhost",
+            "--ae-title",
+            "OTHER",
+            "--ris-host",
+            "evil host; rm -rf /",
+            "--ris-port",
+            "2575",
+        )
+    assert not Tenant.objects.filter(schema_name="other").exists()
+
+
+def test_the_onboarding_action_refuses_a_remote_ae_host_that_is_not_a_host(
+    platform_admin_client,
+):
+    form = OnboardingForm(onboarding_data(remote_aes=""))
+    assert form.is_valid(), form.errors
+    spec = form.spec()
+    bad = OnboardingSpec(
+        tenant=spec.tenant,
+        admin_username=spec.admin_username,
+        admin_email=spec.admin_email,
+        remote_aes=(RemoteAESpec("CT", "a b;c", 104),),
+    )
+    request = RequestFactory().post(ONBOARD_URL)
+    request.user = User.objects.get(username="platform")
+
+    with pytest.raises(ValidationError, match="not a host name"):
+        do_onboard_tenant(bad, request=request)
+    assert not Tenant.objects.filter(schema_name="stluke").exists()
+
+
 def test_create_tenant_is_idempotent(db, capsys):
     call_command(
         "create_tenant",
@@ -292,6 +332,14 @@ def test_it_audits_the_onboarding_on_both_sides(platform_admin_client):
         ({"remote_aes": "A 127.0.0.1 ²"}, "remote_aes", "Line 1: give"),
         ({"remote_aes": "A 127.0.0.1 ١٠٤"}, "remote_aes", "Line 1: give"),
         ({"remote_aes": "A h 1\nA h 2"}, "remote_aes", "appears twice"),
+        (
+            {"remote_aes": "A, evil host; rm -rf /, 104"},
+            "remote_aes",
+            "Line 1: evil host; rm -rf / is not a host name or an IP address",
+        ),
+        ({"remote_aes": "A http://x/ 104"}, "remote_aes", "not a host name"),
+        ({"ris_host": "a b;c"}, "ris_host", "not a host name or an IP address"),
+        ({"ris_host": "http://x/"}, "ris_host", "not a host name or an IP address"),
         ({"ris_port": ""}, "ris_port", "Give both the RIS host"),
         ({"default_language": "de"}, "default_language", "must be one of"),
         ({"retention_days": "-1"}, "retention_days", "greater than or equal"),
