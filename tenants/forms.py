@@ -1,4 +1,5 @@
 import re
+from collections.abc import Callable
 
 from django import forms
 from django.conf import settings
@@ -220,23 +221,23 @@ def _remote_ae(number: int, line: str) -> RemoteAESpec:
             _("Line %(number)s: the port is a number from 1 to 65535."),
             params={"number": number},
         )
-    try:
-        validate_ae_title(title)
-    except ValidationError as error:
-        raise ValidationError(
-            _("Line %(number)s: %(reason)s"),
-            params={"number": number, "reason": " ".join(error.messages)},
-        ) from None
+    _validate_on_line(number, validate_ae_title, title)
     host_field = RemoteApplicationEntity._meta.get_field("host")
     if len(host) > host_field.max_length:  # type: ignore[operator]
         raise ValidationError(
             _("Line %(number)s: the host name is too long."), params={"number": number}
         )
+    _validate_on_line(number, validate_host, host)
+    return RemoteAESpec(ae_title=title, host=host, port=port)
+
+
+def _validate_on_line(
+    number: int, validator: Callable[[str], None], value: str
+) -> None:
     try:
-        validate_host(host)
+        validator(value)
     except ValidationError as error:
         raise ValidationError(
             _("Line %(number)s: %(reason)s"),
             params={"number": number, "reason": " ".join(error.messages)},
         ) from None
-    return RemoteAESpec(ae_title=title, host=host, port=port)
