@@ -25,7 +25,13 @@ from audit.models import EventType, Outcome
 from pacs.models import Instance, RemoteApplicationEntity
 from tenants import checklist, exports, selectors
 from tenants.connection_checks import CheckResult
-from tenants.models import Domain, Tenant, TenantExport, validate_host
+from tenants.models import (
+    Domain,
+    Tenant,
+    TenantExport,
+    normalise_host,
+    validate_host,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +77,9 @@ def do_create_tenant(spec: TenantSpec) -> tuple[Tenant, bool]:
     The first domain is the primary one. Returns the tenant and whether it
     was created. Nothing is created when a domain belongs to another tenant.
     """
+    domains = [normalise_host(name) for name in spec.domains]
     taken = (
-        Domain.objects.filter(domain__in=spec.domains)
+        Domain.objects.filter(domain__in=domains)
         .exclude(tenant__schema_name=spec.schema)
         .values_list("domain", flat=True)
     )
@@ -105,7 +112,7 @@ def do_create_tenant(spec: TenantSpec) -> tuple[Tenant, bool]:
     tenant.full_clean(exclude=None if created else ["schema_name"])
     _save_tenant(tenant)
 
-    for position, name in enumerate(spec.domains):
+    for position, name in enumerate(domains):
         _claim_domain(tenant, name, primary=position == 0)
     logger.info("tenant %s %s", spec.schema, "created" if created else "updated")
     return tenant, created

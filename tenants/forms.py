@@ -15,7 +15,13 @@ from django.utils.translation import gettext_lazy as _
 
 from pacs.models import RemoteApplicationEntity
 from tenants.actions import OnboardingSpec, RemoteAESpec, TenantSpec
-from tenants.models import Domain, Tenant, validate_ae_title, validate_host
+from tenants.models import (
+    Domain,
+    Tenant,
+    normalise_host,
+    validate_ae_title,
+    validate_host,
+)
 
 # Stricter than PostgreSQL: the schema name also names export files.
 SCHEMA_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -106,7 +112,7 @@ class OnboardingForm(forms.Form):
 
     def clean_domains(self) -> list[str]:
         domains = [
-            line.strip().lower() for line in self.cleaned_data["domains"].splitlines()
+            normalise_host(line) for line in self.cleaned_data["domains"].splitlines()
         ]
         domains = [domain for domain in domains if domain]
         if not domains:

@@ -12,7 +12,7 @@ from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_public_schema_name
 
 from accounts.language import language_for
-from tenants.models import Domain, Tenant
+from tenants.models import Domain, Tenant, normalise_host
 
 # How long a process trusts its copy of a host's tenant. A change made in
 # this process (suspension, new domain) applies at once; other processes
@@ -33,7 +33,8 @@ class TenantByHostMiddleware(TenantMainMiddleware):
 
     @staticmethod
     def hostname_from_request(request: HttpRequest) -> str:
-        return TenantMainMiddleware.hostname_from_request(request).lower()
+        # Domains are stored the same way (tenants.models.normalise_host).
+        return normalise_host(TenantMainMiddleware.hostname_from_request(request))
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         refused = super().process_request(request)
@@ -70,7 +71,7 @@ def remembered_schema(hostname: str) -> str | None:
     database: on None it hands the request to Django, which looks it up.
     """
     with _lock:
-        cached = _tenants_by_host.get(hostname.lower())
+        cached = _tenants_by_host.get(normalise_host(hostname))
     if cached is None or cached[1] <= time.monotonic() or not cached[0].is_active:
         return None
     return str(cached[0].schema_name)

@@ -6,6 +6,7 @@ It is reached by host name over HTTP and by called AE title over DICOM.
 
 import re
 from pathlib import PurePosixPath
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -52,6 +53,11 @@ def validate_host(value: str) -> None:
             _("%(host)s is not a host name or an IP address."),
             params={"host": value},
         )
+
+
+def normalise_host(name: str) -> str:
+    """One spelling per host: lower case (RFC 4343), no trailing dot (FQDN form)."""
+    return name.strip().lower().removesuffix(".")
 
 
 def validate_absolute_path(value: str) -> None:
@@ -201,6 +207,16 @@ class Domain(DomainMixin):
     class Meta:
         verbose_name = _("domain")
         verbose_name_plural = _("domains")
+
+    # "pacs.example." is "pacs.example": stored twice, the two could belong
+    # to two tenants, and a request's Host would pick one of them.
+    def clean(self) -> None:
+        super().clean()
+        self.domain = normalise_host(self.domain)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.domain = normalise_host(self.domain)
+        super().save(*args, **kwargs)
 
 
 class TenantExport(models.Model):

@@ -325,6 +325,8 @@ def test_it_audits_the_onboarding_on_both_sides(platform_admin_client):
         ({"schema_name": "hospital_a"}, "schema_name", "already exists"),
         ({"domains": "a.localhost"}, "domains", "already belongs to another tenant"),
         ({"domains": "not a host"}, "domains", "is not a host name"),
+        ({"domains": "A.localhost."}, "domains", "already belongs to another tenant"),
+        ({"domains": "x.localhost\nx.localhost."}, "domains", "appears twice"),
         ({"ae_title": "NIMBUS_A"}, "ae_title", "already has this AE title"),
         ({"ae_title": "FAR_TOO_LONG_AE_TITLE"}, "ae_title", "at most 16"),
         ({"remote_aes": "CT_ROOM1 127.0.0.1"}, "remote_aes", "Line 1: give"),
@@ -396,3 +398,29 @@ def test_the_registry_is_not_shown_on_a_tenants_own_admin(db):
 
     assert client.get("/admin/tenants/tenant/").status_code in (403, 404)
     assert client.get("/admin/tenants/tenant/onboard/").status_code in (403, 404)
+
+
+def test_it_stores_a_domain_without_its_trailing_dot(platform_admin_client):
+    platform_admin_client.post(
+        ONBOARD_URL, onboarding_data(domains="StLuke.localhost.")
+    )
+
+    tenant = Tenant.objects.get(schema_name="stluke")
+    assert list(tenant.domains.values_list("domain", flat=True)) == ["stluke.localhost"]
+
+
+def test_create_tenant_refuses_a_domain_of_another_tenant_spelt_with_a_dot(db):  # type: ignore[no-untyped-def]
+    with pytest.raises(CommandError, match="a.localhost"):
+        call_command(
+            "create_tenant",
+            *("--schema", "thief", "--name", "Thief", "--ae-title", "THIEF"),
+            *("--domain", "a.localhost."),
+        )
+    assert not Domain.objects.filter(domain="a.localhost.").exists()
+
+
+def test_a_host_with_a_trailing_dot_reaches_the_tenant_of_that_host(db):  # type: ignore[no-untyped-def]
+    response = Client(HTTP_HOST="A.localhost.").get("/accounts/login/")
+
+    assert response.status_code == 200
+    assert response.wsgi_request.tenant.schema_name == "hospital_a"  # type: ignore[attr-defined]
