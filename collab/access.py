@@ -12,6 +12,7 @@ tenant too when it concerns one of its shares.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from uuid import UUID
 
 from django.http import Http404, HttpRequest
 from django.utils import timezone
@@ -88,58 +89,38 @@ def _shares() -> SecondOpinionQuerySet:
     )
 
 
-def get_incoming_share(request: HttpRequest, share_id: int) -> SecondOpinion:
-    """An open share with this tenant, for a member of its group."""
+def get_incoming_share(request: HttpRequest, share_key: UUID) -> SecondOpinion:
+    """An open share with this tenant, by its key, for a member of its group."""
     share = (
         _shares()
         .open(timezone.now())
-        .filter(pk=share_id, receiving_tenant=request.tenant)
+        .filter(key=share_key, receiving_tenant=request.tenant)
         .first()
     )
     if share is None or not is_member(request.user, share):
-        raise refuse(request, "second_opinion", str(share_id), share)
+        raise refuse(request, "second_opinion", str(share_key), share)
     return share
 
 
-def get_incoming_share_of_study(
-    request: HttpRequest, study_instance_uid: str
-) -> SecondOpinion:
-    """The latest open share of this study that the user may read."""
-    shares = (
-        _shares()
-        .open(timezone.now())
-        .filter(
-            study_instance_uid=study_instance_uid,
-            receiving_tenant=request.tenant,
-            receiving_group__members__user_id=request.user.pk,
-        )
-        .order_by("-requested_at", "-id")
-    )
-    share = shares.first()
-    if share is None or not is_member(request.user, share):
-        raise refuse(request, "study", study_instance_uid, share)
-    return share
-
-
-def get_outgoing_share(request: HttpRequest, share_id: int) -> SecondOpinion:
+def get_outgoing_share(request: HttpRequest, share_key: UUID) -> SecondOpinion:
     """A share of this tenant's study, for its clinical readers; any state."""
     user = request.user
-    share = _shares().filter(pk=share_id, owner_tenant=request.tenant).first()
+    share = _shares().filter(key=share_key, owner_tenant=request.tenant).first()
     if share is None or not (user.is_active and user.reads_studies):
-        raise refuse(request, "second_opinion", str(share_id))
+        raise refuse(request, "second_opinion", str(share_key))
     return share
 
 
 def get_share_for_party(
-    request: HttpRequest, share_id: int
+    request: HttpRequest, share_key: UUID
 ) -> tuple[SecondOpinion, str]:
     """The share and the side the user is on: the owner's readers or the group."""
     owned = SecondOpinion.objects.filter(
-        pk=share_id, owner_tenant=request.tenant
+        key=share_key, owner_tenant=request.tenant
     ).exists()
     if owned:
-        return get_outgoing_share(request, share_id), Side.OWNER
-    return get_incoming_share(request, share_id), Side.RECEIVER
+        return get_outgoing_share(request, share_key), Side.OWNER
+    return get_incoming_share(request, share_key), Side.RECEIVER
 
 
 @contextmanager

@@ -12,6 +12,7 @@ user name they have in their own tenant, never by a foreign key.
 """
 
 import datetime
+import uuid
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -82,6 +83,10 @@ class SecondOpinionQuerySet(models.QuerySet["SecondOpinion"]):
 class SecondOpinion(models.Model):
     """One study of the owner tenant shared with a group of another tenant."""
 
+    # What every URL of the share carries: the study is found through it, never
+    # by its UID (two owners may share studies of one UID with the same group),
+    # and it cannot be guessed from another share's.
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner_tenant = models.ForeignKey(
         Tenant, on_delete=models.CASCADE, related_name="second_opinions_out"
     )

@@ -9,7 +9,7 @@ urlpatterns = [
     path(
         "studies/<str:study_uid>/request/", views.request_second_opinion, name="request"
     ),
-    path("<int:share_id>/", views.thread, name="thread"),
-    path("<int:share_id>/comments/", views.post_comment, name="comment"),
-    path("<int:share_id>/revoke/", views.revoke, name="revoke"),
+    path("<uuid:share_key>/", views.thread, name="thread"),
+    path("<uuid:share_key>/comments/", views.post_comment, name="comment"),
+    path("<uuid:share_key>/revoke/", views.revoke, name="revoke"),
 ]

@@ -5,6 +5,8 @@ action and render. The study of an incoming share is never loaded from
 this tenant's schema: it is the owner's, read by collab.access.
 """
 
+from uuid import UUID
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -45,7 +47,7 @@ def request_second_opinion(request: HttpRequest, study_uid: str) -> HttpResponse
             form.expires_at(),
         )
         messages.success(request, _("The second opinion was requested."))
-        return redirect("collab:thread", share.pk)
+        return redirect("collab:thread", share.key)
     return render(
         request,
         "collab/request.html",
@@ -95,16 +97,16 @@ def _thread_page(
 
 
 @login_required
-def thread(request: HttpRequest, share_id: int) -> HttpResponse:
-    share, side = get_share_for_party(request, share_id)
+def thread(request: HttpRequest, share_key: UUID) -> HttpResponse:
+    share, side = get_share_for_party(request, share_key)
     actions.do_read_thread(request, share, side)
     return _thread_page(request, share, side, CommentForm())
 
 
 @require_POST
 @login_required
-def post_comment(request: HttpRequest, share_id: int) -> HttpResponse:
-    share, side = get_share_for_party(request, share_id)
+def post_comment(request: HttpRequest, share_key: UUID) -> HttpResponse:
+    share, side = get_share_for_party(request, share_key)
     form = CommentForm(request.POST)
     if not share.is_open(timezone.now()):
         # Only the owner still sees a closed share; its thread is read-only.
@@ -113,17 +115,17 @@ def post_comment(request: HttpRequest, share_id: int) -> HttpResponse:
     if not form.is_valid():
         return _thread_page(request, share, side, form, status=400)
     actions.do_post_comment(request, share, side, form.cleaned_data["body"])
-    return redirect("collab:thread", share.pk)
+    return redirect("collab:thread", share.key)
 
 
 @require_POST
 @login_required
-def revoke(request: HttpRequest, share_id: int) -> HttpResponse:
-    share = get_outgoing_share(request, share_id)
+def revoke(request: HttpRequest, share_key: UUID) -> HttpResponse:
+    share = get_outgoing_share(request, share_key)
     try:
         actions.do_revoke_second_opinion(request, share.pk)
     except actions.ShareNotOpen:
         messages.error(request, _("This second opinion had already ended."))
     else:
         messages.success(request, _("Access for the other tenant ended now."))
-    return redirect("collab:thread", share.pk)
+    return redirect("collab:thread", share.key)

@@ -3,11 +3,14 @@
 The page is the viewer's own template and script in their simplified mode;
 its URLs are this module's, under the instance namespace ``collab_viewer``
 of the viewer's URL names, so the template's ``{% url 'viewer:...' %}``
-tags resolve here. Each request loads the open share of the study for the
-signed-in member of its group (collab.access) and reads the study's rows
+tags resolve here. Every URL starts with the share's key: each request
+loads that open share for the signed-in member of its group (collab.access),
+never a share found by the study's UID, and reads the study's rows
 and frames from the owner's schema. No frame gets a fast-path grant: every
 one passes the share check, so revoking or expiry ends viewing at once.
 """
+
+from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -16,13 +19,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from collab.access import (
-    get_incoming_share_of_study,
+    get_incoming_share,
     get_shared_instance,
     get_shared_series,
     get_shared_study,
     in_owner_schema,
 )
 from collab.actions import do_record_shared_frames_viewed, do_record_shared_study_opened
+from collab.models import SecondOpinion
 from viewer.cache import cached_render
 from viewer.frame_query import (
     SIZE_STEPS,
@@ -45,14 +49,14 @@ from viewer.views import (
 NAMESPACE = "collab_viewer"
 
 
-def _url(name: str, *args: object) -> str:
-    return reverse(f"viewer:{name}", args=args, current_app=NAMESPACE)
+def _url(name: str, share: SecondOpinion, *args: object) -> str:
+    return reverse(f"viewer:{name}", args=[share.key, *args], current_app=NAMESPACE)
 
 
 @require_GET
 @login_required
-def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
-    share = get_incoming_share_of_study(request, study_uid)
+def study_viewer(request: HttpRequest, share_key: UUID, study_uid: str) -> HttpResponse:
+    share = get_incoming_share(request, share_key)
     study = get_shared_study(request, share, study_uid)
     with in_owner_schema(share):
         series_list = list(study_series(study))
@@ -63,11 +67,11 @@ def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
     config = {
         "mode": "simple",
         "studyUid": study_uid,
-        "seriesUrl": _url("series", STUDY_SLOT, UID_SLOT),
+        "seriesUrl": _url("series", share, STUDY_SLOT, UID_SLOT),
         "annotationsUrl": "",
-        "keyImagesUrl": _url("key_images", study_uid),
-        "viewerUrl": _url("study", STUDY_SLOT),
-        "reportUrl": reverse("collab:thread", args=[share.pk]),
+        "keyImagesUrl": _url("key_images", share, study_uid),
+        "viewerUrl": _url("study", share, STUDY_SLOT),
+        "reportUrl": reverse("collab:thread", args=[share.key]),
         "studySlot": STUDY_SLOT,
         "uidSlot": UID_SLOT,
         "layout": "1x1",
@@ -96,9 +100,9 @@ def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
 @require_GET
 @login_required
 def series_images(
-    request: HttpRequest, study_uid: str, series_uid: str
+    request: HttpRequest, share_key: UUID, study_uid: str, series_uid: str
 ) -> JsonResponse:
-    share = get_incoming_share_of_study(request, study_uid)
+    share = get_incoming_share(request, share_key)
     series = get_shared_series(request, share, study_uid, series_uid)
     with in_owner_schema(share):
         instances = list(ordered_instances(series).defer("metadata"))
@@ -108,7 +112,7 @@ def series_images(
         for frame in range(1, max(instance.number_of_frames, 1) + 1):
             entry = image_entry(study_uid, series, instance, frame)
             entry["url"] = _url(
-                "frame", study_uid, series_uid, instance.sop_instance_uid, frame
+                "frame", share, study_uid, series_uid, instance.sop_instance_uid, frame
             )
             images.append(entry)
     return JsonResponse(
@@ -126,9 +130,14 @@ def series_images(
 @require_GET
 @login_required
 def frame_png(
-    request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, frame: int
+    request: HttpRequest,
+    share_key: UUID,
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    frame: int,
 ) -> HttpResponse:
-    share = get_incoming_share_of_study(request, study_uid)
+    share = get_incoming_share(request, share_key)
     instance = get_shared_instance(request, share, study_uid, series_uid, sop_uid)
     if not 1 <= frame <= max(instance.number_of_frames, 1):
         raise Http404("No such frame.")
@@ -152,9 +161,9 @@ def frame_png(
 @require_GET
 @login_required
 def series_thumbnail(
-    request: HttpRequest, study_uid: str, series_uid: str
+    request: HttpRequest, share_key: UUID, study_uid: str, series_uid: str
 ) -> HttpResponse:
-    share = get_incoming_share_of_study(request, study_uid)
+    share = get_incoming_share(request, share_key)
     series = get_shared_series(request, share, study_uid, series_uid)
     with in_owner_schema(share):
         instances = list(ordered_instances(series))
@@ -166,24 +175,29 @@ def series_thumbnail(
 
 @require_GET
 @login_required
-def key_images(request: HttpRequest, study_uid: str) -> JsonResponse:
+def key_images(request: HttpRequest, share_key: UUID, study_uid: str) -> JsonResponse:
     """None: key images are the owner's reading, not part of the share."""
-    get_incoming_share_of_study(request, study_uid)
+    get_shared_study(request, get_incoming_share(request, share_key), study_uid)
     return JsonResponse({"key_images": []})
 
 
 @require_POST
 @login_required
-def warm_series(request: HttpRequest, study_uid: str, series_uid: str) -> HttpResponse:
+def warm_series(
+    request: HttpRequest, share_key: UUID, study_uid: str, series_uid: str
+) -> HttpResponse:
     """Accepted and ignored: the owner's workers are not queued from here."""
-    share = get_incoming_share_of_study(request, study_uid)
+    share = get_incoming_share(request, share_key)
     get_shared_series(request, share, study_uid, series_uid)
     return HttpResponse(status=204)
 
 
 @require_GET
 @login_required
-def not_offered(request: HttpRequest, study_uid: str, series_uid: str) -> HttpResponse:
+def not_offered(
+    request: HttpRequest, share_key: UUID, study_uid: str, series_uid: str
+) -> HttpResponse:
     """MPR and 3D are not offered for a shared study (the link is hidden)."""
-    get_incoming_share_of_study(request, study_uid)
+    share = get_incoming_share(request, share_key)
+    get_shared_series(request, share, study_uid, series_uid)
     raise Http404("Not offered for a shared study.")

@@ -7,18 +7,25 @@ a referrer; hospital C has a radiologist of its own; A has its referrer.
 import datetime
 from collections.abc import Iterator
 
+import pydicom
 import pytest
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import tenant_context
+from pydicom.uid import generate_uid
 
 from accounts.models import Role, User
 from collab.actions import do_offer_group
 from collab.models import CollaborationGroup, SecondOpinion
-from conftest import make_user, tenant_client
+from conftest import CT_SERIES, make_user, tenant_client
+from pacs import spool
+from pacs.ingest import do_ingest_spooled_file
 from pacs.models import Study
-from referrals.tests.conftest import make_study  # noqa: F401  (fixture)
+from referrals.tests.conftest import (
+    dataset_bytes,
+    make_study,  # noqa: F401  (fixture)
+)
 from tenants.actions import TenantSpec, do_create_tenant
 from tenants.models import Tenant
 from viewer.tests.conftest import private_cache  # noqa: F401  (autouse)
@@ -53,6 +60,21 @@ def study(make_study) -> Study:  # type: ignore[no-untyped-def]  # noqa: F811
 @pytest.fixture
 def other_study(make_study) -> Study:  # type: ignore[no-untyped-def]  # noqa: F811
     return make_study("A-78", "Other^Olga", "CT abdomen")
+
+
+def ingest_twin(tenant: Tenant, study: Study, patient_name: str) -> Study:
+    """A study of ``tenant`` with the Study Instance UID of another tenant's."""
+    ds = pydicom.dcmread(CT_SERIES / "1-030.dcm")
+    ds.StudyInstanceUID = study.study_instance_uid
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.PatientID, ds.PatientName = "C-1", patient_name
+    with tenant_context(tenant):
+        path = spool.write_durably(tenant.schema_name, dataset_bytes(ds))
+        assert do_ingest_spooled_file(path, "MODALITY") is not None
+        return Study.objects.select_related("patient").get(
+            study_instance_uid=study.study_instance_uid
+        )
 
 
 def request_form(group: CollaborationGroup, note: str = "Subtle bleed?") -> dict:

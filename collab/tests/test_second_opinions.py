@@ -9,7 +9,7 @@ from accounts.models import User
 from audit.models import AuditEvent, EventType
 from collab.actions import do_record_expired_second_opinions
 from collab.models import CollaborationGroup, SecondOpinion, ShareState
-from collab.tests.conftest import expire
+from collab.tests.conftest import expire, ingest_twin, request_form
 from conftest import tenant_client
 from pacs.models import Instance, Study
 from tenants.models import Tenant
@@ -17,16 +17,16 @@ from tenants.models import Tenant
 pytestmark = pytest.mark.django_db
 
 
-def viewer_url(uid: str) -> str:
-    return f"/second-opinions/viewer/studies/{uid}/"
+def viewer_url(share: SecondOpinion, uid: str = "") -> str:
+    return f"/second-opinions/viewer/{share.key}/studies/{uid or share.study_instance_uid}/"
 
 
-def frame_url(study: Study) -> str:
+def frame_url(share: SecondOpinion, study: Study) -> str:
     with tenant_context(study_tenant(study)):
         instance = Instance.objects.select_related("series").get(series__study=study)
         series = instance.series.series_instance_uid
     return (
-        f"{viewer_url(study.study_instance_uid)}series/{series}/instances/"
+        f"{viewer_url(share, study.study_instance_uid)}series/{series}/instances/"
         f"{instance.sop_instance_uid}/frames/1.png"
     )
 
@@ -137,18 +137,19 @@ def test_the_group_reads_the_study_in_the_viewer(
     tenant_a: Tenant,
     tenant_b: Tenant,
 ) -> None:
-    page = reader_b.get(viewer_url(study.study_instance_uid))
-    frame = reader_b.get(frame_url(study))
+    page = reader_b.get(viewer_url(share))
+    frame = reader_b.get(frame_url(share, study))
 
     assert page.status_code == 200
     assert (
         page["Cache-Control"].startswith("no-store")
         or "no-store" in page["Cache-Control"]
     )
-    assert "/second-opinions/viewer/studies/" in page.content.decode()
+    shared_prefix = f"/second-opinions/viewer/{share.key}/studies/"
+    assert shared_prefix in page.content.decode()
     assert (
         "/viewer/studies/" + study.study_instance_uid
-        not in page.content.decode().replace("/second-opinions/viewer/studies/", "")
+        not in page.content.decode().replace(shared_prefix, "")
     )
     assert frame.status_code == 200
     assert frame["Content-Type"] == "image/png"
@@ -161,7 +162,7 @@ def test_the_group_reads_the_study_in_the_viewer(
 def test_the_share_opens_the_shared_study_and_nothing_more(
     share: SecondOpinion, reader_b: Client, other_study: Study, tenant_b: Tenant
 ) -> None:
-    response = reader_b.get(viewer_url(other_study.study_instance_uid))
+    response = reader_b.get(viewer_url(share, other_study.study_instance_uid))
     own_viewer = reader_b.get(f"/viewer/studies/{share.study_instance_uid}/")
 
     assert response.status_code == 404
@@ -184,11 +185,11 @@ def test_nobody_outside_the_group_reads_the_shared_study(
     client: Client = request.getfixturevalue(who)
 
     answers = [
-        client.get(viewer_url(study.study_instance_uid)).status_code,
-        client.get(frame_url(study)).status_code,
-        client.get(f"/second-opinions/{share.pk}/").status_code,
+        client.get(viewer_url(share)).status_code,
+        client.get(frame_url(share, study)).status_code,
+        client.get(f"/second-opinions/{share.key}/").status_code,
         client.post(
-            f"/second-opinions/{share.pk}/comments/", {"body": "x"}
+            f"/second-opinions/{share.key}/comments/", {"body": "x"}
         ).status_code,
     ]
 
@@ -197,6 +198,59 @@ def test_nobody_outside_the_group_reads_the_shared_study(
     username = client.get("/").wsgi_request.user.username  # type: ignore[attr-defined]
     assert denied_in(tenant, username) == 4
     assert not share.comments.exists()
+
+
+def test_two_owners_sharing_one_study_uid_each_show_their_own_study(
+    share: SecondOpinion,
+    reader_b: Client,
+    reader_c: Client,
+    study: Study,
+    neuro: CollaborationGroup,
+    tenant_a: Tenant,
+    tenant_c: Tenant,
+) -> None:
+    ingest_twin(tenant_c, study, "Twin^Tom")
+    asked = reader_c.post(
+        f"/second-opinions/studies/{study.study_instance_uid}/request/",
+        request_form(neuro),
+    )
+    share_c = SecondOpinion.objects.get(owner_tenant=tenant_c)
+
+    page_a = reader_b.get(viewer_url(share)).content.decode()
+    page_c = reader_b.get(viewer_url(share_c)).content.decode()
+
+    assert asked.status_code == 302
+    assert "Dupont" in page_a and "Twin" not in page_a
+    assert f"/second-opinions/{share.key}/" in page_a
+    assert "Twin" in page_c and "Dupont" not in page_c
+    assert f"/second-opinions/{share_c.key}/" in page_c
+    for tenant in (tenant_a, tenant_c):
+        opened = events(
+            tenant, EventType.STUDY_OPENED, actor_username="rad.b@hospital_b"
+        )
+        assert len(opened) == 1
+
+
+def test_a_share_key_does_not_open_another_study_of_the_owner(
+    share: SecondOpinion, reader_b: Client, other_study: Study
+) -> None:
+    with tenant_context(study_tenant(other_study)):
+        instance = Instance.objects.select_related("series").get(
+            series__study=other_study
+        )
+    series = instance.series.series_instance_uid
+    base = viewer_url(share, other_study.study_instance_uid)
+
+    answers = [
+        reader_b.get(f"{base}series/{series}/").status_code,
+        reader_b.get(f"{base}series/{series}/thumbnail.png").status_code,
+        reader_b.get(
+            f"{base}series/{series}/instances/{instance.sop_instance_uid}/frames/1.png"
+        ).status_code,
+        reader_b.get(f"{base}key-images/").status_code,
+    ]
+
+    assert answers == [404, 404, 404, 404]
 
 
 def test_the_shared_worklist_stays_empty_for_others_in_the_receiving_tenant(
@@ -211,7 +265,7 @@ def test_the_shared_worklist_stays_empty_for_others_in_the_receiving_tenant(
 def test_a_signed_out_visitor_is_sent_to_sign_in(share: SecondOpinion) -> None:
     anonymous = Client(HTTP_HOST="b.localhost")
 
-    response = anonymous.get(viewer_url(share.study_instance_uid))
+    response = anonymous.get(viewer_url(share))
 
     assert response.status_code == 302
     assert "/accounts/login/" in response["Location"]
@@ -228,11 +282,11 @@ def test_an_answer_reaches_the_owner_with_a_notice_and_both_trails(
     tenant_b: Tenant,
 ) -> None:
     posted = reader_b.post(
-        f"/second-opinions/{share.pk}/comments/",
+        f"/second-opinions/{share.key}/comments/",
         {"body": "No bleed; a beam-hardening artefact."},
     )
     worklist_a = client_a.get("/").content.decode()
-    thread_a = client_a.get(f"/second-opinions/{share.pk}/").content.decode()
+    thread_a = client_a.get(f"/second-opinions/{share.key}/").content.decode()
 
     assert posted.status_code == 302
     assert "1 new answer" in worklist_a
@@ -252,7 +306,7 @@ def test_an_answer_reaches_the_owner_with_a_notice_and_both_trails(
 def test_an_empty_comment_is_refused_with_a_reason(
     share: SecondOpinion, reader_b: Client
 ) -> None:
-    response = reader_b.post(f"/second-opinions/{share.pk}/comments/", {"body": "  "})
+    response = reader_b.post(f"/second-opinions/{share.key}/comments/", {"body": "  "})
 
     assert response.status_code == 400
     assert "The comment is empty." in response.content.decode()
@@ -270,14 +324,14 @@ def test_revoking_ends_access_at_once_and_is_recorded_on_both_sides(
     tenant_a: Tenant,
     tenant_b: Tenant,
 ) -> None:
-    assert reader_b.get(frame_url(study)).status_code == 200
+    assert reader_b.get(frame_url(share, study)).status_code == 200
 
-    revoked = client_a.post(f"/second-opinions/{share.pk}/revoke/")
+    revoked = client_a.post(f"/second-opinions/{share.key}/revoke/")
 
     assert revoked.status_code == 302
-    assert reader_b.get(frame_url(study)).status_code == 404
-    assert reader_b.get(viewer_url(study.study_instance_uid)).status_code == 404
-    assert reader_b.get(f"/second-opinions/{share.pk}/").status_code == 404
+    assert reader_b.get(frame_url(share, study)).status_code == 404
+    assert reader_b.get(viewer_url(share)).status_code == 404
+    assert reader_b.get(f"/second-opinions/{share.key}/").status_code == 404
     assert f'data-share="{share.pk}"' not in reader_b.get("/").content.decode()
     share.refresh_from_db()
     assert share.state == ShareState.REVOKED
@@ -294,11 +348,11 @@ def test_expiry_ends_access_at_once_and_beat_records_it_on_both_sides(
     tenant_a: Tenant,
     tenant_b: Tenant,
 ) -> None:
-    assert reader_b.get(frame_url(study)).status_code == 200
+    assert reader_b.get(frame_url(share, study)).status_code == 200
 
     expire(share)
 
-    assert reader_b.get(frame_url(study)).status_code == 404
+    assert reader_b.get(frame_url(share, study)).status_code == 404
     assert do_record_expired_second_opinions() == 1
     assert do_record_expired_second_opinions() == 0
     share.refresh_from_db()
@@ -310,9 +364,9 @@ def test_expiry_ends_access_at_once_and_beat_records_it_on_both_sides(
 def test_the_owner_cannot_comment_on_an_ended_share(
     share: SecondOpinion, client_a: Client
 ) -> None:
-    client_a.post(f"/second-opinions/{share.pk}/revoke/")
+    client_a.post(f"/second-opinions/{share.key}/revoke/")
 
-    response = client_a.post(f"/second-opinions/{share.pk}/comments/", {"body": "Hi"})
+    response = client_a.post(f"/second-opinions/{share.key}/comments/", {"body": "Hi"})
 
     assert response.status_code == 409
     assert not share.comments.exists()
