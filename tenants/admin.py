@@ -110,7 +110,7 @@ class TenantAdmin(TenantAdminMixin, PlatformOnlyAdmin):
         (gettext_lazy("Retention"), {"fields": ("retention_days",)}),
         ("DICOM", {"fields": ("ae_title", "only_known_peers_may_store")}),
         (
-            "RIS (HL7 v2 over MLLP)",
+            gettext_lazy("RIS (HL7 v2 over MLLP)"),
             {
                 "fields": (
                     "ris_host",

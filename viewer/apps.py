@@ -1,6 +1,7 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ViewerConfig(AppConfig):
     name = "viewer"
-    verbose_name = "Viewer"
+    verbose_name = _("Viewer")
