@@ -76,8 +76,15 @@ class ShareState(models.TextChoices):
 
 class SecondOpinionQuerySet(models.QuerySet["SecondOpinion"]):
     def open(self, now: datetime.datetime) -> "SecondOpinionQuerySet":
-        """Shares that give access now: active and not yet past their expiry."""
-        return self.filter(state=ShareState.ACTIVE, expires_at__gt=now)
+        """Shares that give access now: active, not yet past their expiry, and
+        between two active tenants (a suspended tenant shares nothing and reads
+        nothing, though its shares stay as they were for its reactivation)."""
+        return self.filter(
+            state=ShareState.ACTIVE,
+            expires_at__gt=now,
+            owner_tenant__is_active=True,
+            receiving_tenant__is_active=True,
+        )
 
 
 class SecondOpinion(models.Model):

@@ -3,6 +3,7 @@ until revoked or expired, with every step in both tenants' audit trails."""
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from accounts.models import User
@@ -359,6 +360,27 @@ def test_expiry_ends_access_at_once_and_beat_records_it_on_both_sides(
     assert share.state == ShareState.EXPIRED
     assert events(tenant_a, EventType.SECOND_OPINION_EXPIRED, actor_username="nimbus")
     assert events(tenant_b, EventType.SECOND_OPINION_EXPIRED, actor_username="nimbus")
+
+
+def test_suspending_the_owner_ends_the_groups_access(
+    share: SecondOpinion, reader_b: Client, study: Study, tenant_a: Tenant
+) -> None:
+    assert reader_b.get(frame_url(share, study)).status_code == 200
+
+    Tenant.objects.filter(pk=tenant_a.pk).update(is_active=False)
+
+    assert reader_b.get(viewer_url(share)).status_code == 404
+    assert reader_b.get(frame_url(share, study)).status_code == 404
+    assert reader_b.get(f"/second-opinions/{share.key}/").status_code == 404
+    assert f'data-share="{share.pk}"' not in reader_b.get("/").content.decode()
+
+
+def test_suspending_the_receiving_tenant_closes_the_share_to_it(
+    share: SecondOpinion, tenant_b: Tenant
+) -> None:
+    Tenant.objects.filter(pk=tenant_b.pk).update(is_active=False)
+
+    assert not SecondOpinion.objects.open(timezone.now()).filter(pk=share.pk).exists()
 
 
 def test_the_owner_cannot_comment_on_an_ended_share(
