@@ -85,6 +85,10 @@ class EventType(models.IntegerChoices):
     SECOND_OPINION_EXPIRED = 353, _("Second opinion expired")
     SECOND_OPINION_COMMENTED = 354, _("Second opinion comment posted")
     SECOND_OPINION_READ = 355, _("Second opinion thread read")
+    # --- 36x: a study shared with a referrer of the tenant, by hand (reading
+    # page or admin); choices only -------------------------------------------
+    STUDY_REFERRAL_GIVEN = 360, _("Study shared with a referrer")
+    STUDY_REFERRAL_ENDED = 361, _("Study no longer shared with a referrer")
     # 4xx: data leaving Nimbus
     HL7_DELIVERED = 400, _("Report delivered to RIS")
     HL7_DELIVERY_FAILED = 401, _("Report delivery to RIS failed")
