@@ -6,7 +6,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
 from reading.models import Priority, ReadingGroup
-from reading.selectors import COUNT_DAYS_MAX, radiologists
+from reading.selectors import COUNT_DAYS_MAX, radiologists, referrers
 
 # A due time is a working day of the queue: a year before the study arrived
 # (a late import) up to five years ahead. Outside it a typo like 0001-01-01
@@ -33,6 +33,24 @@ class AssignForm(forms.Form):
         queryset=ReadingGroup.objects.all(),
         required=False,
         empty_label=_("No group"),
+    )
+
+
+class ReferrerChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        name = obj.get_full_name()
+        return f"{name} ({obj.username})" if name else obj.username
+
+
+class ReferralForm(forms.Form):
+    referrer = ReferrerChoiceField(
+        label=_("Referring clinician"),
+        queryset=referrers(),
+        empty_label=_("Choose a referring clinician"),
+        error_messages={
+            "required": _("Choose the referring clinician to share the study with."),
+            "invalid_choice": _("That user is not a referring clinician here."),
+        },
     )
 
 

@@ -19,7 +19,7 @@ from reading.models import (
     ReadingSettings,
     StudyReading,
 )
-from reporting.models import Report
+from reporting.models import Report, StudyReferral
 
 # DICOM JSON keys (PS3.18 F.2) of the attributes the rules and the priority read.
 INSTITUTION_NAME = "00080080"
@@ -73,6 +73,16 @@ def radiologists() -> QuerySet[User]:
     return User.objects.filter(role=Role.RADIOLOGIST, is_active=True).order_by(
         "username"
     )
+
+
+def referrers() -> QuerySet[User]:
+    return User.objects.filter(role=Role.REFERRER, is_active=True).order_by(
+        "last_name", "first_name", "username"
+    )
+
+
+def referrals_of(study: Study) -> QuerySet[StudyReferral]:
+    return StudyReferral.objects.filter(study=study).select_related("referrer")
 
 
 def groups_of(user: User) -> QuerySet[ReadingGroup]:

@@ -14,10 +14,12 @@ from django.views.decorators.http import require_POST
 from accounts.models import User
 from audit.actions import do_record_event
 from audit.models import EventType, Outcome
+from pacs.access import denied
 from reading import actions, selectors
 from reading.access import get_queued_study
-from reading.forms import AssignForm, CountsForm, PriorityForm
+from reading.forms import AssignForm, CountsForm, PriorityForm, ReferralForm
 from reading.models import ReadingGroup
+from referrals.actions import do_end_referral, do_share_study_with_referrer
 
 PAGE_SIZE = 100
 
@@ -95,6 +97,7 @@ def study(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
     priority_form = PriorityForm(
         initial={"priority": reading.priority}, arrived_at=found.received_at
     )
+    referral_form = ReferralForm()
     if request.method == "POST":
         if "assign" in request.POST:
             assign_form = AssignForm(request.POST)
@@ -107,6 +110,17 @@ def study(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
                     assign_form.cleaned_data["group"],
                 )
                 messages.success(request, _("Assignment saved."))
+                return _back(request, study_instance_uid)
+        elif "share_referrer" in request.POST:
+            referral_form = ReferralForm(request.POST)
+            if referral_form.is_valid():
+                referrer = referral_form.cleaned_data["referrer"]
+                do_share_study_with_referrer(request, found, referrer, via="reading")
+                messages.success(
+                    request,
+                    _("%(name)s sees this study and its report now.")
+                    % {"name": referrer.get_full_name() or referrer.username},
+                )
                 return _back(request, study_instance_uid)
         else:
             priority_form = PriorityForm(request.POST, arrived_at=found.received_at)
@@ -138,10 +152,37 @@ def study(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
             "overdue": selectors.is_overdue(reading, found),
             "assign_form": assign_form,
             "priority_form": priority_form,
+            "referral_form": referral_form,
+            "referrals": selectors.referrals_of(found),
             # Hospital IT manages the queue without patient data.
             "show_patient": user.reads_studies,
         },
     )
+
+
+@login_required
+@require_POST
+def end_referral(
+    request: HttpRequest, study_instance_uid: str, referral_id: int
+) -> HttpResponse:
+    """The referrer no longer sees the study (radiologists and hospital IT)."""
+    found = get_queued_study(_user(request), study_instance_uid)
+    referral = selectors.referrals_of(found).filter(pk=referral_id).first()
+    if referral is None:
+        raise denied(
+            _user(request),
+            "study_referral",
+            f"{study_instance_uid}/{referral_id}",
+            _("No such referral."),
+        )
+    referral.study = found
+    do_end_referral(request, referral, via="reading")
+    messages.success(
+        request,
+        _("%(name)s no longer sees this study.")
+        % {"name": referral.referrer.get_full_name() or referral.referrer.username},
+    )
+    return _back(request, study_instance_uid)
 
 
 @login_required

@@ -1,5 +1,7 @@
-"""The referrer portal's writes: audit records of what was looked at, notices read."""
+"""The referrer portal's writes: sharing a study with a referrer, audit records
+of what was looked at, notices read."""
 
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -8,7 +10,7 @@ from audit.actions import do_record_event
 from audit.models import EventType
 from pacs.models import Study
 from reporting.actions import do_read_report
-from reporting.models import Notification, Report
+from reporting.models import Notification, Report, StudyReferral
 from viewer.actions import do_record_study_opened
 
 
@@ -36,3 +38,43 @@ def do_mark_notices_read(user: User, report: Report) -> int:
     # only clears the unread badge.
     unread = Notification.objects.filter(recipient=user, report=report, read_at=None)
     return unread.update(read_at=timezone.now())
+
+
+def _record_referral(
+    event_type: EventType,
+    request: HttpRequest | None,
+    referral: StudyReferral,
+    via: str,
+) -> None:
+    study = referral.study
+    do_record_event(
+        event_type,
+        request=request,
+        object_type="study_referral",
+        object_id=str(referral.pk),
+        patient_id=study.patient.patient_id,
+        study_instance_uid=study.study_instance_uid,
+        detail={"referrer": referral.referrer.username, "via": via},
+    )
+
+
+def do_share_study_with_referrer(
+    request: HttpRequest | None, study: Study, referrer: User, via: str
+) -> StudyReferral:
+    """Give ``referrer`` the study; sharing it twice changes nothing."""
+    with transaction.atomic():
+        referral, created = StudyReferral.objects.select_related(
+            "study__patient", "referrer"
+        ).get_or_create(study=study, referrer=referrer)
+        if created:
+            _record_referral(EventType.STUDY_REFERRAL_GIVEN, request, referral, via)
+    return referral
+
+
+def do_end_referral(
+    request: HttpRequest | None, referral: StudyReferral, via: str
+) -> None:
+    """The referrer no longer sees the study, from their next request on."""
+    with transaction.atomic():
+        _record_referral(EventType.STUDY_REFERRAL_ENDED, request, referral, via)
+        referral.delete()

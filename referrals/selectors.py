@@ -1,9 +1,10 @@
 """What the referrer portal reads: the studies shared with a referrer, notices.
 
-A study is shared with a referrer by a ``reporting.StudyReferral`` (hospital
-IT in the admin, or the critical-finding workflow). ``pacs.access`` admits
-exactly these studies for a referrer, read-only; every view still loads
-them through its helpers, so anything else is a 404 with an audit record.
+A study is shared with a referrer by a ``reporting.StudyReferral`` (from the
+study's reading page, by hospital IT in the admin, or by the critical-finding
+workflow). ``pacs.access`` admits exactly these studies for a referrer,
+read-only; every view still loads them through its helpers, so anything
+else is a 404 with an audit record.
 """
 
 from django.db.models import (
