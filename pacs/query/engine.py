@@ -331,9 +331,16 @@ def find(scope: QuerySet[Study], query: Query) -> QuerySet[Any]:
             Instance.objects.filter(series__study__in=scope)
             .select_related("series__study__patient")
             .order_by("series_id", F("instance_number").asc(nulls_last=True), "pk")
+            .defer("metadata")
         )
-        if not _needs_headers(query):
-            rows = rows.defer("metadata")
+        # Only the header attributes asked for, picked out by PostgreSQL:
+        # whole headers, decoded row by row, were most of an instance list.
+        picked = {
+            _picked(key): _header_element(key)
+            for key in (f"{tag:08X}" for tag in _header_tags(query))
+        }
+        if picked:
+            rows = rows.annotate(**picked)
     else:
         rows = Patient.objects.filter(pk__in=scope.values("patient_id")).order_by(
             "patient_name", "pk"
@@ -354,8 +361,9 @@ def _header_tags(query: Query) -> list[int]:
     ]
 
 
-def _needs_headers(query: Query) -> bool:
-    return bool(_header_tags(query))
+def _picked(key: str) -> str:
+    """The annotation that carries header attribute ``key`` of an instance row."""
+    return f"header_{key}"
 
 
 def _index_key(tag: int, level: Level) -> IndexKey | None:
@@ -525,7 +533,22 @@ def representative_headers(
     header, instead of sending whole headers to be parsed here.
     """
     if query.level is Level.IMAGE:
-        return {row.pk: getattr(row, "metadata", {}) for row in rows}
+        if tags is None:
+            return dict(
+                Instance.objects.filter(pk__in=[row.pk for row in rows]).values_list(
+                    "pk", "metadata"
+                )
+            )
+        # Picked out in ``find``.
+        keys = [f"{tag:08X}" for tag in tags]
+        return {
+            row.pk: {
+                key: value
+                for key in keys
+                if (value := getattr(row, _picked(key), None))
+            }
+            for row in rows
+        }
     owner = {
         Level.SERIES: "series_id",
         Level.STUDY: "series__study_id",
