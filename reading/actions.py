@@ -262,6 +262,18 @@ def do_take_back_study(request: HttpRequest | None, admin: User, study: Study) -
         )
 
 
+def do_finish_reading(study: Study) -> None:
+    """The study's report is signed: whoever read it holds it no longer.
+
+    Runs in the signing transaction; a study no one claimed is left as it is.
+    """
+    finished = StudyReading.objects.filter(
+        pk=study.pk, claimed_by__isnull=False
+    ).update(claimed_by=None, claimed_at=None)
+    if finished:
+        _end_claims(study, ReadingClaim.Ending.SIGNED)
+
+
 def _end_claims(study: Study, ending: str) -> None:
     ReadingClaim.objects.filter(study=study, ended_at__isnull=True).update(
         ended_at=timezone.now(), ending=ending

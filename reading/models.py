@@ -219,6 +219,7 @@ class ReadingClaim(models.Model):
     class Ending(models.TextChoices):
         RELEASED = "released", _("Released")
         TAKEN_BACK = "taken_back", _("Taken back")
+        SIGNED = "signed", _("Report signed")
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+")
     radiologist = models.ForeignKey(

@@ -7,10 +7,11 @@ from django_tenants.utils import schema_context
 from accounts.models import Role, User
 from audit.models import AuditEvent, EventType, Outcome
 from audit.testing import purge_audit_trail
-from conftest import PASSWORD, TOTP_SECRET, tenant_client
+from conftest import PASSWORD, TOTP_SECRET, current_totp, tenant_client
 from pacs.models import ReadingStatus, Study
 from reading.actions import ClaimRefused, do_claim_study
 from reading.models import ReadingClaim, ReadingSettings, StudyReading
+from reporting.actions import do_save_report_draft, do_sign_report
 
 pytestmark = pytest.mark.django_db
 
@@ -182,3 +183,16 @@ def test_it_lets_exactly_one_of_two_simultaneous_claims_win(tenant_a):
         assert claims == 1
     finally:
         in_schema(lambda: clean_up(study_pk))
+
+
+def test_signing_the_report_ends_the_claim(tenant_a, client_a, radiologist, study):
+    client_a.post(claim_url(study))
+    do_save_report_draft(radiologist, study, "No acute findings.")
+
+    do_sign_report(radiologist, study, current_totp())
+
+    reading = StudyReading.objects.get(study=study)
+    assert (reading.claimed_by, reading.claimed_at) == (None, None)
+    [claim] = ReadingClaim.objects.filter(study=study)
+    assert claim.ended_at is not None
+    assert claim.ending == ReadingClaim.Ending.SIGNED
