@@ -237,14 +237,23 @@ def _window(
 
 
 def _count_by_day(
-    table: CountsTable, rows: QuerySet[Any], when: str, name: str, what: str
+    table: CountsTable,
+    rows: QuerySet[Any],
+    when: str,
+    name: str,
+    what: str,
+    distinct: str = "pk",
 ) -> None:
-    """Add ``rows`` counted per ``name`` and local day of ``when`` to ``table``."""
+    """Add ``rows`` counted per ``name`` and local day of ``when`` to ``table``.
+
+    ``distinct`` is what one counts: a study claimed, released and claimed
+    again on one day is one study claimed.
+    """
     zone = timezone.get_current_timezone()
     counted = (
         rows.annotate(day=TruncDate(when, tzinfo=zone))
         .values_list(name, "day")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count(distinct, distinct=True))
     )
     for who, day, n in counted:
         table.add(who, day, what, n)
@@ -253,7 +262,7 @@ def _count_by_day(
 def radiologist_counts(
     first: datetime.date, last: datetime.date, people: QuerySet[User]
 ) -> CountsTable:
-    """Reports signed, claims made and studies overdue, per radiologist and day.
+    """Reports signed, studies claimed and studies overdue, per radiologist and day.
 
     A study is overdue on the day its due time passed without a signature,
     counted for whoever had it: the signer, else the reader, else the assignee.
@@ -268,7 +277,9 @@ def radiologist_counts(
     claims = ReadingClaim.objects.filter(
         claimed_at__gte=start, claimed_at__lt=end, radiologist__in=people
     )
-    _count_by_day(table, claims, "claimed_at", "radiologist__username", "claimed")
+    _count_by_day(
+        table, claims, "claimed_at", "radiologist__username", "claimed", "study"
+    )
 
     for reading, signer in _overdue(start, end):
         holder = signer or reading.claimed_by_id or reading.assigned_radiologist_id
@@ -295,7 +306,7 @@ def group_counts(
     claims = ReadingClaim.objects.filter(
         claimed_at__gte=start, claimed_at__lt=end, group__in=groups
     )
-    _count_by_day(table, claims, "claimed_at", "group__name", "claimed")
+    _count_by_day(table, claims, "claimed_at", "group__name", "claimed", "study")
 
     for reading, _signer in _overdue(start, end):
         if reading.assigned_group_id in names:

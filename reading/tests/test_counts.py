@@ -78,3 +78,14 @@ def test_it_explains_days_out_of_reach_instead_of_failing(client_a, query):  # t
 
     assert response.status_code == 200
     assert "Choose a day between" in response.content.decode()
+
+
+def test_a_study_claimed_twice_in_a_day_counts_once(client_a, study):  # type: ignore[no-untyped-def]
+    claim = f"/reading/studies/{study.study_instance_uid}/claim/"
+    client_a.post(claim)
+    client_a.post(f"/reading/studies/{study.study_instance_uid}/release/")
+    client_a.post(claim)
+
+    html = client_a.get("/reading/counts/").content.decode()
+
+    assert numbers(cell(html, "rad.a")) == ["0", "1", "0"]
