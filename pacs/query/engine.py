@@ -331,7 +331,7 @@ def find(scope: QuerySet[Study], query: Query) -> QuerySet[Any]:
             Instance.objects.filter(series__study__in=scope)
             .select_related("series__study__patient")
             .order_by("series_id", F("instance_number").asc(nulls_last=True), "pk")
-            .defer("metadata")
+            .defer("metadata", "image_position_patient", "image_orientation_patient")
         )
         # Only the header attributes asked for, picked out by PostgreSQL:
         # whole headers, decoded row by row, were most of an instance list.
