@@ -95,7 +95,15 @@ def study(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
         }
     )
     priority_form = PriorityForm(
-        initial={"priority": reading.priority}, arrived_at=found.received_at
+        initial={
+            "priority": reading.priority,
+            # A due time set by hand is kept by saving the form unchanged; a
+            # derived one is left out, so a new priority derives its own.
+            "due_at": timezone.localtime(reading.due_at)
+            if reading.due_at and reading.due_at_manual
+            else None,
+        },
+        arrived_at=found.received_at,
     )
     referral_form = ReferralForm()
     if request.method == "POST":

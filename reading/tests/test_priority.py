@@ -188,3 +188,34 @@ def test_the_database_refuses_a_due_time_that_cannot_be_read_back(tenant_a, stud
 
     with pytest.raises(IntegrityError), transaction.atomic():
         StudyReading.objects.filter(study=study).update(due_at=year_one)
+
+
+def test_the_form_shows_a_due_time_set_by_hand_so_a_new_priority_keeps_it(
+    tenant_a, client_a, study
+):
+    due = (timezone.localtime() + datetime.timedelta(days=2)).replace(
+        second=0, microsecond=0
+    )
+    page = f"/reading/studies/{study.study_instance_uid}/"
+    client_a.post(
+        page,
+        {
+            "set_priority": "1",
+            "priority": "urgent",
+            "due_at": due.strftime("%Y-%m-%dT%H:%M"),
+        },
+    )
+
+    shown = client_a.get(page).content.decode()
+
+    assert f'value="{due.strftime("%Y-%m-%dT%H:%M")}"' in shown
+    assert StudyReading.objects.get(study=study).due_at == due
+
+
+def test_the_form_leaves_a_derived_due_time_out(tenant_a, client_a, study):
+    shown = client_a.get(
+        f"/reading/studies/{study.study_instance_uid}/"
+    ).content.decode()
+
+    assert 'name="due_at" aria-describedby' in shown
+    assert 'name="due_at" value=' not in shown
