@@ -57,6 +57,11 @@ def request_second_opinion(request: HttpRequest, study_uid: str) -> HttpResponse
 
 @login_required
 def second_opinions(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if not (user.is_active and user.reads_studies):  # type: ignore[union-attr]
+        # Only clinical readers take part: for anyone else an empty page
+        # would claim this tenant asked for no second opinion.
+        raise denied(user, "second_opinions", "", _("No such page."))  # type: ignore[arg-type]
     tenant = request.tenant  # type: ignore[attr-defined]
     outgoing = selectors.outgoing_shares(tenant, request.user)  # type: ignore[arg-type]
     incoming = selectors.incoming_shares(tenant, request.user)  # type: ignore[arg-type]

@@ -6,12 +6,12 @@ from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from accounts.models import User
+from accounts.models import Role, User
 from audit.models import AuditEvent, EventType
 from collab.actions import do_record_expired_second_opinions
 from collab.models import CollaborationGroup, SecondOpinion, ShareState
 from collab.tests.conftest import expire, ingest_twin, request_form
-from conftest import tenant_client
+from conftest import make_user, tenant_client
 from pacs.models import Instance, Study
 from tenants.models import Tenant
 
@@ -392,3 +392,30 @@ def test_the_owner_cannot_comment_on_an_ended_share(
 
     assert response.status_code == 409
     assert not share.comments.exists()
+
+
+# --- Who sees second opinions at all --------------------------------------------
+
+
+@pytest.mark.parametrize("role", [Role.REFERRER, Role.HELPDESK, Role.TENANT_ADMIN])
+def test_roles_outside_reading_get_no_second_opinion_page(
+    role: Role, share: SecondOpinion, tenant_a: Tenant
+) -> None:
+    client = tenant_client(tenant_a, make_user(tenant_a, f"{role}.a", role))
+
+    response = client.get("/second-opinions/")
+
+    assert response.status_code == 404
+    assert denied_in(tenant_a, f"{role}.a") == 1
+
+
+def test_the_second_opinions_link_is_for_readers_only(
+    client_a: Client, tenant_a: Tenant
+) -> None:
+    helpdesk = tenant_client(tenant_a, make_user(tenant_a, "help.a", Role.HELPDESK))
+
+    worklists = [client_a.get("/"), helpdesk.get("/")]
+
+    assert [w.status_code for w in worklists] == [200, 200]
+    assert 'href="/second-opinions/"' in worklists[0].content.decode()
+    assert 'href="/second-opinions/"' not in worklists[1].content.decode()
