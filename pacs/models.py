@@ -94,6 +94,16 @@ class Study(models.Model):
     class Meta:
         verbose_name_plural = "studies"
         ordering = ["-study_date", "-received_at"]
+        indexes = [
+            # QIDO-RS's study order (pacs.query.engine.find): a page of 100
+            # walks this index instead of sorting every study of the tenant.
+            models.Index(
+                models.F("study_date").desc(nulls_last=True),
+                models.F("study_time").desc(nulls_last=True),
+                "id",
+                name="pacs_study_newest_first",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.study_instance_uid
