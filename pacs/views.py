@@ -38,7 +38,8 @@ def worklist_view(request: HttpRequest) -> HttpResponse:
             "form": form,
             "page": page,
             "sort": query.sort,
-            "query_string": _without(request, "sort", "page"),
+            # The filters, ready for "sort=" (and "page=") to follow.
+            "query_prefix": _prefix(_without(request, "sort", "page")),
             # Only radiologists work the queue; helpdesk staff reading under
             # a grant see the studies, not who reads them.
             "shows_queue": user.reads_studies,
@@ -46,6 +47,10 @@ def worklist_view(request: HttpRequest) -> HttpResponse:
             "next": request.get_full_path(),
         },
     )
+
+
+def _prefix(query: str) -> str:
+    return f"{query}&" if query else ""
 
 
 def _without(request: HttpRequest, *names: str) -> str:

@@ -129,3 +129,14 @@ def test_it_shows_hospital_it_no_patient_data(tenant_a, three_studies):
     response = tenant_client(tenant_a, it_admin).get("/")
 
     assert uids(response) == []
+
+
+@pytest.mark.django_db
+def test_its_sort_links_carry_clean_query_strings(client_a, three_studies):  # type: ignore[no-untyped-def]
+    plain = client_a.get("/").content.decode()
+    filtered = client_a.get("/", {"modality": "CT"}).content.decode()
+
+    assert 'href="?sort=name"' in plain
+    assert 'href="?modality=CT&amp;sort=name"' in filtered
+    assert "?&" not in plain + filtered
+    assert "&amp;&amp;" not in plain + filtered
