@@ -455,6 +455,7 @@ def main_section(args: argparse.Namespace) -> None:
         one = generate_series(tmp / "series-1", args.slices)
         four = generate_series(tmp / "series-4", args.slices)
         stow = generate_series(tmp / "series-stow", args.slices)
+        again = generate_series(tmp / "series-again", args.slices)
         small = generate_studies(tmp / "small", args.studies)
         size_mb = sum(p.stat().st_size for p in one[1]) / 1e6
 
@@ -469,6 +470,7 @@ def main_section(args: argparse.Namespace) -> None:
                 rows[server.name] = measure(
                     server, one, four, stow, small, size_mb, args.repeat
                 )
+                rows[server.name].update(second_round(server, again, args.repeat))
     print_table(rows, args)
 
 
@@ -515,6 +517,17 @@ def measure(
     row["idle memory RSS after (MB)"] = f"{server.rss() / 1e6:.0f}"
     row["idle memory PSS after (MB)"] = f"{server.pss() / 1e6:.0f}"
     return row
+
+
+def second_round(
+    server: Server, series: tuple[str, list[Path]], repeat: int
+) -> dict[str, str]:
+    """Another series in and the same searches again: memory must not grow again."""
+    ingest(server, *series, 1)
+    latency_ms(lambda: server.get("/studies", limit="100"), repeat)
+    latency_ms(lambda: server.get(f"/studies/{series[0]}/instances"), repeat)
+    time.sleep(3)
+    return {"idle memory PSS after a second round (MB)": f"{server.pss() / 1e6:.0f}"}
 
 
 def print_table(rows: dict[str, dict[str, str]], args: argparse.Namespace) -> None:
