@@ -33,6 +33,10 @@ DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
 # How long an answer may stand in for an unreachable database: a restart,
 # a fail-over; not a day-long outage.
 LAST_KNOWN_SECONDS = 15 * 60
+# After a look-up found the database unreachable, look-ups do not try it
+# again for this many seconds, and then only one at a time: each try can wait
+# for the connection pool's time-out (30 s), and an association needs two.
+RETRY_SECONDS = 10.0
 MAX_KEYS = 1024
 
 K = TypeVar("K", bound=Hashable)
@@ -69,23 +73,66 @@ class LastKnown(Generic[K, V]):
         DatabaseUnreachable
             The database is down and no recent row is known for ``key``.
         """
+        if not _database.may_try():
+            return self._last_known(key)
         try:
             value = lookup()
         except DATABASE_UNREACHABLE as error:
-            with self._lock:
-                known = self._answers.get(key)
-            if known is None or time.monotonic() - known[0] > self.max_age:
-                raise DatabaseUnreachable(self.what) from error
-            logger.warning(
-                "database unreachable: %s %s answered as last known", self.what, key
-            )
-            return known[1]
+            _database.failed()
+            return self._last_known(key, error)
+        _database.answered()
         with self._lock:
             self._answers[key] = (time.monotonic(), value)
             self._answers.move_to_end(key)
             while len(self._answers) > self.max_keys:
                 self._answers.popitem(last=False)
         return value
+
+    def _last_known(self, key: K, error: Exception | None = None) -> V | None:
+        with self._lock:
+            known = self._answers.get(key)
+        if known is None or time.monotonic() - known[0] > self.max_age:
+            raise DatabaseUnreachable(self.what) from error
+        logger.warning(
+            "database unreachable: %s %s answered as last known", self.what, key
+        )
+        return known[1]
+
+
+class DatabaseState:
+    """Whether look-ups should try the database: a circuit breaker.
+
+    Up: every look-up tries. After a failure: none for ``RETRY_SECONDS``,
+    then one at a time until one gets an answer.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._down_until: float | None = None
+        self._trying = False
+
+    def may_try(self) -> bool:
+        with self._lock:
+            if self._down_until is None:
+                return True
+            if self._trying or time.monotonic() < self._down_until:
+                return False
+            self._trying = True
+            return True
+
+    def failed(self) -> None:
+        with self._lock:
+            self._down_until = time.monotonic() + RETRY_SECONDS
+            self._trying = False
+
+    def answered(self) -> None:
+        with self._lock:
+            self._down_until = None
+            self._trying = False
+
+
+# Shared by every look-up of the process: the database is one.
+_database = DatabaseState()
 
 
 def close_quietly() -> None:
