@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_int, env_str
+from config.env import env_bool, env_int, env_str
 
 S3_BACKEND = "pacs.storage_backends.ArchiveS3Storage"
 LOCAL_BACKEND = "django.core.files.storage.FileSystemStorage"
@@ -45,7 +45,11 @@ def storage_setting(value: str, var_dir: Path) -> dict[str, object]:
             "access_key": access_key or None,
             "secret_key": secret_key or None,
             "region_name": env_str("NIMBUS_S3_REGION", "us-east-1"),
-            "verify": s3_verify(endpoint, env_str("NIMBUS_S3_CA_BUNDLE", "")),
+            "verify": s3_verify(
+                endpoint,
+                env_str("NIMBUS_S3_CA_BUNDLE", ""),
+                plain_http_allowed=env_bool("NIMBUS_S3_PLAIN_HTTP_NETWORK", False),
+            ),
             "cache_dir": env_str(
                 "NIMBUS_STORAGE_CACHE", str(var_dir / "storage-cache")
             ),
@@ -54,19 +58,29 @@ def storage_setting(value: str, var_dir: Path) -> dict[str, object]:
     }
 
 
-def s3_verify(endpoint: str, ca_bundle: str) -> bool | str:
+def s3_verify(
+    endpoint: str, ca_bundle: str, *, plain_http_allowed: bool = False
+) -> bool | str:
     """botocore's ``verify``: the CA bundle, or the system's CAs; never off.
 
-    Plain HTTP is refused unless the endpoint is on this machine: DICOM
-    files and the request signatures would cross the network in clear.
+    Plain HTTP is refused unless the endpoint is on this machine, or the
+    operator declares the network between them private
+    (``NIMBUS_S3_PLAIN_HTTP_NETWORK``, a compose network on one host):
+    elsewhere DICOM files and the request signatures would cross the network
+    in clear.
     """
     parsed = urlparse(endpoint)
     if endpoint and parsed.scheme not in {"http", "https"}:
         raise ImproperlyConfigured("NIMBUS_S3_ENDPOINT_URL must be http(s)://.")
-    if parsed.scheme == "http" and not _is_loopback(parsed.hostname or ""):
+    if (
+        parsed.scheme == "http"
+        and not plain_http_allowed
+        and not _is_loopback(parsed.hostname or "")
+    ):
         raise ImproperlyConfigured(
             "NIMBUS_S3_ENDPOINT_URL: plain http is only for a server on this "
-            "machine (127.0.0.1, ::1, localhost); use https:// elsewhere."
+            "machine (127.0.0.1, ::1, localhost); use https:// elsewhere, or "
+            "set NIMBUS_S3_PLAIN_HTTP_NETWORK=true for a private network."
         )
     if ca_bundle and not Path(ca_bundle).is_file():
         raise ImproperlyConfigured(f"NIMBUS_S3_CA_BUNDLE: no file at {ca_bundle}.")

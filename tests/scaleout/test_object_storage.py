@@ -115,6 +115,16 @@ def test_plain_http_is_refused_for_a_server_on_another_machine(monkeypatch, tmp_
         storage_setting("s3://archive", tmp_path)
 
 
+def test_plain_http_on_a_network_declared_private_is_allowed(monkeypatch, tmp_path):
+    # A compose network on one host (deploy/docker-compose.yml).
+    monkeypatch.setenv("NIMBUS_S3_ENDPOINT_URL", "http://seaweedfs:8333")
+    monkeypatch.setenv("NIMBUS_S3_PLAIN_HTTP_NETWORK", "true")
+
+    options = storage_setting("s3://archive", tmp_path)["OPTIONS"]
+
+    assert options["endpoint_url"] == "http://seaweedfs:8333"
+
+
 def test_https_verifies_against_the_system_cas_or_the_given_bundle(
     monkeypatch, tmp_path
 ):
