@@ -91,7 +91,9 @@ def test_an_open_editor_reconnects_after_a_web_restart_and_loses_no_text(
 
     def run_through_the_restart(page: Page) -> None:
         editor = page.locator("#report-text")
-        expect(editor).to_be_editable()  # once the editor holds the lock
+        # Once the editor holds the lock: seconds on a machine busy with the
+        # rest of the suite, not the assertion's default five.
+        expect(editor).to_be_editable(timeout=60_000)
         editor.click()
         editor.press_sequentially("Typed before.", delay=5)
         wait_for(

@@ -318,16 +318,17 @@ def test_it_serves_nothing_to_a_host_outside_every_tenant(attack):
     assert attack.events(since) == [] and attack.events(rival_since, RIVAL_SCHEMA) == []
 
 
-def test_it_takes_a_host_with_a_trailing_dot_for_no_tenant(attack):
-    since = attack.mark()
+def test_a_host_with_a_trailing_dot_is_its_tenant_and_needs_its_own_sign_in(attack):
+    # "e2e.localhost." is "e2e.localhost" (DNS): the same tenant, never
+    # another one. The session cookie belongs to the host without the dot,
+    # so the request arrives signed out and gets no report.
     dotted = Browser(attack.stack, attack.stack.host + ".")
     dotted.session.cookies = attack.browser("reader").session.cookies
 
     answer = dotted.get(paths(attack, "xss")["report"])
 
-    assert answer.status_code in (400, 404)
+    assert answer.status_code in (302, 401, 403)
     assert "Findings" not in answer.text
-    assert attack.events(since) == []
 
 
 def test_it_reads_an_uppercase_host_as_its_own_tenant_and_refuses_the_others_study(
