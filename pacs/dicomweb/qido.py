@@ -9,7 +9,7 @@ C-FIND.
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import QueryDict
 from django.utils.translation import gettext as _
 from pydicom.datadict import keyword_for_tag
@@ -17,7 +17,7 @@ from pydicom.datadict import keyword_for_tag
 from pacs.dicomweb.json_model import DicomJson
 from pacs.models import Study
 from pacs.query import Level, Query, QueryError, answer_json, build_query, find
-from pacs.query.engine import INDEX_KEYS, representative_headers, tag_of
+from pacs.query.engine import INDEX_KEYS, first_instance_headers, json_rows, tag_of
 
 __all__ = ["MAX_RESULTS", "QueryError", "SearchRequest", "parse_search", "search"]
 
@@ -244,22 +244,22 @@ def search(studies: QuerySet[Study], request: SearchRequest) -> SearchPage:
         At most ``request.limit`` answers after ``request.offset``, and
         whether more matches remain.
     """
-    rows = find(studies, request.query)
+    rows = json_rows(request.query, find(studies, request.query))
     # One row more than asked tells whether another page exists.
     window = list(rows[request.offset : request.offset + request.limit + 1])
     page = window[: request.limit]
     answers = answer_json(request.query, page)
     if request.include_all:
-        _add_stored_attributes(request.query, page, answers)
+        _add_stored_attributes(request.query, [row["pk"] for row in page], answers)
     return SearchPage(answers, remaining=len(window) > request.limit)
 
 
 def _add_stored_attributes(
-    query: Query, rows: list[Model], answers: list[DicomJson]
+    query: Query, pks: list[int], answers: list[DicomJson]
 ) -> None:
-    headers = representative_headers(query, rows)
-    for row, answer in zip(rows, answers, strict=True):
-        for tag, element in headers.get(row.pk, {}).items():
+    headers = first_instance_headers(query.level, pks)
+    for pk, answer in zip(pks, answers, strict=True):
+        for tag, element in headers.get(pk, {}).items():
             if (
                 tag not in answer
                 and "BulkDataURI" not in element

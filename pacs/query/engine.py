@@ -11,7 +11,7 @@ instance stands for it).
 import datetime
 import enum
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -407,59 +407,104 @@ def answer_datasets(query: Query, rows: list[Model]) -> list[Dataset]:
     return answers
 
 
-def answer_json(query: Query, rows: list[Model]) -> list[dict[str, Any]]:
+def json_rows(query: Query, rows: QuerySet[Any]) -> QuerySet[Any]:
+    """``find``'s rows as dicts of just the columns ``answer_json`` reads.
+
+    A page of hundreds of instances spent most of its time building model
+    objects (an instance, its series, study and patient for every row) only
+    to read a few attributes of each.
+    """
+    fields = {"pk"}
+    for tag in dict.fromkeys([*query.return_tags, *_unique_tags(query.level)]):
+        if (key := _index_key(tag, query.level)) is not None:
+            fields.add(PATHS[query.level][key.level] + key.column)
+    if query.level is Level.IMAGE:
+        fields |= {_picked(f"{tag:08X}") for tag in _header_tags(query)}
+    return rows.values(*sorted(fields))
+
+
+def answer_json(query: Query, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The answers of ``answer_datasets`` in the DICOM JSON Model (PS3.18 F.2).
 
     Written straight from the index and the stored headers, which already
     are DICOM JSON: building a pydicom dataset for each match only to encode
     it again cost most of a QIDO-RS request. Person names are left as
     stored; ``pacs.dicomweb.json_model`` tidies them.
+
+    Parameters
+    ----------
+    query : Query
+        The query; ``return_tags`` lists the attributes asked for.
+    rows : list of dict
+        One page of ``json_rows``.
+
+    Returns
+    -------
+    list of dict
+        One DICOM JSON object per row, attributes in ascending tag order.
     """
-    tags = sorted(dict.fromkeys([*query.return_tags, *_unique_tags(query.level)]))
+    level = query.level
+    tags = sorted(dict.fromkeys([*query.return_tags, *_unique_tags(level)]))
     header_tags = _header_tags(query)
-    headers = representative_headers(query, rows, header_tags) if header_tags else {}
-    plan = [
-        (tag, f"{tag:08X}", keyword_for_tag(tag), _index_key(tag, query.level))
-        for tag in tags
-    ]
-    answers = []
-    for row in rows:
-        header = headers.get(row.pk, {})
-        answers.append(
-            {
-                name: _json_answer(
-                    tag, keyword, key, row, query.level, header.get(name)
-                )
-                for tag, name, keyword, key in plan
-            }
+    headers: dict[int, Any] = {}
+    if header_tags and level is not Level.IMAGE:
+        # Above the IMAGE level, the first instance's header stands for the
+        # row; an instance row carries its own attributes, picked by ``find``.
+        headers = first_instance_headers(
+            level, [row["pk"] for row in rows], header_tags
         )
-    return answers
+    plan = [(f"{tag:08X}", _json_source(tag, level)) for tag in tags]
+    return [
+        {name: source(row, headers.get(row["pk"], {})) for name, source in plan}
+        for row in rows
+    ]
 
 
-def _json_answer(
-    tag: int,
-    keyword: str,
-    key: "IndexKey | None",
-    row: Model,
-    level: Level,
-    stored: dict[str, Any] | None,
-) -> dict[str, Any]:
+JsonSource = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+
+
+def _json_source(tag: int, level: Level) -> JsonSource:
+    """How the attribute ``tag`` of one answer is found, decided once a page."""
+    name = f"{tag:08X}"
+    keyword = keyword_for_tag(tag)
+    key = _index_key(tag, level)
     if key is not None:
-        value = _index_value(row, PATHS[level][key.level] + key.column, key.kind)
-        element: dict[str, Any] = {"vr": dictionary_vr(tag)}
-        if key.kind is Kind.PERSON_NAME and value is not None:
-            value = person_name_value(value) or None
-        if value is not None:
-            element["Value"] = value if isinstance(value, list) else [value]
-        return element
+        column = PATHS[level][key.level] + key.column
+        vr = dictionary_vr(tag)
+        return lambda row, _header: _index_element(vr, key.kind, row[column])
     if level is Level.PATIENT and keyword in PATIENT_COUNTS:
-        count = Patient.objects.filter(pk=row.pk).aggregate(
-            n=Count(PATIENT_COUNTS[keyword], distinct=True)
-        )["n"]
-        return {"vr": "IS", "Value": [count]}
+        related = PATIENT_COUNTS[keyword]
+        return lambda row, _header: {
+            "vr": "IS",
+            "Value": [
+                Patient.objects.filter(pk=row["pk"]).aggregate(
+                    n=Count(related, distinct=True)
+                )["n"]
+            ],
+        }
     if keyword == "InstanceAvailability":
-        return {"vr": "CS", "Value": ["ONLINE"]}
-    if stored is not None and "BulkDataURI" not in stored:
+        return lambda _row, _header: {"vr": "CS", "Value": ["ONLINE"]}
+    if level is Level.IMAGE:
+        picked = _picked(name)
+        return lambda row, _header: _stored_element(tag, keyword, row[picked])
+    return lambda _row, header: _stored_element(tag, keyword, header.get(name))
+
+
+def _index_element(vr: str, kind: Kind, value: Any) -> dict[str, Any]:
+    element: dict[str, Any] = {"vr": vr}
+    value = _index_text(value, kind)
+    if kind is Kind.PERSON_NAME and value is not None:
+        value = person_name_value(value) or None
+    if value is not None:
+        element["Value"] = value if isinstance(value, list) else [value]
+    return element
+
+
+def _stored_element(
+    tag: int, keyword: str, stored: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A header attribute as stored, or empty when it is not (C.2.2.1.2)."""
+    if stored and "BulkDataURI" not in stored:
         return stored
     vr = dictionary_vr(tag) if keyword else stored.get("vr", "UN") if stored else "UN"
     return {"vr": vr, "Value": []} if vr == "SQ" else {"vr": vr}
@@ -501,6 +546,11 @@ def _index_value(row: Model, path: str, kind: Kind) -> Any:
     value: Any = row
     for name in _path_parts(path):
         value = getattr(value, name)
+    return _index_text(value, kind)
+
+
+def _index_text(value: Any, kind: Kind) -> Any:
+    """An index column's value as a query answer holds it; None when empty."""
     if value is None or value == "":
         return None
     if kind is Kind.DATE:
@@ -532,13 +582,7 @@ def representative_headers(
     With ``tags``, only those attributes: PostgreSQL picks them out of each
     header, instead of sending whole headers to be parsed here.
     """
-    if query.level is Level.IMAGE:
-        if tags is None:
-            return dict(
-                Instance.objects.filter(pk__in=[row.pk for row in rows]).values_list(
-                    "pk", "metadata"
-                )
-            )
+    if query.level is Level.IMAGE and tags is not None:
         # Picked out in ``find``.
         keys = [f"{tag:08X}" for tag in tags]
         return {
@@ -549,20 +593,38 @@ def representative_headers(
             }
             for row in rows
         }
-    owner = {
-        Level.SERIES: "series_id",
-        Level.STUDY: "series__study_id",
-        Level.PATIENT: "series__study__patient_id",
-    }[query.level]
-    firsts = (
-        Instance.objects.filter(**{f"{owner}__in": [row.pk for row in rows]})
-        .order_by(owner, F("instance_number").asc(nulls_last=True), "pk")
-        .distinct(owner)
-    )
-    if tags is None:
-        return dict(firsts.values_list(owner, "metadata"))
-    keys = [f"{tag:08X}" for tag in tags]
-    picked = firsts.values_list(owner, *(_header_element(key) for key in keys))
+    return first_instance_headers(query.level, [row.pk for row in rows], tags)
+
+
+def first_instance_headers(
+    level: Level, pks: list[int], tags: list[int] | None = None
+) -> dict[int, Any]:
+    """The stored header of each row of ``level`` by primary key (one query).
+
+    An instance has its own; a series, study or patient is represented by
+    its first instance. With ``tags``, only those attributes.
+    """
+    if level is Level.IMAGE:
+        instances = Instance.objects.filter(pk__in=pks)
+        if tags is None:
+            return dict(instances.values_list("pk", "metadata"))
+        keys = [f"{tag:08X}" for tag in tags]
+        picked = instances.values_list("pk", *(_header_element(key) for key in keys))
+    else:
+        owner = {
+            Level.SERIES: "series_id",
+            Level.STUDY: "series__study_id",
+            Level.PATIENT: "series__study__patient_id",
+        }[level]
+        firsts = (
+            Instance.objects.filter(**{f"{owner}__in": pks})
+            .order_by(owner, F("instance_number").asc(nulls_last=True), "pk")
+            .distinct(owner)
+        )
+        if tags is None:
+            return dict(firsts.values_list(owner, "metadata"))
+        keys = [f"{tag:08X}" for tag in tags]
+        picked = firsts.values_list(owner, *(_header_element(key) for key in keys))
     return {
         row[0]: {key: value for key, value in zip(keys, row[1:], strict=True) if value}
         for row in picked
