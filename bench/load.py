@@ -380,6 +380,22 @@ INDEX_SQL = [
         now() - p.id * interval '1 minute', now(), p.id
     FROM pacs_patient p WHERE p.patient_id LIKE 'BULK%%'
     """,
+    # Each study's place in the reading queue, as ingest makes it (a
+    # reading.StudyReading per study, due after its priority's default
+    # turnaround) once the rules ran: 2 % STAT and 10 % urgent, as the
+    # images' Requested Procedure Priority would give; none assigned.
+    """
+    INSERT INTO reading_studyreading (study_id, priority, priority_source,
+        due_at, due_at_manual, routed_with_images)
+    SELECT st.id, st.priority,
+        CASE st.priority WHEN 'routine' THEN 'default' ELSE 'dicom' END,
+        st.received_at + CASE st.priority WHEN 'stat' THEN interval '60 minutes'
+            WHEN 'urgent' THEN interval '4 hours' ELSE interval '48 hours' END,
+        false, true
+    FROM (SELECT id, received_at, CASE WHEN id %% 50 = 0 THEN 'stat'
+            WHEN id %% 10 = 1 THEN 'urgent' ELSE 'routine' END AS priority
+        FROM pacs_study WHERE study_description = 'Load study') AS st
+    """,
     """
     INSERT INTO pacs_series (series_instance_uid, modality, series_number,
         series_description, body_part_examined,
@@ -416,7 +432,8 @@ INDEX_SQL = [
     CROSS JOIN (SELECT * FROM pacs_instance ORDER BY id LIMIT 1) AS t
     WHERE se.series_description = 'Load series'
     """,
-    "ANALYZE pacs_patient, pacs_study, pacs_series, pacs_instance",
+    "ANALYZE pacs_patient, pacs_study, pacs_series, pacs_instance, "
+    "reading_studyreading",
 ]
 
 
