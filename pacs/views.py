@@ -1,5 +1,4 @@
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
@@ -8,6 +7,7 @@ from audit.actions import do_record_event
 from audit.models import EventType
 from pacs.access import studies_for
 from pacs.forms import WorklistFilterForm
+from pacs.paging import get_page
 from pacs.selectors import worklist
 from reading.selectors import is_tenant_admin
 from referrals.selectors import is_referrer
@@ -25,7 +25,7 @@ def worklist_view(request: HttpRequest) -> HttpResponse:
     form = WorklistFilterForm(request.GET or None)
     query = form.to_filter()
     studies = worklist(studies_for(user), query, user)
-    page = Paginator(studies, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = get_page(studies, request.GET.get("page"), PAGE_SIZE)
     do_record_event(
         EventType.WORKLIST_SEARCHED,
         request=request,

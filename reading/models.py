@@ -156,6 +156,20 @@ class StudyReading(models.Model):
         default=Priority.ROUTINE,
         db_index=True,
     )
+    # The worklist's sort key, kept by PostgreSQL itself: every writer
+    # (actions, admin, QuerySet.update, bulk SQL) leaves it right, and the
+    # queue's indexes below lead with it.
+    priority_rank = models.GeneratedField(
+        expression=models.Case(
+            *(
+                models.When(priority=p.value, then=models.Value(r))
+                for p, r in PRIORITY_RANK.items()
+            ),
+            default=models.Value(PRIORITY_RANK[Priority.ROUTINE]),
+        ),
+        output_field=models.SmallIntegerField(),
+        db_persist=True,
+    )
     priority_source = models.CharField(
         max_length=8, choices=PrioritySource.choices, default=PrioritySource.DEFAULT
     )
@@ -196,6 +210,19 @@ class StudyReading(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        indexes = [
+            # The worklist's default order (most pressing, then soonest due)
+            # and its reverse: a page walks one of these and stops after 51
+            # rows, instead of sorting every study of the tenant.
+            models.Index(
+                fields=["priority_rank", "due_at"], name="reading_queue_order"
+            ),
+            models.Index(
+                models.F("priority_rank").desc(nulls_last=True),
+                models.F("due_at").desc(nulls_last=True),
+                name="reading_queue_order_reverse",
+            ),
+        ]
         constraints = [
             # The form keeps due times near the study's arrival; this keeps
             # any other writer from storing one psycopg cannot read back
