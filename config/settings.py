@@ -212,6 +212,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# An unacknowledged task (its worker killed) goes back to its queue after
+# this long. It must exceed the longest countdown (HL7 back-off up to
+# NIMBUS_HL7_RETRY_MAX_SECONDS), or a waiting retry would be handed out
+# again every time-out; lost HL7 deliveries come back sooner through beat's
+# sweep (NIMBUS_HL7_REQUEUE_AFTER_SECONDS), lost ingest through the spool's.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # Periodic work, sent to every tenant's schema (tenant-schemas-celery's beat
 # scheduler sends an entry without "tenant_schemas" to all tenants).
@@ -456,6 +461,9 @@ NIMBUS_HL7_SENDING_APPLICATION = env_str("NIMBUS_HL7_SENDING_APPLICATION", "NIMB
 NIMBUS_HL7_TIMEOUT_SECONDS = env_int("NIMBUS_HL7_TIMEOUT_SECONDS", 10)
 NIMBUS_HL7_RETRY_BASE_SECONDS = env_int("NIMBUS_HL7_RETRY_BASE_SECONDS", 10)
 NIMBUS_HL7_RETRY_MAX_SECONDS = env_int("NIMBUS_HL7_RETRY_MAX_SECONDS", 600)
+# A message whose next try is this much overdue has lost its task (a worker
+# killed, Redis restarted): beat's sweep, every minute, queues it again.
+NIMBUS_HL7_REQUEUE_AFTER_SECONDS = env_int("NIMBUS_HL7_REQUEUE_AFTER_SECONDS", 60)
 # Files (paths) for a tenant whose RIS link is over TLS and names none of its own.
 NIMBUS_HL7_TLS_CA = env_str("NIMBUS_HL7_TLS_CA", "")
 NIMBUS_HL7_TLS_CERT = env_str("NIMBUS_HL7_TLS_CERT", "")

@@ -15,7 +15,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -49,6 +50,7 @@ DELIVERY_ACTOR = "hl7-delivery"
 # Messages in these states are done: delivered, or refused for good by the
 # RIS (resending the same bytes would be refused again).
 FINISHED_STATES = frozenset({DeliveryState.DELIVERED, DeliveryState.REJECTED})
+EARLY_TASK_TOLERANCE_SECONDS = 5
 
 
 class ReportError(Exception):
@@ -266,7 +268,7 @@ def do_deliver_message(message_id: int) -> int | None:
     """Try once to deliver an HL7 message to the tenant's RIS.
 
     Returns the seconds to wait before the next try, or None when the message
-    needs no more tries (delivered, refused, or gone).
+    needs no more tries (delivered, refused, gone, or carried by another task).
     """
     tenant = Tenant.objects.get(schema_name=connection.schema_name)
     with transaction.atomic():
@@ -287,37 +289,80 @@ def do_deliver_message(message_id: int) -> int | None:
         message.refresh_from_db()
         if message.state in FINISHED_STATES:
             return None
-        if _has_earlier_undelivered(message, report):
-            logger.info("HL7 message %s waits for an earlier one", message.pk)
-            return settings.NIMBUS_HL7_RETRY_BASE_SECONDS
-        if not tenant.has_ris:
-            return _wait_for_ris_configuration(message, report)
+        if _carried_by_another_task(message):
+            # A requeued or redelivered copy: stopping here keeps one retry
+            # chain per message instead of one more per copy.
+            return None
+        delay = _attempt_delivery(tenant, message, report)
+        if delay is not None:
+            message.next_attempt_at = timezone.now() + datetime.timedelta(seconds=delay)
+            message.save(update_fields=["next_attempt_at"])
+    return delay
 
-        message.attempts += 1
-        message.last_attempt_at = timezone.now()
-        started = time.monotonic()
-        try:
-            ack = mllp.send_message(
-                tenant.ris_host,
-                int(tenant.ris_port or 0),
-                message.payload,
-                settings.NIMBUS_HL7_TIMEOUT_SECONDS,
-                tls=_ris_tls(tenant),
-            )
-        except mllp.MllpError as error:
-            return _delivery_failed_for_now(message, report, str(error))
-        if ack.control_id and ack.control_id != message.message_control_id:
-            return _delivery_failed_for_now(
-                message, report, "The RIS acknowledged another message."
-            )
 
-        elapsed_ms = int((time.monotonic() - started) * 1000)
-        if ack.accepted:
-            _delivered(message, report, ack, elapsed_ms)
-        else:
-            _refused(message, report, ack)
-        _broadcast_on_commit(report)
+def _carried_by_another_task(message: OutboundMessage) -> bool:
+    # The task that set next_attempt_at retries with a countdown taken after
+    # it, so it never comes early; a few seconds allow for workers' clocks.
+    due = message.next_attempt_at
+    early = datetime.timedelta(seconds=EARLY_TASK_TOLERANCE_SECONDS)
+    return due is not None and due > timezone.now() + early
+
+
+def _attempt_delivery(
+    tenant: Tenant, message: OutboundMessage, report: Report
+) -> int | None:
+    if _has_earlier_undelivered(message, report):
+        logger.info("HL7 message %s waits for an earlier one", message.pk)
+        return settings.NIMBUS_HL7_RETRY_BASE_SECONDS
+    if not tenant.has_ris:
+        return _wait_for_ris_configuration(message, report)
+
+    message.attempts += 1
+    message.last_attempt_at = timezone.now()
+    started = time.monotonic()
+    try:
+        ack = mllp.send_message(
+            tenant.ris_host,
+            int(tenant.ris_port or 0),
+            message.payload,
+            settings.NIMBUS_HL7_TIMEOUT_SECONDS,
+            tls=_ris_tls(tenant),
+        )
+    except mllp.MllpError as error:
+        return _delivery_failed_for_now(message, report, str(error))
+    if ack.control_id and ack.control_id != message.message_control_id:
+        return _delivery_failed_for_now(
+            message, report, "The RIS acknowledged another message."
+        )
+
+    elapsed_ms = int((time.monotonic() - started) * 1000)
+    if ack.accepted:
+        _delivered(message, report, ack, elapsed_ms)
+    else:
+        _refused(message, report, ack)
+    _release_next_of_study(message, report)
+    _broadcast_on_commit(report)
     return None
+
+
+def _release_next_of_study(message: OutboundMessage, report: Report) -> None:
+    # The study's next message (an addendum) may go now: sent at once rather
+    # than at its next poll, even when the task polling for it was lost.
+    following = (
+        OutboundMessage.objects.filter(
+            report__study_id=report.study_id, id__gt=message.pk
+        )
+        .exclude(state__in=FINISHED_STATES)
+        .order_by("id")
+        .first()
+    )
+    if following is None:
+        return
+    following.next_attempt_at = None
+    following.save(update_fields=["next_attempt_at"])
+    transaction.on_commit(
+        partial(_queue_delivery, connection.schema_name, following.pk), robust=True
+    )
 
 
 def retry_delay_seconds(attempts: int) -> int:
@@ -652,26 +697,27 @@ def _push_notices_on_commit(report: Report, kind: str, recipients: list[User]) -
 def do_requeue_stalled_messages() -> int:
     """Queue again every undelivered message that no task seems to be carrying.
 
-    A task can vanish (broker down at signing time, a worker killed before
-    its retry was published): a message untouched for twice the longest
-    back-off is queued again. A duplicate task is harmless, because delivery
-    re-checks the state under the report's row lock.
+    A task can vanish (broker down at signing time, a worker killed and Redis
+    restarted before its retry was redelivered): a message whose next try is
+    NIMBUS_HL7_REQUEUE_AFTER_SECONDS overdue is queued again. A duplicate
+    task is harmless: delivery re-checks the state under the report's row
+    lock, and a copy that comes before the next try leaves it to its carrier.
     """
-    quiet_for = datetime.timedelta(seconds=2 * settings.NIMBUS_HL7_RETRY_MAX_SECONDS)
-    cutoff = timezone.now() - quiet_for
-    # A message waiting for an earlier one of its study makes no attempts, so
-    # it always looks stalled: queued again each minute of a long RIS outage,
-    # it gained one more polling task each time (40 after an hour). It is
-    # queued again once the earlier message is finished, if still stalled.
+    overdue = datetime.timedelta(seconds=settings.NIMBUS_HL7_REQUEUE_AFTER_SECONDS)
+    cutoff = timezone.now() - overdue
+    # A message waiting for an earlier one of its study is left to wait: it
+    # is queued again once the earlier message is finished, if still stalled
+    # (queued each minute of a long RIS outage, it once gained a polling task
+    # each time, 40 after an hour).
     earlier_unfinished = OutboundMessage.objects.filter(
         report__study_id=OuterRef("report__study_id"), id__lt=OuterRef("pk")
     ).exclude(state__in=FINISHED_STATES)
+    # Never tried: due when created (its task was queued on commit).
+    due = Coalesce("next_attempt_at", "last_attempt_at", "created_at")
     stalled = (
         OutboundMessage.objects.exclude(state__in=FINISHED_STATES)
-        .filter(
-            Q(last_attempt_at__lt=cutoff)
-            | Q(last_attempt_at=None, created_at__lt=cutoff)
-        )
+        .alias(due=due)
+        .filter(due__lt=cutoff)
         .exclude(Exists(earlier_unfinished))
         .values_list("pk", flat=True)
     )

@@ -221,6 +221,10 @@ class OutboundMessage(models.Model):
     ack_code = models.CharField(max_length=4, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the task that carries the message is due to try again. Beat's
+    # sweep finds a lost task by it (a minute overdue), and a second task
+    # that comes before it leaves the message to the one that is due.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

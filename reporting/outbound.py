@@ -100,7 +100,10 @@ def do_resend_message(
             raise MessageNotResendable
         previous = message.state
         message.state = DeliveryState.PENDING
-        message.save(update_fields=["state"])
+        # Sent now, not at the back-off's next try: the new task must not
+        # take itself for an early copy of the waiting one.
+        message.next_attempt_at = None
+        message.save(update_fields=["state", "next_attempt_at"])
         study = message.report.study
         do_record_event(
             EventType.HL7_RESEND_REQUESTED,

@@ -8,10 +8,10 @@ from celery.exceptions import Retry
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Role, User
 from audit.models import AuditEvent, EventType, Outcome
 from config.celery import DELIVERY_QUEUE
-from conftest import current_totp
+from conftest import current_totp, make_user
 from pacs.models import Study
 from reporting import hl7
 from reporting.actions import (
@@ -24,6 +24,7 @@ from reporting.actions import (
 from reporting.models import DeliveryState, OutboundMessage, Report
 from reporting.tasks import deliver_message
 from reporting.tests.conftest import free_port, point_ris_at
+from reporting.tests.helpers import back_off_elapses
 from tenants.models import Tenant
 from tests.support.ris import RisListener
 
@@ -34,6 +35,17 @@ def signed_message(study: Study, user: User, text: str) -> OutboundMessage:
     do_save_report_draft(user, study, text)
     report = do_sign_report(user, study, current_totp())
     return report.messages.get()
+
+
+def queued_delivery_tasks(before: set[bytes]) -> list[int]:
+    """Message ids of the delivery tasks queued since ``before``, taken off Redis."""
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    ids = []
+    for raw in broker.lrange(DELIVERY_QUEUE, 0, -1):
+        if raw not in before:
+            ids.append(int(json.loads(raw)["headers"]["argsrepr"][1:-1]))
+            broker.lrem(DELIVERY_QUEUE, 1, raw)  # no worker of this test run takes it
+    return ids
 
 
 def test_it_delivers_a_signed_report_and_records_the_ack(
@@ -90,6 +102,7 @@ def test_it_retries_while_the_ris_is_down_then_delivers_exactly_once(
     for _ in range(2):
         with pytest.raises(Retry):
             deliver_message.run(message.pk)
+        back_off_elapses(message)
 
     message.refresh_from_db()
     assert message.state == DeliveryState.RETRYING
@@ -128,6 +141,7 @@ def test_it_never_sends_a_later_message_before_an_earlier_one_of_the_study(
         waited = do_deliver_message(second.pk)
         assert ris.received == []
         do_deliver_message(first.pk)
+        back_off_elapses(second)
         do_deliver_message(second.pk)
 
     assert waited == settings.NIMBUS_HL7_RETRY_BASE_SECONDS
@@ -209,3 +223,87 @@ def test_it_requeues_a_message_that_no_task_carries_any_more(
     assert [q["headers"]["argsrepr"] for q in queued] == [f"[{message.pk}]"]
     assert queued[0]["headers"]["_schema_name"] == "hospital_a"
     assert recent.pk not in [int(q["headers"]["argsrepr"][1:-1]) for q in queued]
+
+
+def test_it_requeues_a_lost_retry_a_minute_after_it_was_due(
+    tenant_a: Tenant, radiologist: User, study: Study, other_study: Study
+) -> None:
+    lost = signed_message(study, radiologist, "Impression: normal.")
+    colleague = make_user(tenant_a, "rad.b", Role.RADIOLOGIST)
+    carried = signed_message(other_study, colleague, "Impression: normal.")
+    now = timezone.now()
+    # Both tried a few minutes ago, far less than twice the longest back-off.
+    OutboundMessage.objects.filter(pk__in=[lost.pk, carried.pk]).update(
+        state=DeliveryState.RETRYING,
+        attempts=3,
+        last_attempt_at=now - datetime.timedelta(seconds=200),
+    )
+    overdue = settings.NIMBUS_HL7_REQUEUE_AFTER_SECONDS + 5
+    OutboundMessage.objects.filter(pk=lost.pk).update(
+        next_attempt_at=now - datetime.timedelta(seconds=overdue)
+    )
+    OutboundMessage.objects.filter(pk=carried.pk).update(
+        next_attempt_at=now - datetime.timedelta(seconds=5)
+    )
+    before = set(
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).lrange(DELIVERY_QUEUE, 0, -1)
+    )
+
+    assert do_requeue_stalled_messages() == 1
+
+    assert queued_delivery_tasks(before) == [lost.pk]
+
+
+def test_a_task_that_comes_before_the_next_try_leaves_the_message_to_its_carrier(
+    tenant_a: Tenant, radiologist: User, study: Study
+) -> None:
+    message = signed_message(study, radiologist, "Impression: normal.")
+    port = free_port()
+    point_ris_at(tenant_a, port)
+    with pytest.raises(Retry):
+        deliver_message.run(message.pk)
+    message.refresh_from_db()
+    assert message.next_attempt_at is not None
+    assert message.next_attempt_at > timezone.now()
+
+    with RisListener(port=port) as ris:
+        # A requeued or redelivered copy, before the back-off ran out.
+        assert do_deliver_message(message.pk) is None
+        assert ris.received == []
+        back_off_elapses(message)
+        assert do_deliver_message(message.pk) is None
+
+    message.refresh_from_db()
+    assert message.state == DeliveryState.DELIVERED
+    assert message.attempts == 2
+    assert len(ris.received) == 1
+
+
+def test_delivering_a_report_queues_its_waiting_addendum_at_once(
+    tenant_a: Tenant,
+    radiologist: User,
+    study: Study,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    first = signed_message(study, radiologist, "Report.")
+    second = OutboundMessage.objects.create(
+        report=first.report,
+        message_control_id=hl7.new_message_control_id(),
+        payload=first.payload.replace(first.message_control_id, "ADDENDUM2"),
+    )
+    with RisListener() as ris:
+        point_ris_at(tenant_a, ris.port)
+        do_deliver_message(second.pk)  # waits, and polls again later
+        before = set(
+            redis.Redis.from_url(settings.CELERY_BROKER_URL).lrange(
+                DELIVERY_QUEUE, 0, -1
+            )
+        )
+
+        with django_capture_on_commit_callbacks(execute=True):
+            do_deliver_message(first.pk)
+        assert queued_delivery_tasks(before) == [second.pk]
+        do_deliver_message(second.pk)  # the task just queued: not an early copy
+
+    sent = [str(message.segment("MSH")(10)) for message in ris.received]
+    assert sent == [first.message_control_id, "ADDENDUM2"]

@@ -22,6 +22,7 @@ from reporting.actions import (
 from reporting.models import DeliveryState, OutboundMessage
 from reporting.tasks import deliver_message
 from reporting.tests.conftest import free_port, point_ris_at
+from reporting.tests.helpers import back_off_elapses
 from reporting.tests.test_workflow import next_totp
 from tenants.models import Tenant
 from tests.support.ris import RisListener
@@ -166,6 +167,7 @@ def test_a_ris_down_for_the_whole_signing_gets_every_message_once_in_order(
     # It comes back; retries run in any order, and some run twice.
     with RisListener(port=port) as ris:
         for _round in range(3):
+            back_off_elapses(*queued)
             for message in reversed(queued):
                 try:
                     deliver_message.run(message.pk)

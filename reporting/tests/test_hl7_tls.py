@@ -26,6 +26,7 @@ from reporting.hl7_listener import answer_order_message
 from reporting.models import DeliveryState, OutboundMessage
 from reporting.tasks import deliver_message
 from reporting.tests.conftest import free_port, point_ris_at
+from reporting.tests.helpers import back_off_elapses
 from reporting.tests.test_orders import ORM, InlineMllpServer, running_listener_command
 from tenants.models import Tenant
 from tests.support.pki import Issued, ThrowAwayCA
@@ -74,7 +75,8 @@ def signed_message(user: User, study: Study) -> OutboundMessage:
 
 
 def try_delivery(message: OutboundMessage) -> OutboundMessage:
-    """One run of the Celery task; a retry it asks for is not an error here."""
+    """One run of the Celery task, due; a retry it asks for is not an error here."""
+    back_off_elapses(message)
     try:
         deliver_message.run(message.pk)
     except Retry:
