@@ -11,27 +11,31 @@ A backup is a folder::
     files/<schema>/<study>/<series>/<sop>.dcm
                       every stored DICOM file of the tenant, as stored
 
-Restore checks every checksum before it changes anything, then creates the
-tenant's row and domains, restores the schema with pg_restore, puts the
-files into the archive (folder or bucket; a file already there is kept) and
-the audit anchor back, and compares the counts with the manifest. It works
-on the deployment the backup came from (after the tenant was dropped) and on
-a fresh one (after ``migrate_schemas --shared``).
+Restore checks every checksum before it changes anything, then restores
+the schema with pg_restore in one transaction, compares the counts with the
+manifest, puts the files into the archive (folder or bucket; a file already
+there is kept) and the audit anchor back, and creates the tenant's row and
+domains last: a failure on the way takes back what it did, and leaves no
+tenant row without its schema. It works on the deployment the backup came
+from (after the tenant was dropped) and on a fresh one (after
+``migrate_schemas --shared``).
 """
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.conninfo import make_conninfo
 
@@ -115,45 +119,107 @@ def do_backup_tenant(schema: str, folder: Path) -> BackupSummary:
 
 
 def do_restore_tenant(folder: Path) -> BackupSummary:
-    """Restore the tenant backed up in ``folder``; it must not exist now."""
+    """Restore the tenant backed up in ``folder``; it must not exist now.
+
+    All or nothing: the tenant's row and host names are written last, in
+    one transaction, so no request reaches the schema before it is whole;
+    a failure on the way drops the schema and removes the files and the
+    audit anchor that the restore put there.
+    """
     manifest = read_verified_manifest(folder)
     schema = str(manifest["schema"])
     record = json.loads((folder / "tenant.json").read_text())
-    if Tenant.objects.filter(schema_name=schema).exists() or _schema_exists(schema):
-        raise BackupError(
-            f"Tenant {schema!r} exists here; drop it first or restore elsewhere."
-        )
-
-    tenant = Tenant(schema_name=schema, **record["tenant"])
-    tenant.auto_create_schema = False  # pg_restore makes it, with its data
-    tenant.save()
-    for domain in record["domains"]:
-        Domain.objects.create(tenant=tenant, **domain)
-    _pg(
-        ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error"]
-        + [str(folder / "schema.dump")]
-    )
-
+    _check_nothing_in_the_way(schema, record)
     stored = [
         (folder / relative, relative.removeprefix("files/"))
         for relative in manifest["files"]
         if relative.startswith("files/")
     ]
-    storage_files.place([(path, name) for path, name in stored])
-    if (folder / "audit.heads").exists():
-        target = head_file(schema)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(folder / "audit.heads", target)
-
-    connection.set_tenant(tenant)
+    undo = _Undo(schema)
     try:
-        counts = _counts()
-    finally:
-        connection.set_schema_to_public()
-    if counts != manifest["counts"]:
-        raise BackupError(f"Restored counts {counts} differ from {manifest['counts']}.")
+        _pg(
+            ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error"]
+            + ["--single-transaction", str(folder / "schema.dump")]
+        )
+        undo.schema_created = True
+        counts = _counts_in(schema)
+        if counts != manifest["counts"]:
+            raise BackupError(
+                f"Restored counts {counts} differ from {manifest['counts']}."
+            )
+        undo.new_files = [
+            name for _, name in stored if not default_storage.exists(name)
+        ]
+        storage_files.place(stored)
+        undo.keep_anchor()
+        if (folder / "audit.heads").exists():
+            shutil.copyfile(folder / "audit.heads", head_file(schema))
+        with transaction.atomic():
+            tenant = Tenant(schema_name=schema, **record["tenant"])
+            tenant.auto_create_schema = False  # pg_restore made it, with its data
+            tenant.save()
+            for domain in record["domains"]:
+                Domain.objects.create(tenant=tenant, **domain)
+    except BaseException as error:
+        undo.run()
+        if isinstance(error, BackupError | KeyboardInterrupt | SystemExit):
+            raise
+        raise BackupError(
+            f"Restoring {schema} failed and was undone: {error}"
+        ) from error
     logger.info("Tenant %s restored: %d stored files", schema, len(stored))
     return BackupSummary(folder, schema, counts, len(stored))
+
+
+def _check_nothing_in_the_way(schema: str, record: dict[str, Any]) -> None:
+    if Tenant.objects.filter(schema_name=schema).exists() or _schema_exists(schema):
+        raise BackupError(
+            f"Tenant {schema!r} exists here; drop it first or restore elsewhere."
+        )
+    ae_title = record["tenant"].get("ae_title")
+    if Tenant.objects.filter(ae_title=ae_title).exists():
+        raise BackupError(f"Another tenant here has the AE title {ae_title!r}.")
+    names = [domain["domain"] for domain in record["domains"]]
+    held = Domain.objects.filter(domain__in=names).values_list("domain", flat=True)
+    if held:
+        raise BackupError(f"Another tenant here has the host names {sorted(held)}.")
+
+
+@dataclass
+class _Undo:
+    """What a restore changed so far, to take back when it fails."""
+
+    schema: str
+    schema_created: bool = False
+    new_files: list[str] = field(default_factory=list)
+    anchor: bytes | None = None
+    anchor_kept: bool = False
+
+    def keep_anchor(self) -> None:
+        path = head_file(self.schema)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.anchor = path.read_bytes() if path.exists() else None
+        self.anchor_kept = True
+
+    def run(self) -> None:
+        # Each step on its own: one that fails must not leave the others.
+        if self.anchor_kept:
+            with contextlib.suppress(OSError):
+                path = head_file(self.schema)
+                if self.anchor is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    path.write_bytes(self.anchor)
+        for name in self.new_files:
+            with contextlib.suppress(OSError):
+                default_storage.delete(name)
+        if self.schema_created:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"DROP SCHEMA IF EXISTS {connection.ops.quote_name(self.schema)}"
+                    " CASCADE"
+                )
+        logger.warning("Restore of tenant %s failed; undone", self.schema)
 
 
 def read_verified_manifest(folder: Path) -> dict[str, object]:
@@ -193,6 +259,15 @@ def _stored_names() -> list[str]:
     from pacs.models import Instance
 
     return list(Instance.objects.values_list("storage_path", flat=True))
+
+
+def _counts_in(schema: str) -> dict[str, int]:
+    # An unsaved tenant: its row is written only once the restore is whole.
+    connection.set_tenant(Tenant(schema_name=schema))
+    try:
+        return _counts()
+    finally:
+        connection.set_schema_to_public()
 
 
 def _counts() -> dict[str, int]:

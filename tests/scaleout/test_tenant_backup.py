@@ -6,6 +6,7 @@ and restored, into the same deployment and into a fresh one. The same
 studies, report and files come back, and the audit chain still verifies.
 """
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -161,3 +162,109 @@ def test_restore_into_a_fresh_deployment(stack, backed_up, tmp_path):
     finally:
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- A restore that fails on the way leaves nothing behind ----------------------
+
+
+@pytest.fixture(scope="module")
+def fresh(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """An empty deployment (public schema only) beside the stack."""
+    base = stack.env["DATABASE_URL"].rsplit("/", 1)[0]
+    name = f"{stack.env['DATABASE_URL'].rsplit('/', 1)[1]}_empty"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    var = tmp_path_factory.mktemp("empty-deployment")
+    deployment = Stack(
+        env={**stack.env, "DATABASE_URL": f"{base}/{name}", "NIMBUS_VAR_DIR": str(var)},
+        web_port=0,
+        dicom_port=0,
+        ris_port=0,
+    )
+    deployment.env.pop("NIMBUS_AUDIT_HEAD_DIR", None)
+    try:
+        deployment.manage("migrate_schemas", "--shared", "--verbosity", "0")
+        yield deployment
+    finally:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def reseal(folder: Path) -> None:
+    """Write the manifest's checksums again after a change, as a forger would."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for relative, entry in manifest["files"].items():
+        data = (folder / relative).read_bytes()
+        entry.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def left_behind(deployment: Stack, schema: str) -> list[str]:
+    """Whatever a restore of ``schema`` left in ``deployment``."""
+    found = []
+    with psycopg.connect(deployment.env["DATABASE_URL"], autocommit=True) as conn:
+        if conn.execute(
+            "SELECT 1 FROM tenants_tenant WHERE schema_name = %s", (schema,)
+        ).fetchall():
+            found.append("tenant row")
+        if conn.execute("SELECT 1 FROM tenants_domain").fetchall():
+            found.append("domains")
+        if conn.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)
+        ).fetchall():
+            found.append("schema")
+    var = Path(deployment.env["NIMBUS_VAR_DIR"])
+    found += [str(path) for path in (var / "storage").rglob("*") if path.is_file()]
+    found += [str(path) for path in (var / "audit-heads").glob(f"{schema}*")]
+    return found
+
+
+def test_a_restore_that_fails_in_pg_restore_leaves_nothing_behind(
+    stack, backed_up, fresh, tmp_path
+):
+    copy = tmp_path / "cut-short"
+    shutil.copytree(backed_up["folder"], copy)
+    dump = copy / "schema.dump"
+    dump.write_bytes(dump.read_bytes()[: dump.stat().st_size * 2 // 3])
+    reseal(copy)
+
+    with pytest.raises(RuntimeError, match="pg_restore failed"):
+        fresh.manage("restore_tenant", "--input", str(copy))
+
+    assert left_behind(fresh, stack.schema) == []
+
+
+def test_a_restore_that_fails_after_the_schema_and_files_takes_them_back(
+    stack, backed_up, fresh, tmp_path
+):
+    copy = tmp_path / "miscounted"
+    shutil.copytree(backed_up["folder"], copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["counts"]["pacs_instance"] += 1
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    reseal(copy)
+
+    with pytest.raises(RuntimeError, match="differ from"):
+        fresh.manage("restore_tenant", "--input", str(copy))
+
+    assert left_behind(fresh, stack.schema) == []
+
+
+def test_a_restore_that_fails_writing_the_tenant_row_takes_everything_back(
+    stack, backed_up, fresh, tmp_path
+):
+    copy = tmp_path / "bad-row"
+    shutil.copytree(backed_up["folder"], copy)
+    record = json.loads((copy / "tenant.json").read_text())
+    record["tenant"]["name"] = "x" * 300  # longer than the column
+    (copy / "tenant.json").write_text(json.dumps(record))
+    reseal(copy)
+
+    with pytest.raises(RuntimeError, match="failed and was undone"):
+        fresh.manage("restore_tenant", "--input", str(copy))
+
+    assert left_behind(fresh, stack.schema) == []
+    # Whole again, it restores there.
+    fresh.manage("restore_tenant", "--input", str(backed_up["folder"]))
+    assert snapshot(stack, fresh.env["DATABASE_URL"]) == backed_up["before"]
