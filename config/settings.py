@@ -70,6 +70,9 @@ SHARED_APPS = [
     "drf_spectacular",
     "channels",
     "django_prometheus",
+    # PostgreSQL's index types and operator classes (pacs: the trigram
+    # indexes of the worklist's patient searches); no models.
+    "django.contrib.postgres",
     # Readiness, metrics, listener heartbeats, tenant backups (no models).
     "ops",
     # Public only: second opinions are read from the hosts of two tenants.

@@ -4,8 +4,10 @@ Field names are the DICOM keywords in snake_case. The DICOM files themselves
 are kept as received in the file storage; these rows only index them.
 """
 
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
 from tenants.models import validate_ae_title
@@ -58,6 +60,19 @@ class Patient(models.Model):
                 fields=["patient_id", "issuer_of_patient_id", "identity_key"],
                 name="unique_patient_per_issuer",
             )
+        ]
+        indexes = [
+            # The worklist's searches match any part of the ID or name, in any
+            # case (icontains: UPPER(...) LIKE '%...%'); trigram indexes find
+            # those rows without reading every patient of the tenant.
+            GinIndex(
+                OpClass(Upper("patient_id"), name="gin_trgm_ops"),
+                name="pacs_patient_id_search",
+            ),
+            GinIndex(
+                OpClass(Upper("patient_name"), name="gin_trgm_ops"),
+                name="pacs_patient_name_search",
+            ),
         ]
 
     def __str__(self) -> str:

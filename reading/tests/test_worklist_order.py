@@ -145,6 +145,25 @@ def test_the_queue_order_walks_an_index_instead_of_sorting(
     assert not re.search(r"(^|->)\s*Sort\s+\(", plan, re.MULTILINE), plan
 
 
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        ({"patient_id": "ms-0"}, "pacs_patient_id_search"),
+        ({"patient_name": "doe ja"}, "pacs_patient_name_search"),
+    ],
+)
+def test_a_patient_search_finds_its_rows_by_an_index(radiologist, five, query, index):
+    page = worklist(studies_for(radiologist), WorklistFilter(**query), radiologist)
+    sql, params = page[:51].query.sql_with_params()
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert index in plan, plan
+
+
 def test_the_migration_queues_a_study_that_has_no_queue_row(study):
     ReadingSettings.objects.update_or_create(pk=1, defaults={"routine_minutes": 90})
     StudyReading.objects.filter(study=study).delete()
