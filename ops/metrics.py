@@ -10,7 +10,10 @@ services at scrape time, and any one process reports it whole:
 - ``nimbus_queue_depth{queue}``: tasks waiting in each Celery queue;
 - ``nimbus_hl7_backlog{tenant}``: HL7 messages not yet accepted by the RIS,
   and ``nimbus_hl7_oldest_pending_seconds{tenant}``;
-- ``nimbus_listener_up{kind,host,port}``: listeners that beat recently.
+- ``nimbus_listener_up{kind,host,port}``: listeners that beat recently;
+- ``nimbus_database_up``, ``nimbus_redis_up``, ``nimbus_storage_up`` and
+  ``nimbus_worker_up{queue}``: the checks of ``/readyz`` (ops/readiness.py),
+  1 or 0, so an alert names the dependency that went away.
 
 What happens in the process itself is a local metric: the render latency
 histogram ``nimbus_render_seconds{kind}`` (frames and thumbnails).
@@ -34,6 +37,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from config.celery import QUEUES
+from ops import readiness
 from ops.heartbeat import live_listeners
 
 logger = logging.getLogger(__name__)
@@ -105,6 +109,7 @@ class SharedStateCollector(Collector):
     """Reads the shared services at each scrape (see the module's docstring)."""
 
     def collect(self) -> Iterator[Any]:
+        yield from self._dependencies()
         try:
             client = _redis()
             yield from self._ingest(client)
@@ -113,6 +118,29 @@ class SharedStateCollector(Collector):
         except RedisError as error:
             logger.warning("Metrics from Redis left out: %s", error)
         yield from self._hl7_backlog()
+
+    def _dependencies(self) -> Iterator[GaugeMetricFamily]:
+        # The same checks as /readyz, each answering within about a second:
+        # a scrape with Redis or PostgreSQL gone still answers, with a 0.
+        for name, check in (
+            ("database", readiness.database_ok),
+            ("redis", readiness.redis_ok),
+            ("storage", readiness.storage_ok),
+        ):
+            yield GaugeMetricFamily(
+                f"nimbus_{name}_up",
+                f"Whether this process reaches the {name} (1) or not (0).",
+                value=int(check()),
+            )
+        consumed = readiness.consumed_queues()
+        workers = GaugeMetricFamily(
+            "nimbus_worker_up",
+            "Whether a Celery worker that consumes the queue answers (1) or not (0).",
+            labels=["queue"],
+        )
+        for queue in QUEUES:
+            workers.add_metric([queue], int(queue in consumed))
+        yield workers
 
     def _ingest(self, client: Redis) -> Iterator[Any]:
         for key, name, text in (

@@ -28,19 +28,19 @@ from ops.heartbeat import live_listeners
 
 
 def checks() -> dict[str, bool]:
-    result = {"database": _database_ok(), "redis": _redis_ok()}
-    consumed = _consumed_queues()
+    result = {"database": database_ok(), "redis": redis_ok()}
+    consumed = consumed_queues()
     result["worker"] = bool(consumed)
     for queue in QUEUES:
         result[f"worker:{queue}"] = queue in consumed
-    result["storage"] = _storage_ok()
+    result["storage"] = storage_ok()
     kinds = _listener_kinds() if result["redis"] else set()
     for kind in settings.NIMBUS_READY_LISTENERS:
         result[f"listener:{kind}"] = kind in kinds
     return result
 
 
-def _database_ok() -> bool:
+def database_ok() -> bool:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -53,14 +53,14 @@ def _redis() -> Redis:
     return Redis.from_url(settings.REDIS_URL, socket_timeout=2)
 
 
-def _redis_ok() -> bool:
+def redis_ok() -> bool:
     try:
         return bool(_redis().ping())
     except RedisError:
         return False
 
 
-def _consumed_queues() -> set[str]:
+def consumed_queues() -> set[str]:
     """The queues that at least one answering worker consumes."""
     try:
         replies = celery_app.control.inspect(timeout=1.0).active_queues() or {}
@@ -69,7 +69,7 @@ def _consumed_queues() -> set[str]:
     return {queue["name"] for queues in replies.values() for queue in queues or []}
 
 
-def _storage_ok() -> bool:
+def storage_ok() -> bool:
     try:
         if isinstance(default_storage, FileSystemStorage):
             # Made on the first store otherwise: a fresh deployment is ready.

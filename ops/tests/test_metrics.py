@@ -7,6 +7,7 @@ from django.db import connection
 from django.test import Client
 from kombu import Connection
 
+from config.celery import QUEUES
 from config.celery import app as celery_app
 from conftest import CT_SERIES
 from ops import metrics
@@ -143,3 +144,26 @@ def test_each_render_is_observed_in_the_latency_histogram(
     _, after = scrape(REMOTE_ADDR="127.0.0.1")
     assert value(after, "nimbus_render_seconds_count", kind="frame") == count_before + 2
     assert value(after, "nimbus_render_seconds_sum", kind="frame") > 0
+
+
+@pytest.mark.django_db
+def test_each_dependency_that_readyz_checks_has_an_up_gauge(own_redis, storage_dirs):
+    _, text = scrape(REMOTE_ADDR="127.0.0.1")
+
+    assert value(text, "nimbus_database_up") == 1
+    assert value(text, "nimbus_redis_up") == 1
+    assert value(text, "nimbus_storage_up") == 1
+    for queue in QUEUES:
+        assert value(text, "nimbus_worker_up", queue=queue) in (0, 1)
+
+
+@pytest.mark.django_db
+def test_redis_down_reads_zero_and_the_scrape_still_answers(settings, storage_dirs):
+    # A port nothing listens on: the gauge must say so, not hang or vanish.
+    settings.REDIS_URL = "redis://127.0.0.1:9/0"
+
+    status, text = scrape(REMOTE_ADDR="127.0.0.1")
+
+    assert status == 200
+    assert value(text, "nimbus_redis_up") == 0
+    assert value(text, "nimbus_database_up") == 1
