@@ -382,8 +382,9 @@ INDEX_SQL = [
     """,
     # Each study's place in the reading queue, as ingest makes it (a
     # reading.StudyReading per study, due after its priority's default
-    # turnaround) once the rules ran: 2 % STAT and 10 % urgent, as the
-    # images' Requested Procedure Priority would give; none assigned.
+    # turnaround) once the rules ran: 2 % STAT and 9 % urgent, as the
+    # images' Requested Procedure Priority would give (47 and 11: not in
+    # step with the reading status, which follows id % 5); none assigned.
     """
     INSERT INTO reading_studyreading (study_id, priority, priority_source,
         due_at, due_at_manual, routed_with_images)
@@ -392,8 +393,8 @@ INDEX_SQL = [
         st.received_at + CASE st.priority WHEN 'stat' THEN interval '60 minutes'
             WHEN 'urgent' THEN interval '4 hours' ELSE interval '48 hours' END,
         false, true
-    FROM (SELECT id, received_at, CASE WHEN id %% 50 = 0 THEN 'stat'
-            WHEN id %% 10 = 1 THEN 'urgent' ELSE 'routine' END AS priority
+    FROM (SELECT id, received_at, CASE WHEN id %% 47 = 0 THEN 'stat'
+            WHEN id %% 11 = 1 THEN 'urgent' ELSE 'routine' END AS priority
         FROM pacs_study WHERE study_description = 'Load study') AS st
     """,
     """

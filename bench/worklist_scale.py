@@ -15,9 +15,10 @@ For each worklist URL it prints:
 - HTTP p50 / p95 (ms) over a session signed in through the sign-in form,
   ``--repeat`` requests each, one after the other;
 - in-process: the page rendered by Django's test client inside
-  ``manage.py shell`` (server time without the network), p50 of ten, the
-  queries the page ran, and ``EXPLAIN ANALYZE`` of each query that reads
-  ``pacs_study`` (its plan's top lines and execution time).
+  ``manage.py shell`` (server time without the network), p50 of ten; the
+  queries one more rendering ran and their summed time; ``EXPLAIN ANALYZE``
+  of each of them that reads ``pacs_study`` (its plan's top lines and
+  execution time).
 
 Nothing here asserts a target; docs/benchmarks.md quotes the figures.
 """
@@ -123,6 +124,7 @@ for name, query in pages.items():
     out[name] = {{
         "p50": statistics.median(timings),
         "queries": len(captured.captured_queries),
+        "sql_ms": 1000 * sum(float(q["time"]) for q in captured.captured_queries),
         "plans": plans,
     }}
 print("RESULT" + json.dumps(out))
@@ -192,12 +194,15 @@ def main() -> int:
         time.sleep(2)
         inside = in_process(stack, pages)
         header = f"{'worklist page':32}{'HTTP p50 / p95 ms':>20}{'Django ms':>11}"
-        print(f"\n{header}  queries")
+        print(f"\n{header}{'SQL ms':>8}  queries")
         for name, query in pages.items():
             url = f"{base}/?{query}" if query else f"{base}/"
             http = p50_p95(latencies_ms(session, url, args.repeat))
             figures = inside[name]
-            print(f"{name:32}{http:>20}{figures['p50']:>11.1f}  {figures['queries']}")
+            print(
+                f"{name:32}{http:>20}{figures['p50']:>11.1f}"
+                f"{figures['sql_ms']:>8.1f}  {figures['queries']}"
+            )
         for name in pages:
             print(f"\n== {name}: queries on pacs_study, EXPLAIN ANALYZE")
             for plan in inside[name]["plans"]:  # type: ignore[attr-defined]
