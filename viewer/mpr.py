@@ -1,11 +1,14 @@
 """Multiplanar reformatting: planes and thick slabs through a loaded volume.
 
-A plane is a grid of square display pixels in patient coordinates
-(PS3.3 C.7.6.2.1.1: +x to the patient's left, +y posterior, +z head). The
-standard planes are shown the radiological way: axial seen from the feet,
-coronal from the front (patient's left on screen right), sagittal with
-anterior on the left, head up. Display pixels are isotropic (the finest
-voxel spacing), so a 3 mm slice spacing does not squash a sagittal image.
+A plane is a grid of display pixels in patient coordinates (PS3.3
+C.7.6.2.1.1: +x to the patient's left, +y posterior, +z head). The standard
+planes are shown the radiological way: axial seen from the feet, coronal
+from the front (patient's left on screen right), sagittal with anterior on
+the left, head up. A plane is never sampled finer than its source: along
+each of its two directions a pixel is one voxel step of the volume axis that
+direction crosses fastest, so an axial plane of a 512x512 slice is 512x512
+and a sagittal one has one row per slice. Pixels may therefore be
+rectangular; the page stretches the image to its size in mm.
 
 Planes parallel to the voxel grid (the usual case) are cut out of the array
 and interpolated along one axis at most; any other plane is sampled
@@ -23,6 +26,8 @@ from viewer.volume import Vector, Volume, VolumeGeometry
 
 # Largest side of a rendered plane; finer spacing is coarsened to fit.
 MAX_PLANE_SIDE = 1024
+# Cosines below this are "perpendicular" when choosing a direction's step.
+PERPENDICULAR_COSINE = 1e-6
 # Two directions are "parallel" when their cosine is this close to 1.
 PARALLEL_TOLERANCE = 1e-4
 
@@ -54,16 +59,19 @@ class PlaneError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class PlaneGrid:
-    """Square display pixels on a plane in patient coordinates (mm).
+    """Display pixels on a plane in patient coordinates (mm).
 
-    The centre of pixel (row, column) is ``origin + (column * u + row * v) *
-    spacing``: ``u`` points screen right, ``v`` screen down.
+    The centre of pixel (row, column) is ``origin + column * column_spacing
+    * u + row * row_spacing * v``: ``u`` points screen right, ``v`` screen
+    down. The image covers ``columns * column_spacing`` by ``rows *
+    row_spacing`` mm (its footprint), half a pixel beyond the outer centres.
     """
 
     origin: Vector
     u: Vector
     v: Vector
-    spacing: float
+    row_spacing: float
+    column_spacing: float
     rows: int
     columns: int
 
@@ -73,15 +81,42 @@ class PlaneGrid:
 
     def pixel_to_point(self, row: float, column: float) -> Vector:
         """Patient position (mm) of a (fractional) display pixel."""
-        return self.origin + (column * self.u + row * self.v) * self.spacing
+        return (
+            self.origin
+            + column * self.column_spacing * self.u
+            + row * self.row_spacing * self.v
+        )
 
     def point_to_pixel(self, point: Vector) -> tuple[float, float, float]:
         """(row, column, distance in mm from the plane along its normal) of a point."""
         offset = np.asarray(point, dtype=np.float64) - self.origin
         return (
-            float(offset @ self.v) / self.spacing,
-            float(offset @ self.u) / self.spacing,
+            float(offset @ self.v) / self.row_spacing,
+            float(offset @ self.u) / self.column_spacing,
             float(offset @ self.normal),
+        )
+
+    def fitted(self, max_side: int) -> "PlaneGrid":
+        """The same footprint in at most ``max_side`` pixels a side; never larger."""
+        longest = max(self.rows, self.columns)
+        if longest <= max_side:
+            return self
+        rows = max(1, round(self.rows * max_side / longest))
+        columns = max(1, round(self.columns * max_side / longest))
+        row_spacing = self.row_spacing * self.rows / rows
+        column_spacing = self.column_spacing * self.columns / columns
+        # Keep the footprint's corner where it was: pixel centres move inwards.
+        corner = (
+            self.origin - (self.column_spacing * self.u + self.row_spacing * self.v) / 2
+        )
+        return PlaneGrid(
+            origin=corner + (column_spacing * self.u + row_spacing * self.v) / 2,
+            u=self.u,
+            v=self.v,
+            row_spacing=row_spacing,
+            column_spacing=column_spacing,
+            rows=rows,
+            columns=columns,
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -89,7 +124,11 @@ class PlaneGrid:
             "origin": [round(float(x), 4) for x in self.origin],
             "column_direction": [round(float(x), 6) for x in self.u],
             "row_direction": [round(float(x), 6) for x in self.v],
-            "pixel_spacing": round(self.spacing, 6),
+            # (between rows, between columns), as DICOM's Pixel Spacing.
+            "pixel_spacing": [
+                round(self.row_spacing, 6),
+                round(self.column_spacing, 6),
+            ],
             "rows": self.rows,
             "columns": self.columns,
         }
@@ -119,22 +158,38 @@ def plane_grid(
 
     It covers the projection of the whole volume, so every plane of one
     orientation has the same size and the crosshair can move through it.
+    Along each direction a pixel is one voxel step (:func:`source_step`),
+    coarsened when a side would pass MAX_PLANE_SIDE.
     """
     u, v = orthonormal_directions(u, v)
     point = np.asarray(point, dtype=np.float64)
     corners = geometry.corners - point
     along_u, along_v = corners @ u, corners @ v
-    spacing = float(geometry.spacing.min())
-    width, height = np.ptp(along_u), np.ptp(along_v)
-    spacing = max(spacing, float(max(width, height)) / (MAX_PLANE_SIDE - 1))
+    width, height = float(np.ptp(along_u)), float(np.ptp(along_v))
+    column_spacing = max(source_step(geometry, u), width / (MAX_PLANE_SIDE - 1))
+    row_spacing = max(source_step(geometry, v), height / (MAX_PLANE_SIDE - 1))
     return PlaneGrid(
         origin=point + along_u.min() * u + along_v.min() * v,
         u=u,
         v=v,
-        spacing=spacing,
-        rows=int(math.floor(height / spacing + 1e-6)) + 1,
-        columns=int(math.floor(width / spacing + 1e-6)) + 1,
+        row_spacing=row_spacing,
+        column_spacing=column_spacing,
+        rows=int(math.floor(height / row_spacing + 1e-6)) + 1,
+        columns=int(math.floor(width / column_spacing + 1e-6)) + 1,
     )
+
+
+def source_step(geometry: VolumeGeometry, direction: Vector) -> float:
+    """The distance (mm) along ``direction`` that moves one voxel on some axis.
+
+    Sampling at this step reads every voxel the direction crosses and
+    invents none between them: along a volume axis it is that axis' spacing
+    (0.7 mm pixels, 1.5 mm slices), at 45 degrees between two axes it is the
+    finer spacing times sqrt(2).
+    """
+    cosines = np.abs(geometry.axes @ direction)
+    crossing = cosines > PERPENDICULAR_COSINE
+    return float((geometry.spacing[crossing] / cosines[crossing]).min())
 
 
 def standard_grid(
@@ -256,14 +311,14 @@ def axis_range(array: np.ndarray, axis: int, start: int, stop: int) -> np.ndarra
 def row_positions(
     geometry: VolumeGeometry, grid: PlaneGrid, axis: int, origin_index: Vector
 ) -> Vector:
-    step = grid.v @ geometry.axes[axis] * grid.spacing / geometry.spacing[axis]
+    step = grid.v @ geometry.axes[axis] * grid.row_spacing / geometry.spacing[axis]
     return origin_index[axis] + step * np.arange(grid.rows)
 
 
 def column_positions(
     geometry: VolumeGeometry, grid: PlaneGrid, axis: int, origin_index: Vector
 ) -> Vector:
-    step = grid.u @ geometry.axes[axis] * grid.spacing / geometry.spacing[axis]
+    step = grid.u @ geometry.axes[axis] * grid.column_spacing / geometry.spacing[axis]
     return origin_index[axis] + step * np.arange(grid.columns)
 
 

@@ -27,7 +27,13 @@ from pacs.access import get_series_for_user
 from pacs.dicom import display_person_name
 from pacs.models import Series
 from viewer.actions import do_record_frames_viewed
-from viewer.frame_query import InvalidWindow, parse_window
+from viewer.frame_query import (
+    SIZE_STEPS,
+    InvalidRenderOption,
+    InvalidWindow,
+    parse_size_step,
+    parse_window,
+)
 from viewer.mpr import (
     PlaneError,
     PlaneGrid,
@@ -70,6 +76,7 @@ def mpr_viewer(request: HttpRequest, study_uid: str, series_uid: str) -> HttpRes
         "volumeUrl": reverse("viewer:volume", args=args),
         "planeUrl": reverse("viewer:mpr_plane", args=[*args, "__plane__"]),
         "renderUrl": reverse("viewer:volume_render", args=args),
+        "sizeSteps": SIZE_STEPS,
         "labels": mpr_labels(),
     }
     context = {
@@ -113,7 +120,9 @@ def mpr_plane(
     Query: ``x``, ``y``, ``z`` a point on the plane (mm, default the volume
     centre); for ``oblique`` also ``u`` and ``v``, the screen-right and
     screen-down directions as ``dx,dy,dz``; ``thickness`` (mm) and ``mode``
-    (mip, minip, average) for a slab; ``wc``/``ww`` a window.
+    (mip, minip, average) for a slab; ``wc``/``ww`` a window; ``size`` the
+    longest side the viewport shows (rounded up to a size step, as for
+    frames). The plane is never larger than its source's resolution.
     """
     series = get_series_for_user(request.user, study_uid, series_uid)
     if orientation not in PLANE_ORIENTATIONS:
@@ -122,12 +131,15 @@ def mpr_plane(
         window = requested_window(request)
         thickness = parse_number(request, "thickness", 0.0, 0.0, MAX_SLAB_MM)
         mode = parse_choice(request, "mode", SlabMode, SlabMode.MIP)
+        size = requested_size(request)
     except BadParameter as error:
         return bad_request(str(error))
 
     try:
         volume = series_volume(series)
         grid = requested_grid(request, volume.geometry, PlaneOrientation(orientation))
+        if size is not None:
+            grid = grid.fitted(size)
     except VolumeError as error:
         return refusal_png(error)
     except (BadParameter, PlaneError) as error:
@@ -187,6 +199,13 @@ def requested_grid(
         return standard_grid(geometry, orientation, point)
     u, v = parse_direction(request, "u"), parse_direction(request, "v")
     return plane_grid(geometry, u, v, point)
+
+
+def requested_size(request: HttpRequest) -> int | None:
+    try:
+        return parse_size_step(request.GET)
+    except InvalidRenderOption as error:
+        raise BadParameter(str(error)) from None
 
 
 def requested_window(request: HttpRequest) -> Window | None:
@@ -295,12 +314,12 @@ def bad_request(message: str) -> HttpResponseBadRequest:
 
 
 def plane_header(grid: PlaneGrid) -> str:
-    """origin;u;v;spacing;rows;columns, for a client placing the crosshair."""
+    """origin;u;v;row,column spacing;rows;columns, for placing the crosshair."""
     parts = [
         ",".join(f"{x:.4f}" for x in grid.origin),
         ",".join(f"{x:.6f}" for x in grid.u),
         ",".join(f"{x:.6f}" for x in grid.v),
-        f"{grid.spacing:.6f}",
+        f"{grid.row_spacing:.6f},{grid.column_spacing:.6f}",
         str(grid.rows),
         str(grid.columns),
     ]

@@ -45,22 +45,31 @@ function normalOf(grid) {
   return cross(grid.column_direction, grid.row_direction);
 }
 
+// A grid's pixels may be rectangular: pixel_spacing is [between rows, between columns].
+const rowSpacing = (grid) => grid.pixel_spacing[0];
+const columnSpacing = (grid) => grid.pixel_spacing[1];
+
+// The image's size in mm: its pixels' centres plus half a pixel all round.
+function footprint(grid) {
+  return { width: grid.columns * columnSpacing(grid), height: grid.rows * rowSpacing(grid) };
+}
+
 // Pixel (row, column) of a patient point on a plane's grid.
 function pixelOf(grid, point) {
   const offset = sub(point, grid.origin);
   return {
-    row: dot(offset, grid.row_direction) / grid.pixel_spacing,
-    column: dot(offset, grid.column_direction) / grid.pixel_spacing,
+    row: dot(offset, grid.row_direction) / rowSpacing(grid),
+    column: dot(offset, grid.column_direction) / columnSpacing(grid),
   };
 }
 
-// Patient point of a pixel on the plane through the current crosshair.
-function pointAt(grid, row, column) {
+// Patient point of a pixel on the plane through ``through`` (the crosshair).
+function pointAt(grid, row, column, through = state.point) {
   const normal = normalOf(grid);
-  const depth = dot(sub(state.point, grid.origin), normal);
+  const depth = dot(sub(through, grid.origin), normal);
   const inPlane = add(
-    scale(grid.column_direction, column * grid.pixel_spacing),
-    scale(grid.row_direction, row * grid.pixel_spacing),
+    scale(grid.column_direction, column * columnSpacing(grid)),
+    scale(grid.row_direction, row * rowSpacing(grid)),
   );
   return add(add(grid.origin, scale(normal, depth)), inPlane);
 }
@@ -122,6 +131,7 @@ function windowParams(params) {
 function planeUrl(name) {
   const [x, y, z] = state.point;
   const params = new URLSearchParams({ x: x.toFixed(2), y: y.toFixed(2), z: z.toFixed(2) });
+  params.set("size", String(viewSize(views[name])));
   if (state.slabMode && state.thickness > 0) {
     params.set("mode", state.slabMode);
     params.set("thickness", String(state.thickness));
@@ -142,29 +152,41 @@ function renderUrl(quality) {
 
 // --- Drawing ----------------------------------------------------------------
 
-function fitStage(view, columns, rows) {
+// Size the stage to the image's footprint in mm, as large as the view allows.
+function fitStage(view, width, height) {
   const box = view.section.getBoundingClientRect();
-  const fit = Math.min(box.width / columns, box.height / rows);
-  const width = columns * fit;
-  const height = rows * fit;
+  const fit = Math.min(box.width / width, box.height / height);
   Object.assign(view.stage.style, {
-    width: `${width}px`,
-    height: `${height}px`,
-    left: `${(box.width - width) / 2}px`,
-    top: `${(box.height - height) / 2}px`,
+    width: `${width * fit}px`,
+    height: `${height * fit}px`,
+    left: `${(box.width - width * fit) / 2}px`,
+    top: `${(box.height - height * fit) / 2}px`,
   });
+}
+
+// The longest side the view shows, in device pixels (at most 2 per CSS px),
+// rounded up to a size step so that a small resize asks for the same images.
+function viewSize(view) {
+  const box = view.stage.getBoundingClientRect();
+  const wanted = Math.max(box.width, box.height) * Math.min(window.devicePixelRatio || 1, 2);
+  return config.sizeSteps.find((step) => step >= wanted) ?? config.sizeSteps.at(-1);
 }
 
 function drawCrosshair(name) {
   const view = views[name];
-  const { row, column } = pixelOf(view.grid, state.point);
+  const grid = view.grid;
+  const { row, column } = pixelOf(grid, state.point);
+  const { width, height } = footprint(grid);
   const svg = view.stage.querySelector("svg");
-  svg.setAttribute("viewBox", `0 0 ${view.grid.columns} ${view.grid.rows}`);
+  // Drawn in mm on the image's footprint: the stage has its aspect ratio.
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("preserveAspectRatio", "none");
-  const [horizontal, vertical] = svg.querySelectorAll("line");
-  setLine(horizontal, 0, row + 0.5, view.grid.columns, row + 0.5);
-  setLine(vertical, column + 0.5, 0, column + 0.5, view.grid.rows);
-  const depth = dot(state.point, normalOf(view.grid));
+  const [horizontal, vertical] = svg.querySelectorAll("line.h, line.v");
+  const y = (row + 0.5) * rowSpacing(grid);
+  const x = (column + 0.5) * columnSpacing(grid);
+  setLine(horizontal, 0, y, width, y);
+  setLine(vertical, x, 0, x, height);
+  const depth = dot(state.point, normalOf(grid));
   view.section.querySelector(".mpr-position").textContent = format(labels.position, {
     mm: depth.toFixed(1),
   });
@@ -286,7 +308,10 @@ function bindToolbar() {
 }
 
 function layout() {
-  for (const name of PLANES) fitStage(views[name], views[name].grid.columns, views[name].grid.rows);
+  for (const name of PLANES) {
+    const { width, height } = footprint(views[name].grid);
+    fitStage(views[name], width, height);
+  }
   fitStage(views["3d"], 1, 1);
 }
 
@@ -320,7 +345,10 @@ async function start() {
   bind3d();
   bindToolbar();
   layout();
-  window.addEventListener("resize", layout);
+  window.addEventListener("resize", () => {
+    layout();
+    refreshPlanes();
+  });
   refreshPlanes();
   refresh3d("full");
 }

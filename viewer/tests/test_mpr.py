@@ -44,15 +44,53 @@ def test_the_bright_voxel_appears_where_the_crosshair_maps_it(orientation):
     assert brightest_pixel(image) == (round(row), round(column))
 
 
-def test_a_sagittal_plane_has_square_pixels_whatever_the_slice_spacing():
+def test_a_sagittal_plane_has_one_row_per_slice_and_one_column_per_voxel_row():
     volume, point = axial_volume_with_a_bright_voxel()
     grid = standard_grid(volume.geometry, PlaneOrientation.SAGITTAL, point)
 
-    # 12 slices 2 mm apart = 22 mm head to foot; 32 rows 0.5 mm = 15.5 mm.
-    assert grid.spacing == 0.5
-    assert (grid.rows, grid.columns) == (45, 32)
+    # 12 slices 2 mm apart, 32 rows 0.5 mm apart: nothing invented between.
+    assert (grid.row_spacing, grid.column_spacing) == (2.0, 0.5)
+    assert (grid.rows, grid.columns) == (12, 32)
     np.testing.assert_allclose(grid.u, [0, 1, 0])
     np.testing.assert_allclose(grid.v, [0, 0, -1])
+
+
+def test_an_axial_plane_is_the_source_slice_itself():
+    rng = np.random.default_rng(3)
+    voxels = rng.integers(-1000, 3000, size=(30, 512, 512)).astype(np.int16)
+    # Slices closer than the pixels: the axial plane must not be upsampled.
+    volume = synthetic_volume(voxels, (0.378, 0.7, 0.7))
+    point = volume.geometry.index_to_patient([17, 0, 0])
+    grid = standard_grid(volume.geometry, PlaneOrientation.AXIAL, point)
+
+    image = render_plane(volume, grid)
+
+    assert image.shape == (512, 512)
+    np.testing.assert_array_equal(image, voxels[17])
+
+
+def test_a_plane_fitted_to_a_viewport_keeps_its_footprint():
+    volume, point = axial_volume_with_a_bright_voxel()
+    grid = standard_grid(volume.geometry, PlaneOrientation.AXIAL, point)
+
+    fitted = grid.fitted(20)
+
+    assert (fitted.rows, fitted.columns) == (16, 20)
+    assert fitted.columns * fitted.column_spacing == pytest.approx(40 * 0.5)
+    assert fitted.rows * fitted.row_spacing == pytest.approx(32 * 0.5)
+    # The footprint's corner stays put: the first centre moves half a pixel in.
+    corner = grid.pixel_to_point(-0.5, -0.5)
+    np.testing.assert_allclose(fitted.pixel_to_point(-0.5, -0.5), corner)
+    assert grid.fitted(64) is grid
+
+
+def test_an_oblique_plane_steps_one_voxel_along_the_axis_it_crosses_fastest():
+    volume, point = axial_volume_with_a_bright_voxel()  # 2 mm slices, 0.5 mm pixels
+    u = np.array([1.0, 0.0, 1.0]) / math.sqrt(2)
+    grid = plane_grid(volume.geometry, u, np.array([0.0, 1.0, 0.0]), point)
+
+    assert grid.column_spacing == pytest.approx(0.5 * math.sqrt(2))
+    assert grid.row_spacing == pytest.approx(0.5)
 
 
 def test_the_head_is_up_and_the_patients_left_on_screen_right_in_a_coronal_plane():

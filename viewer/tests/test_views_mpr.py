@@ -2,6 +2,8 @@ import io
 import json
 import re
 
+import numpy as np
+import pydicom
 import pytest
 from django.urls import reverse
 from PIL import Image
@@ -47,8 +49,12 @@ def test_it_describes_the_volume_geometry(client_a, ct_series):
     assert body["spacing"]["slice"] == pytest.approx(3.0)
     sagittal = body["planes"]["sagittal"]
     assert sagittal["column_direction"] == [0, 1, 0]
-    # 5 steps of 3 mm shown with square pixels of the in-plane spacing.
-    assert sagittal["rows"] == 1 + int(15 / body["spacing"]["row"])
+    # One row per slice, one column per voxel row: nothing invented between.
+    assert (sagittal["rows"], sagittal["columns"]) == (6, 512)
+    assert sagittal["pixel_spacing"] == [
+        pytest.approx(3.0),
+        pytest.approx(body["spacing"]["row"]),
+    ]
     assert "no-store" in response["Cache-Control"]
 
 
@@ -78,6 +84,44 @@ def test_it_renders_each_plane_as_png(client_a, ct_series, plane):
     assert response["X-Plane-Grid"].count(";") == 5
 
 
+def windowed_slice(path, center: float, width: float) -> np.ndarray:
+    """A stored slice through the linear window of PS3.3 C.11.2.1.2, by hand."""
+    ds = pydicom.dcmread(path)
+    values = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    scaled = np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0, 1)
+    return np.rint(scaled * 255).astype(np.uint8)
+
+
+@pytest.mark.django_db
+def test_an_axial_plane_is_the_stored_slice_at_its_own_size(client_a, ct_series):
+    path = CT_SERIES / "1-042.dcm"
+    z = float(pydicom.dcmread(path, stop_before_pixels=True).ImagePositionPatient[2])
+
+    response = client_a.get(
+        url("mpr_plane", ct_series, "axial"), {"z": z, "wc": 40, "ww": 400}
+    )
+
+    shown = np.asarray(Image.open(io.BytesIO(response.content)))
+    assert shown.shape == (512, 512)
+    np.testing.assert_array_equal(shown, windowed_slice(path, 40, 400))
+
+
+@pytest.mark.django_db
+def test_a_plane_is_no_larger_than_the_viewport_asks(client_a, ct_series):
+    response = client_a.get(url("mpr_plane", ct_series, "axial"), {"size": 300})
+
+    # 300 rounds up to the 384 step; rows and columns keep their ratio.
+    assert png_size(response) == (384, 384)
+    assert response["X-Plane-Grid"].split(";")[4:] == ["384", "384"]
+
+
+@pytest.mark.django_db
+def test_a_size_beyond_the_source_does_not_enlarge_the_plane(client_a, ct_series):
+    response = client_a.get(url("mpr_plane", ct_series, "axial"), {"size": 2048})
+
+    assert png_size(response) == (512, 512)
+
+
 @pytest.mark.django_db
 def test_it_renders_a_slab_and_an_oblique_plane(client_a, ct_series):
     slab = client_a.get(
@@ -100,6 +144,8 @@ def test_it_renders_a_slab_and_an_oblique_plane(client_a, ct_series):
         {"mode": "sum"},
         {"x": "1e300"},
         {"wc": "40"},
+        {"size": "0"},
+        {"size": "big"},
     ],
 )
 def test_it_rejects_bad_plane_parameters(client_a, ct_series, query):
