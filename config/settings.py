@@ -619,6 +619,11 @@ NIMBUS_READY_LISTENERS = [k for k in NIMBUS_READY_LISTENERS if k != "none"]
 PROMETHEUS_EXPORT_MIGRATIONS = False
 # pg_dump / pg_restore for backup_tenant (ops/backup.py); empty: the PATH.
 NIMBUS_PG_BIN_DIR = env_str("NIMBUS_PG_BIN_DIR", "")
+# Signs backup_tenant's manifest (HMAC-SHA256); restore_tenant refuses a
+# manifest it did not sign. Unset: derived from SECRET_KEY, so a backup
+# restores only where SECRET_KEY is the same; set it on both deployments
+# to move a tenant between them.
+NIMBUS_BACKUP_KEY = env_str("NIMBUS_BACKUP_KEY", "")
 
 # --- Logging: sparse, at the boundaries, never patient data ------------------
 # NIMBUS_LOG_FILE adds a file with every record at NIMBUS_LOG_LEVEL; "{pid}"

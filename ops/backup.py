@@ -3,7 +3,9 @@
 A backup is a folder::
 
     manifest.json     format, schema, time, counts, and the SHA-256 and size
-                      of every other file of the backup
+                      of every other file of the backup; signed with
+                      HMAC-SHA256 under NIMBUS_BACKUP_KEY (or a key derived
+                      from SECRET_KEY)
     tenant.json       the tenant's row and domains (public schema)
     schema.dump       pg_dump --schema=<schema> in pg_dump's custom format
     audit.heads       the chain heads anchored outside the database
@@ -11,7 +13,8 @@ A backup is a folder::
     files/<schema>/<study>/<series>/<sop>.dcm
                       every stored DICOM file of the tenant, as stored
 
-Restore checks every checksum before it changes anything, then restores
+Restore checks the manifest's signature and every checksum before it
+changes anything, then restores
 the schema with pg_restore in one transaction, compares the counts with the
 manifest, puts the files into the archive (folder or bucket; a file already
 there is kept) and the audit anchor back, and creates the tenant's row and
@@ -23,6 +26,7 @@ from (after the tenant was dropped) and on a fresh one (after
 
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -45,7 +49,13 @@ from tenants.models import Domain, Tenant
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1
+# 2: the manifest is signed. A format 1 backup is refused: nothing shows
+# that its manifest is the one backup_tenant wrote.
+FORMAT = 2
+SIGNATURE_ALGORITHM = "HMAC-SHA256"
+# Backups get a key of their own: a manifest's signature is never valid as
+# a session's, a token's or anything else SECRET_KEY signs.
+_KEY_PURPOSE = b"nimbus.ops.backup.manifest"
 # Rows counted into the manifest and compared after a restore.
 COUNTED_TABLES = (
     "pacs_study",
@@ -113,6 +123,11 @@ def do_backup_tenant(schema: str, folder: Path) -> BackupSummary:
             if path.is_file()
         },
     }
+    manifest["signature"] = {
+        "algorithm": SIGNATURE_ALGORITHM,
+        "key": _key_source(),
+        "value": manifest_signature(manifest),
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     logger.info("Tenant %s backed up: %d stored files", schema, len(names))
     return BackupSummary(folder, schema, counts, len(names))
@@ -152,7 +167,7 @@ def do_restore_tenant(folder: Path) -> BackupSummary:
         ]
         storage_files.place(stored)
         undo.keep_anchor()
-        if (folder / "audit.heads").exists():
+        if "audit.heads" in manifest["files"]:
             shutil.copyfile(folder / "audit.heads", head_file(schema))
         with transaction.atomic():
             tenant = Tenant(schema_name=schema, **record["tenant"])
@@ -223,13 +238,26 @@ class _Undo:
 
 
 def read_verified_manifest(folder: Path) -> dict[str, object]:
-    """The manifest, once every file it lists has its size and checksum."""
+    """The manifest, once its signature verifies and every file it lists has
+    its size and checksum; files it does not list are never read."""
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError) as error:
         raise BackupError(f"No readable manifest.json in {folder}: {error}") from None
     if manifest.get("format") != FORMAT:
         raise BackupError(f"Unknown backup format {manifest.get('format')!r}.")
+    signature = manifest.get("signature") or {}
+    if not hmac.compare_digest(
+        str(signature.get("value", "")), manifest_signature(manifest)
+    ):
+        raise BackupError(
+            "manifest.json's signature does not verify with this deployment's "
+            f"backup key ({_key_source()}): the backup was changed, or made "
+            "where the key differs (set the same NIMBUS_BACKUP_KEY on both)."
+        )
+    missing = {"schema.dump", "tenant.json"} - set(manifest["files"])
+    if missing:
+        raise BackupError(f"The manifest does not list {sorted(missing)}.")
     for relative, expected in manifest["files"].items():
         path = folder / relative
         if ".." in Path(relative).parts or not path.is_file():
@@ -240,6 +268,19 @@ def read_verified_manifest(folder: Path) -> dict[str, object]:
         ):
             raise BackupError(f"{relative} does not match its checksum.")
     return manifest
+
+
+def manifest_signature(manifest: dict[str, Any], key: str = "") -> str:
+    """HMAC-SHA256 of the manifest without its signature, in canonical JSON."""
+    body = {name: value for name, value in manifest.items() if name != "signature"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    secret = key or settings.NIMBUS_BACKUP_KEY or settings.SECRET_KEY
+    derived = hmac.new(secret.encode(), _KEY_PURPOSE, hashlib.sha256).digest()
+    return hmac.new(derived, canonical, hashlib.sha256).hexdigest()
+
+
+def _key_source() -> str:
+    return "NIMBUS_BACKUP_KEY" if settings.NIMBUS_BACKUP_KEY else "SECRET_KEY"
 
 
 def _tenant_record(tenant: Tenant) -> dict[str, object]:

@@ -15,13 +15,21 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ops.backup import manifest_signature
 from tests.scaleout.test_two_of_each import new_series, storescu
 from tests.support.stack import Stack, free_port, running_stack, wait_for
+
+# The deployment's backup key: tests that play a forger who has it re-sign.
+BACKUP_KEY = "test-backup-key-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("backup"), free_port()) as running:
+    with running_stack(
+        tmp_path_factory.mktemp("backup"),
+        free_port(),
+        env={"NIMBUS_BACKUP_KEY": BACKUP_KEY},
+    ) as running:
         yield running
 
 
@@ -101,6 +109,9 @@ def test_the_manifest_lists_every_file_with_its_checksum(backed_up):
     assert len([name for name in listed if name.startswith("files/")]) == 3
     assert all(len(entry["sha256"]) == 64 for entry in manifest["files"].values())
     assert manifest["counts"]["pacs_instance"] == 3
+    assert manifest["signature"]["algorithm"] == "HMAC-SHA256"
+    assert manifest["signature"]["key"] == "NIMBUS_BACKUP_KEY"
+    assert manifest["signature"]["value"] == manifest_signature(manifest, BACKUP_KEY)
 
 
 def test_a_tampered_backup_is_refused_before_anything_changes(
@@ -191,12 +202,16 @@ def fresh(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def reseal(folder: Path) -> None:
-    """Write the manifest's checksums again after a change, as a forger would."""
+def reseal(folder: Path, key: str | None = BACKUP_KEY) -> None:
+    """Write the manifest's checksums again after a change, and sign it with
+    ``key`` (a damaged backup that passes every check), or leave the old
+    signature with None (a forger without the key)."""
     manifest = json.loads((folder / "manifest.json").read_text())
     for relative, entry in manifest["files"].items():
         data = (folder / relative).read_bytes()
         entry.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    if key is not None:
+        manifest["signature"]["value"] = manifest_signature(manifest, key)
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -265,6 +280,57 @@ def test_a_restore_that_fails_writing_the_tenant_row_takes_everything_back(
         fresh.manage("restore_tenant", "--input", str(copy))
 
     assert left_behind(fresh, stack.schema) == []
-    # Whole again, it restores there.
+
+
+# --- The manifest is signed ---------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [None, "a-key-the-forger-guessed"])
+def test_a_backup_rewritten_with_its_checksums_but_not_the_key_is_refused(
+    stack, backed_up, fresh, tmp_path, key
+):
+    copy = tmp_path / "forged"
+    shutil.copytree(backed_up["folder"], copy)
+    record = json.loads((copy / "tenant.json").read_text())
+    record["domains"] = [{"domain": "forged.example.org", "is_primary": True}]
+    (copy / "tenant.json").write_text(json.dumps(record))
+    reseal(copy, key)
+
+    with pytest.raises(RuntimeError, match="signature does not verify"):
+        fresh.manage("restore_tenant", "--input", str(copy))
+
+    assert left_behind(fresh, stack.schema) == []
+
+
+def test_a_manifest_without_a_signature_is_refused(stack, backed_up, fresh, tmp_path):
+    copy = tmp_path / "unsigned"
+    shutil.copytree(backed_up["folder"], copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["signature"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+
+    with pytest.raises(RuntimeError, match="signature does not verify"):
+        fresh.manage("restore_tenant", "--input", str(copy))
+
+
+def test_another_deployments_key_refuses_the_backup(stack, backed_up, fresh):
+    elsewhere = Stack(
+        env={**fresh.env, "NIMBUS_BACKUP_KEY": "another-deployments-key"},
+        web_port=0,
+        dicom_port=0,
+        ris_port=0,
+    )
+
+    with pytest.raises(RuntimeError, match="NIMBUS_BACKUP_KEY"):
+        elsewhere.manage("restore_tenant", "--input", str(backed_up["folder"]))
+
+    assert left_behind(fresh, stack.schema) == []
+
+
+def test_after_the_refused_and_failed_restores_the_backup_restores_there(
+    stack, backed_up, fresh
+):
     fresh.manage("restore_tenant", "--input", str(backed_up["folder"]))
+
     assert snapshot(stack, fresh.env["DATABASE_URL"]) == backed_up["before"]
+    fresh.manage("verify_audit", "--tenant", stack.schema)
