@@ -18,8 +18,10 @@ import re
 import socket
 import socketserver
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.utils.translation import gettext as _
 
@@ -252,6 +254,12 @@ class MllpServer(socketserver.ThreadingTCPServer):
     seconds, and one that fails (no common protocol, a client certificate
     missing or not from the context's CAs) closes that connection only and
     is logged under ``nimbus.security``.
+
+    At most ``max_connections`` connections are served at once (0: no
+    limit); one more is closed as soon as it is accepted, and logged, so a
+    RIS that leaks connections or a flood of them cannot take every thread
+    and file descriptor of the listener. The connections already open, and
+    the listener, carry on.
     """
 
     daemon_threads = True
@@ -266,13 +274,54 @@ class MllpServer(socketserver.ThreadingTCPServer):
         on_connection_end: Callable[[], None] = lambda: None,
         ssl_context: ssl.SSLContext | None = None,
         handshake_timeout: float = 30.0,
+        max_connections: int = 0,
     ) -> None:
         self.answer = answer
         self.idle_timeout = idle_timeout
         self.on_connection_end = on_connection_end
         self.ssl_context = ssl_context
         self.handshake_timeout = handshake_timeout
+        self.max_connections = max_connections
+        self._open = 0
+        self._open_lock = threading.Lock()
         super().__init__(address, _MllpConnection)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Take a connection slot; refuse (socketserver closes it) when none is free."""
+        with self._open_lock:
+            if self.max_connections and self._open >= self.max_connections:
+                refused = True
+            else:
+                self._open += 1
+                refused = False
+        if refused:
+            logger.warning(
+                "MLLP connection from %s refused: %d connections open already",
+                client_address[0],
+                self.max_connections,
+            )
+        return not refused
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release()  # no thread started to release it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._open_lock:
+            self._open -= 1
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         connection, address = self.socket.accept()

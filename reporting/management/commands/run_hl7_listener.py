@@ -30,6 +30,12 @@ class Command(BaseCommand):
             "by default MSH-6 (receiving facility) names it.",
         )
         parser.add_argument(
+            "--max-connections",
+            type=int,
+            default=settings.NIMBUS_HL7_MAX_CONNECTIONS,
+            help="Connections served at once; one more is closed (0: no limit).",
+        )
+        parser.add_argument(
             "--tls-cert",
             default=settings.NIMBUS_HL7_LISTENER_TLS_CERT,
             help="PEM certificate (chain): the port then takes MLLP over TLS only.",
@@ -54,6 +60,7 @@ class Command(BaseCommand):
             answer,
             on_connection_end=connections.close_all,
             ssl_context=self._tls(options),
+            max_connections=int(options["max_connections"]),  # type: ignore[call-overload]
         )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
