@@ -1,7 +1,10 @@
 """Small answers shared by the DICOMweb services: errors, warnings, negotiation."""
 
+import decimal
 from collections.abc import Sequence
+from typing import Any
 
+import orjson
 from django.http import HttpResponse
 from django.http.request import MediaType
 
@@ -29,6 +32,27 @@ def plain_text(message: str, status: int) -> HttpResponse:
     return HttpResponse(
         message + "\n", status=status, content_type="text/plain; charset=utf-8"
     )
+
+
+def dicom_json(body: Any, content_type: str, status: int = 200) -> HttpResponse:
+    """An answer in the DICOM JSON Model (PS3.18 F.2), encoded with orjson.
+
+    The metadata of a large series or a page of matches runs to megabytes;
+    orjson writes it several times faster than the standard library, as
+    UTF-8 without escaping non-ASCII characters.
+    """
+    return HttpResponse(
+        orjson.dumps(body, default=_json_default),
+        status=status,
+        content_type=content_type,
+    )
+
+
+def _json_default(value: Any) -> Any:
+    # A DS value decoded as Decimal somewhere on its way from the header.
+    if isinstance(value, decimal.Decimal):
+        return float(value) if value % 1 else int(value)
+    raise TypeError(f"{type(value).__name__} is not DICOM JSON")
 
 
 def add_warnings(response: HttpResponse, warnings: Sequence[str]) -> HttpResponse:

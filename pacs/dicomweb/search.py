@@ -6,7 +6,7 @@ the user see, audits and answers in the DICOM JSON Model.
 """
 
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
@@ -19,7 +19,7 @@ from pacs.access import studies_for
 from pacs.dicomweb.auth import dicomweb_endpoint
 from pacs.dicomweb.json_model import DicomJson, tidy_answer
 from pacs.dicomweb.qido import QueryError, parse_search, search
-from pacs.dicomweb.responses import add_warnings, negotiate, plain_text
+from pacs.dicomweb.responses import add_warnings, dicom_json, negotiate, plain_text
 from pacs.query import Level, names_case_insensitive
 
 DICOM_JSON = "application/dicom+json"
@@ -118,13 +118,7 @@ def _search(
         tidy_answer(answer, _retrieve_url(base, level, answer))
         for answer in page.answers
     ]
-    response = JsonResponse(
-        body,
-        safe=False,
-        content_type=media_type,
-        json_dumps_params={"ensure_ascii": False},
-    )
-    return add_warnings(response, warnings)
+    return add_warnings(dicom_json(body, media_type), warnings)
 
 
 def _accept(request: HttpRequest) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.request import MediaType
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.translation import gettext as _
@@ -28,7 +28,7 @@ from audit.models import EventType, Outcome
 from pacs import deflate, dicom, spool
 from pacs.dicomweb.auth import dicomweb_endpoint
 from pacs.dicomweb.multipart import MultipartError, Part, boundary_of, read_parts
-from pacs.dicomweb.responses import plain_text
+from pacs.dicomweb.responses import dicom_json, plain_text
 from pacs.ingest import check_pixel_data, do_ingest_spooled_files
 from pacs.models import Instance, PixelStatus
 
@@ -247,7 +247,7 @@ def _failed(ds: Dataset | None, reason: int) -> PartOutcome:
 
 def _response(
     request: HttpRequest, outcomes: list[PartOutcome], study_uid: str | None
-) -> JsonResponse:
+) -> HttpResponse:
     stored = [outcome for outcome in outcomes if outcome.failure is None]
     failed = [outcome for outcome in outcomes if outcome.failure is not None]
     body: dict[str, Any] = {}
@@ -271,7 +271,7 @@ def _response(
             "Value": [_failure(outcome) for outcome in failed],
         }
     status = 200 if not failed else 202 if stored else 409
-    return JsonResponse(body, status=status, content_type=DICOM_JSON)
+    return dicom_json(body, DICOM_JSON, status=status)
 
 
 def _uid_element(value: str) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import (
     HttpRequest,
     HttpResponse,
-    JsonResponse,
     StreamingHttpResponse,
 )
 from django.utils.translation import gettext as _
@@ -48,7 +47,7 @@ from pacs.dicomweb.multipart import (
     stream_parts,
 )
 from pacs.dicomweb.rendered import FRAME_LIST_PATTERN
-from pacs.dicomweb.responses import negotiate, plain_text
+from pacs.dicomweb.responses import dicom_json, negotiate, plain_text
 from pacs.dicomweb.wado_media import (
     DICOM,
     EXPLICIT_BE,
@@ -253,12 +252,7 @@ def _metadata_response(
         instance_metadata(instance, request.build_absolute_uri(instance_path(instance)))
         for instance in instances
     ]
-    return JsonResponse(
-        body,
-        safe=False,
-        content_type=media_type,
-        json_dumps_params={"ensure_ascii": False},
-    )
+    return dicom_json(body, media_type)
 
 
 def instance_path(instance: Instance) -> str:
