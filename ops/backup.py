@@ -14,14 +14,14 @@ A backup is a folder::
                       every stored DICOM file of the tenant, as stored
 
 Restore checks the manifest's signature and every checksum before it
-changes anything, then restores
-the schema with pg_restore in one transaction, compares the counts with the
-manifest, puts the files into the archive (folder or bucket; a file already
-there is kept) and the audit anchor back, and creates the tenant's row and
-domains last: a failure on the way takes back what it did, and leaves no
-tenant row without its schema. It works on the deployment the backup came
-from (after the tenant was dropped) and on a fresh one (after
-``migrate_schemas --shared``).
+changes anything, then creates the extensions the schema uses, restores the
+schema with pg_restore in one transaction, compares the counts with the
+manifest, puts the files into the archive (folder or
+bucket; a file already there is kept) and the audit anchor back, and
+creates the tenant's row and domains last: a failure on the way takes back
+what it did, and leaves no tenant row without its schema. It works on the
+deployment the backup came from (after the tenant was dropped) and on a
+fresh one (after ``migrate_schemas --shared``).
 """
 
 import contextlib
@@ -39,7 +39,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from psycopg.conninfo import make_conninfo
 
@@ -114,6 +114,7 @@ def do_backup_tenant(schema: str, folder: Path) -> BackupSummary:
         "schema": schema,
         "created_at": timezone.now().isoformat(),
         "counts": counts,
+        "extensions": _extensions(),
         "files": {
             str(path.relative_to(folder)): {
                 "sha256": _sha256(path),
@@ -150,6 +151,7 @@ def do_restore_tenant(folder: Path) -> BackupSummary:
         for relative in manifest["files"]
         if relative.startswith("files/")
     ]
+    _create_extensions(manifest.get("extensions", []))
     undo = _Undo(schema)
     try:
         _pg(
@@ -318,6 +320,34 @@ def _counts() -> dict[str, int]:
             cursor.execute(f"SELECT count(*) FROM {connection.ops.quote_name(table)}")  # noqa: S608 - fixed names
             counts[table] = int(cursor.fetchone()[0])
     return counts
+
+
+def _extensions() -> list[dict[str, str]]:
+    # The schema's indexes may use an extension's operators (pg_trgm's),
+    # which pg_dump --schema leaves out: a fresh deployment needs them first.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT e.extname, n.nspname FROM pg_extension e"
+            " JOIN pg_namespace n ON n.oid = e.extnamespace"
+            " WHERE e.extname <> 'plpgsql' ORDER BY 1"
+        )
+        return [{"name": name, "schema": schema} for name, schema in cursor.fetchall()]
+
+
+def _create_extensions(extensions: list[dict[str, str]]) -> None:
+    quote = connection.ops.quote_name
+    for extension in extensions:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"CREATE EXTENSION IF NOT EXISTS {quote(extension['name'])}"
+                    f" WITH SCHEMA {quote(extension['schema'])}"
+                )
+        except DatabaseError as error:
+            raise BackupError(
+                f"The extension {extension['name']!r} the tenant's schema uses "
+                f"could not be created here: {error}"
+            ) from None
 
 
 def _schema_exists(schema: str) -> bool:
