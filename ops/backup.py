@@ -85,7 +85,7 @@ def do_backup_tenant(schema: str, folder: Path) -> BackupSummary:
     if tenant is None or schema == "public":
         raise BackupError(f"No tenant with schema {schema!r}.")
     folder.mkdir(parents=True, exist_ok=False)
-    folder.chmod(0o700)  # patient data
+    folder.chmod(0o700)  # patient data: the operator alone, whatever the umask
 
     record = json.dumps(_tenant_record(tenant), indent=1, cls=DjangoJSONEncoder)
     (folder / "tenant.json").write_text(record)
@@ -108,6 +108,7 @@ def do_backup_tenant(schema: str, folder: Path) -> BackupSummary:
         target.parent.mkdir(parents=True, exist_ok=True)
         with default_storage.open(name, "rb") as source, open(target, "wb") as out:
             shutil.copyfileobj(source, out, _CHUNK)
+    _owner_only(folder)
 
     manifest = {
         "format": FORMAT,
@@ -130,6 +131,7 @@ def do_backup_tenant(schema: str, folder: Path) -> BackupSummary:
         "value": manifest_signature(manifest),
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    (folder / "manifest.json").chmod(0o600)
     logger.info("Tenant %s backed up: %d stored files", schema, len(names))
     return BackupSummary(folder, schema, counts, len(names))
 
@@ -320,6 +322,12 @@ def _counts() -> dict[str, int]:
             cursor.execute(f"SELECT count(*) FROM {connection.ops.quote_name(table)}")  # noqa: S608 - fixed names
             counts[table] = int(cursor.fetchone()[0])
     return counts
+
+
+def _owner_only(folder: Path) -> None:
+    """Files 0600 and folders 0700 under ``folder``: the backup holds patient data."""
+    for path in folder.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 def _extensions() -> list[dict[str, str]]:

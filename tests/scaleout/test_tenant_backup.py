@@ -9,6 +9,7 @@ studies, report and files come back, and the audit chain still verifies.
 import hashlib
 import json
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,6 +113,15 @@ def test_the_manifest_lists_every_file_with_its_checksum(backed_up):
     assert manifest["signature"]["algorithm"] == "HMAC-SHA256"
     assert manifest["signature"]["key"] == "NIMBUS_BACKUP_KEY"
     assert manifest["signature"]["value"] == manifest_signature(manifest, BACKUP_KEY)
+
+
+def test_only_its_owner_may_read_the_backup(backed_up):
+    folder = backed_up["folder"]
+
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for path in folder.rglob("*"):
+        expected = 0o700 if path.is_dir() else 0o600
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
 
 
 def test_a_tampered_backup_is_refused_before_anything_changes(
