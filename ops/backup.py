@@ -16,7 +16,8 @@ A backup is a folder::
 Restore checks the manifest's signature and every checksum before it
 changes anything, then creates the extensions the schema uses, restores the
 schema with pg_restore in one transaction, compares the counts with the
-manifest, puts the files into the archive (folder or
+manifest, holds the HL7 messages that were not yet delivered (the source
+may have sent them since), puts the files into the archive (folder or
 bucket; a file already there is kept) and the audit anchor back, and
 creates the tenant's row and domains last: a failure on the way takes back
 what it did, and leaves no tenant row without its schema. It works on the
@@ -45,6 +46,7 @@ from psycopg.conninfo import make_conninfo
 
 from audit.heads import head_file
 from pacs import storage_files
+from reporting.models import DeliveryState
 from tenants.models import Domain, Tenant
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ class BackupSummary:
     schema: str
     counts: dict[str, int]
     files: int
+    # HL7 messages put on hold by a restore (see _hold_unsent_messages).
+    held: int = 0
 
 
 def do_backup_tenant(schema: str, folder: Path) -> BackupSummary:
@@ -166,6 +170,7 @@ def do_restore_tenant(folder: Path) -> BackupSummary:
             raise BackupError(
                 f"Restored counts {counts} differ from {manifest['counts']}."
             )
+        held = _hold_unsent_messages(schema)
         undo.new_files = [
             name for _, name in stored if not default_storage.exists(name)
         ]
@@ -186,8 +191,30 @@ def do_restore_tenant(folder: Path) -> BackupSummary:
         raise BackupError(
             f"Restoring {schema} failed and was undone: {error}"
         ) from error
-    logger.info("Tenant %s restored: %d stored files", schema, len(stored))
-    return BackupSummary(folder, schema, counts, len(stored))
+    logger.info(
+        "Tenant %s restored: %d stored files, %d HL7 messages held",
+        schema,
+        len(stored),
+        held,
+    )
+    return BackupSummary(folder, schema, counts, len(stored), held)
+
+
+def _hold_unsent_messages(schema: str) -> int:
+    """Put on hold the HL7 messages not yet accepted when the backup was taken.
+
+    The deployment the backup came from may have delivered them since, and
+    a RIS that gets a result twice may file it twice: a person checks the
+    RIS and resends each from the outbound queue page.
+    """
+    waiting = [DeliveryState.PENDING, DeliveryState.RETRYING, DeliveryState.NO_RIS]
+    table = f"{connection.ops.quote_name(schema)}.reporting_outboundmessage"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET state = %s WHERE state = ANY(%s)",  # noqa: S608 - a quoted schema name
+            [DeliveryState.HELD, [str(state) for state in waiting]],
+        )
+        return int(cursor.rowcount)
 
 
 def _check_nothing_in_the_way(schema: str, record: dict[str, Any]) -> None:

@@ -287,7 +287,7 @@ def do_deliver_message(message_id: int) -> int | None:
             .get(pk=message.report_id)
         )
         message.refresh_from_db()
-        if message.state in FINISHED_STATES:
+        if message.state in FINISHED_STATES or message.state == DeliveryState.HELD:
             return None
         if _carried_by_another_task(message):
             # A requeued or redelivered copy: stopping here keeps one retry
@@ -353,6 +353,7 @@ def _release_next_of_study(message: OutboundMessage, report: Report) -> None:
             report__study_id=report.study_id, id__gt=message.pk
         )
         .exclude(state__in=FINISHED_STATES)
+        .exclude(state=DeliveryState.HELD)
         .order_by("id")
         .first()
     )
@@ -716,6 +717,7 @@ def do_requeue_stalled_messages() -> int:
     due = Coalesce("next_attempt_at", "last_attempt_at", "created_at")
     stalled = (
         OutboundMessage.objects.exclude(state__in=FINISHED_STATES)
+        .exclude(state=DeliveryState.HELD)  # a person resends it
         .alias(due=due)
         .filter(due__lt=cutoff)
         .exclude(Exists(earlier_unfinished))

@@ -194,6 +194,9 @@ class DeliveryState(models.TextChoices):
     DELIVERED = "delivered", _("Delivered")
     REJECTED = "rejected", _("Refused by the RIS")
     NO_RIS = "no_ris", _("No RIS configured")
+    # Pending when the tenant was backed up, then restored: the deployment
+    # it came from may have sent it since, so a person decides to resend.
+    HELD = "held", _("Held after a restore: resend by hand")
 
 
 class OutboundMessage(models.Model):

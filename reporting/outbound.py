@@ -29,6 +29,7 @@ RESENDABLE_STATES = frozenset(
         DeliveryState.RETRYING,
         DeliveryState.REJECTED,
         DeliveryState.NO_RIS,
+        DeliveryState.HELD,
     }
 )
 _RESULT_STATUS = re.compile(r"(?:^|\r)OBR(?:\|[^|\r]*){24}\|([^|\r]*)")

@@ -13,7 +13,12 @@ from audit.models import AuditEvent, EventType
 from config.celery import DELIVERY_QUEUE
 from conftest import current_totp, make_user, tenant_client
 from pacs.models import Study
-from reporting.actions import do_deliver_message, do_save_report_draft, do_sign_report
+from reporting.actions import (
+    do_deliver_message,
+    do_requeue_stalled_messages,
+    do_save_report_draft,
+    do_sign_report,
+)
 from reporting.models import DeliveryState, OutboundMessage
 from reporting.tests.conftest import point_ris_at
 from tenants.models import Tenant
@@ -196,3 +201,38 @@ def test_a_radiologist_of_another_tenant_does_not_see_this_tenants_messages(
 
     assert client.get(PAGE).context["rows"] == []
     assert client.post(f"{PAGE}{message.pk}/resend").status_code == 404
+
+
+def test_a_message_held_after_a_restore_is_left_alone_until_resent_by_hand(
+    tenant_a: Tenant,
+    radiologist: User,
+    study: Study,
+    client_a: Client,
+    django_capture_on_commit_callbacks: object,
+) -> None:
+    do_save_report_draft(radiologist, study, "Impression: normal.")
+    message = do_sign_report(radiologist, study, current_totp()).messages.get()
+    OutboundMessage.objects.filter(pk=message.pk).update(state=DeliveryState.HELD)
+
+    with RisListener() as ris:
+        point_ris_at(tenant_a, ris.port)
+        assert do_deliver_message(message.pk) is None  # a task left from before
+        assert do_requeue_stalled_messages() == 0
+        assert ris.received == []
+        page = client_a.get(PAGE, {"state": "held"})
+        [row] = page.context["rows"]
+        assert row["message"].pk == message.pk and row["may_resend"]
+        assert "Held after a restore" in page.content.decode()
+        take_queued_tasks()
+
+        with django_capture_on_commit_callbacks(execute=True):  # type: ignore[operator]
+            client_a.post(f"{PAGE}{message.pk}/resend")
+        [task] = take_queued_tasks()
+        do_deliver_message(message.pk)
+
+    message.refresh_from_db()
+    assert task["headers"]["argsrepr"] == f"[{message.pk}]"  # type: ignore[index]
+    assert message.state == DeliveryState.DELIVERED
+    assert len(ris.received) == 1
+    event = AuditEvent.objects.get(event_type=EventType.HL7_RESEND_REQUESTED)
+    assert event.detail["state_from"] == DeliveryState.HELD

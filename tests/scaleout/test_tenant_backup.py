@@ -10,6 +10,7 @@ import hashlib
 import json
 import shutil
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from ops.backup import manifest_signature
 from tests.scaleout.test_two_of_each import new_series, storescu
+from tests.support.ris import RisListener
 from tests.support.stack import Stack, free_port, running_stack, wait_for
 
 # The deployment's backup key: tests that play a forger who has it re-sign.
@@ -147,6 +149,7 @@ def test_restore_into_the_same_deployment_brings_everything_back(stack, backed_u
     output = stack.manage("restore_tenant", "--input", str(backed_up["folder"]))
 
     assert "3 stored files" in output
+    assert "1 HL7 messages not yet delivered" in output
     assert snapshot(stack) == backed_up["before"]
     storage = Path(stack.env["NIMBUS_VAR_DIR"]) / "storage"
     for _uid, storage_path in backed_up["before"]["instances"]:
@@ -154,6 +157,17 @@ def test_restore_into_the_same_deployment_brings_everything_back(stack, backed_u
     stack.manage("verify_audit", "--tenant", stack.schema)  # raises when broken
     status, body = stack.get(f"/api/studies/{backed_up['study']}/report", stack.token)
     assert status == 200 and json.loads(body)["text"] == "Impression: no acute finding."
+
+
+def test_a_message_not_delivered_at_backup_time_is_held_not_sent_again(
+    stack, backed_up
+):
+    # Runs after the restore above, with the stack's worker running.
+    with RisListener(port=stack.ris_port) as ris:
+        time.sleep(8)  # a retry chain from before, with its 2-second back-off
+
+    assert ris.received == []
+    assert stack.sql("SELECT state FROM reporting_outboundmessage") == [("held",)]
 
 
 def test_restore_into_a_fresh_deployment(stack, backed_up, tmp_path):

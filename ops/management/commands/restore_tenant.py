@@ -23,3 +23,9 @@ class Command(BaseCommand):
             f"Restored tenant {summary.schema} from {summary.folder}: "
             f"{summary.files} stored files, counts {summary.counts}"
         )
+        if summary.held:
+            self.stdout.write(
+                f"{summary.held} HL7 messages not yet delivered when the backup "
+                "was taken are held: check the RIS, then resend each from the "
+                "outbound queue page (/reports/outbound/?state=held)."
+            )
