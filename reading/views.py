@@ -3,7 +3,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -15,6 +14,7 @@ from accounts.models import User
 from audit.actions import do_record_event
 from audit.models import EventType, Outcome
 from pacs.access import denied
+from pacs.paging import get_page
 from reading import actions, selectors
 from reading.access import get_queued_study
 from reading.forms import AssignForm, CountsForm, PriorityForm, ReferralForm
@@ -199,9 +199,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     if not selectors.is_tenant_admin(user):
         raise _refuse(request, "queue", "only tenant administrators")
-    page = Paginator(selectors.queue_overview(), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    page = get_page(selectors.queue_overview(), request.GET.get("page"), PAGE_SIZE)
     do_record_event(
         EventType.WORKLIST_SEARCHED,
         request=request,

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from conftest import tenant_client
 from pacs.access import studies_for
 from pacs.models import Study
 from pacs.selectors import WorklistFilter, worklist
@@ -176,3 +177,24 @@ def test_the_migration_queues_a_study_that_has_no_queue_row(study):
     assert (reading.priority, reading.priority_rank) == (Priority.ROUTINE, 2)
     assert reading.due_at == study.received_at + datetime.timedelta(minutes=90)
     assert reading.routed_with_images and not reading.due_at_manual
+
+
+def test_hospital_it_pages_the_open_queue_without_counting_it(
+    tenant_a, it_admin, five, monkeypatch
+):
+    monkeypatch.setattr("reading.views.PAGE_SIZE", 2)
+    client = tenant_client(tenant_a, it_admin)
+
+    with CaptureQueriesContext(connection) as queries:
+        first = client.get("/reading/")
+    last = client.get("/reading/", {"page": "3"})
+
+    stat, urgent, soon, tie, late = five
+    shown = [r.study.study_instance_uid for r in first.context["page"]]
+
+    # Soonest due first, of two due together the older arrival.
+    assert shown == [soon, late]
+    assert [r.study.study_instance_uid for r in last.context["page"]] == [stat]
+    assert not last.context["page"].has_next
+    assert not any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
+    assert "Page 1<" in first.content.decode()
