@@ -378,4 +378,5 @@ def mpr_labels() -> dict[str, str]:
         "window": _("W: %(ww)s L: %(wc)s"),
         "angles": _("Azimuth %(azimuth)s° elevation %(elevation)s°"),
         "coarse": _("Preview"),
+        "tilt": _("Tilt %(degrees)s°"),
     }

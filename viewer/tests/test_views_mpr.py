@@ -201,14 +201,16 @@ def test_it_records_that_images_of_the_series_were_viewed(client_a, ct_series):
 
 
 @pytest.mark.django_db
-def test_the_page_links_three_planes_and_a_3d_view_without_inline_script(
+def test_the_page_links_three_planes_an_oblique_and_a_3d_view_without_inline_script(
     client_a, ct_series
 ):
     response = client_a.get(url("mpr", ct_series))
 
     html = response.content.decode()
     assert response.status_code == 200
-    assert html.count('class="mpr-view') == 4
+    assert html.count('class="mpr-view') == 5
+    assert 'id="oblique-toggle"' in html and html.count('role="slider"') == 3
+    assert " style=" not in html  # the CSP allows no inline style either
     assert "js/mpr.js" in html and 'data-preset="angio"' in html
     for attributes, body in re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S):
         assert "src=" in attributes or 'type="application/json"' in attributes
