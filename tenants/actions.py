@@ -3,6 +3,7 @@
 The one write path of the platform admin and its command-line twins.
 """
 
+import datetime
 import logging
 import secrets
 from dataclasses import dataclass
@@ -339,26 +340,28 @@ def export_dir() -> Path:
     return Path(settings.NIMBUS_TENANT_EXPORT_DIR)
 
 
-def deletion_refusal(tenant: Tenant, *, custody_handed_over: bool) -> str | None:
+def deletion_refusal(
+    tenant: Tenant, *, custody_handed_over: bool, backup: Path | None = None
+) -> str | None:
     """Why the tenant may not be deleted now; None when it may.
 
     The rules (docs/configuration.md, "Onboarding and offboarding"): the
     tenant is suspended; an export exists that holds its last change and is
     still intact on disk; and no study is within the retention period,
     unless the export was handed over to the hospital, which then keeps it.
+    ``backup``, a backup_tenant folder (drop_tenant --backup), may stand in
+    for the export: it must verify (signature, checksums) and be of this
+    tenant, taken after its last change.
     """
     if tenant.is_active:
         return _("Suspend the tenant first.")
-    export = selectors.latest_export(tenant)
-    if export is None:
-        return _("Export the tenant first.")
+    copy = _backup_copy(tenant, backup) if backup else _export_copy(tenant)
+    if isinstance(copy, str):
+        return copy
+    covers_until, again = copy
     changed = selectors.last_change(tenant)
-    if changed is not None and (
-        export.covers_until is None or changed > export.covers_until
-    ):
-        return _("The tenant changed after its last export: export it again.")
-    if not exports.is_intact(Path(export.path), export.sha256):
-        return _("The last export is missing or damaged: export the tenant again.")
+    if changed is not None and (covers_until is None or changed > covers_until):
+        return again
     if selectors.under_retention(tenant) and not custody_handed_over:
         ends = selectors.retention_ends_at(tenant)
         return _(
@@ -368,11 +371,50 @@ def deletion_refusal(tenant: Tenant, *, custody_handed_over: bool) -> str | None
     return None
 
 
+def _export_copy(tenant: Tenant) -> tuple[datetime.datetime | None, str] | str:
+    """What the last export covers, or why it cannot serve."""
+    export = selectors.latest_export(tenant)
+    if export is None:
+        return _("Export the tenant first.")
+    if not exports.is_intact(Path(export.path), export.sha256):
+        return _("The last export is missing or damaged: export the tenant again.")
+    again = _("The tenant changed after its last export: export it again.")
+    return export.covers_until, again
+
+
+def _backup_copy(
+    tenant: Tenant, folder: Path
+) -> tuple[datetime.datetime | None, str] | str:
+    """What the backup in ``folder`` covers, or why it cannot serve."""
+    from ops.backup import BackupError, read_verified_manifest
+
+    try:
+        manifest = read_verified_manifest(folder)
+    except BackupError as error:
+        return _("The backup does not verify: %(error)s") % {"error": error}
+    if manifest["schema"] != tenant.schema_name:
+        return _("The backup is of another tenant.")
+    taken = datetime.datetime.fromisoformat(str(manifest["created_at"]))
+    return taken, _("The tenant changed after the backup: back it up again.")
+
+
 def do_delete_tenant(
-    tenant: Tenant, *, request: HttpRequest, custody_handed_over: bool = False
+    tenant: Tenant,
+    *,
+    request: HttpRequest | None,
+    custody_handed_over: bool = False,
+    backup: Path | None = None,
+    actor_username: str = "",
 ) -> None:
-    """Drop the tenant's schema, domains and stored files, after the checks."""
-    refusal = deletion_refusal(tenant, custody_handed_over=custody_handed_over)
+    """Drop the tenant's schema, domains and stored files, after the checks.
+
+    From the admin (``request``) or drop_tenant (``actor_username``, and a
+    backup folder in place of the export).
+    """
+    actor = {"actor_username": actor_username} if actor_username else {}
+    refusal = deletion_refusal(
+        tenant, custody_handed_over=custody_handed_over, backup=backup
+    )
     if refusal is not None:
         _record_tenant_event(
             EventType.TENANT_DELETED,
@@ -380,6 +422,7 @@ def do_delete_tenant(
             tenant,
             outcome=Outcome.FAILURE,
             detail={"refused": refusal},
+            **actor,
         )
         raise TenantNotDeletable(refusal)
 
@@ -395,10 +438,12 @@ def do_delete_tenant(
             detail={
                 "export": export.pk if export else None,
                 "sha256": export.sha256 if export else "",
+                "backup": str(backup) if backup else "",
                 "custody_handed_over": custody_handed_over,
                 "instances": len(stored),
                 "audit_heads": heads_archive.name,
             },
+            **actor,
         )
         tenant.delete(force_drop=True)
         # Files go only once the rows are gone for good: a failed drop
@@ -412,7 +457,7 @@ def do_delete_tenant(
 
 def _record_tenant_event(
     event_type: EventType,
-    request: HttpRequest,
+    request: HttpRequest | None,
     tenant: Tenant,
     **extra: Any,
 ) -> None:

@@ -1,9 +1,10 @@
 """backup_tenant and restore_tenant, end to end on a running deployment.
 
 Studies arrive over DICOM, a report is written and signed, the audit chain
-is sealed; the tenant is backed up, dropped (schema, rows, files, anchor)
-and restored, into the same deployment and into a fresh one. The same
-studies, report and files come back, and the audit chain still verifies.
+is sealed; the tenant is backed up, dropped with drop_tenant (schema, rows,
+files, anchor) and restored, into the same deployment and into a fresh
+one. The same studies, report and files come back, and the audit chain
+still verifies.
 """
 
 import hashlib
@@ -54,22 +55,22 @@ def snapshot(stack: Stack, database_url: str = "") -> dict[str, object]:
         }
 
 
-def drop_tenant(stack: Stack) -> None:
-    """What losing the tenant looks like: schema, rows, files and anchor gone."""
-    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{stack.schema}" CASCADE')
-        conn.execute(
-            "DELETE FROM tenants_domain WHERE tenant_id IN "
-            "(SELECT id FROM tenants_tenant WHERE schema_name = %s)",
-            (stack.schema,),
-        )
-        conn.execute(
-            "DELETE FROM tenants_tenant WHERE schema_name = %s", (stack.schema,)
-        )
-    var = Path(stack.env["NIMBUS_VAR_DIR"])
-    shutil.rmtree(var / "storage" / stack.schema)
-    heads = Path(stack.env.get("NIMBUS_AUDIT_HEAD_DIR", var / "audit-heads"))
-    (heads / f"{stack.schema}.heads").unlink()
+def drop_tenant(stack: Stack, backup: Path) -> None:
+    """Suspend the tenant and drop it with drop_tenant, as an operator would."""
+    stack.sql(
+        "UPDATE public.tenants_tenant SET is_active = false"
+        " WHERE schema_name = %s RETURNING id",
+        stack.schema,
+    )
+    output = stack.manage(
+        "drop_tenant",
+        *("--tenant", stack.schema, "--confirm", stack.schema),
+        *("--backup", str(backup), "--custody-handed-over"),
+    )
+    assert f"Dropped tenant {stack.schema}" in output
+    assert not stack.sql("SELECT 1 FROM pg_namespace WHERE nspname = %s", stack.schema)
+    storage = Path(stack.env["NIMBUS_VAR_DIR"]) / "storage" / stack.schema
+    assert not [path for path in storage.rglob("*") if path.is_file()]
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +142,7 @@ def test_a_tampered_backup_is_refused_before_anything_changes(
 
 
 def test_restore_into_the_same_deployment_brings_everything_back(stack, backed_up):
-    drop_tenant(stack)
+    drop_tenant(stack, backed_up["folder"])
     assert not stack.sql(
         "SELECT 1 FROM public.tenants_tenant WHERE schema_name = %s", stack.schema
     )
