@@ -9,7 +9,8 @@ services at scrape time, and any one process reports it whole:
   ingest rate; the label shows how ingest spreads over workers);
 - ``nimbus_queue_depth{queue}``: tasks waiting in each Celery queue;
 - ``nimbus_hl7_backlog{tenant}``: HL7 messages not yet accepted by the RIS,
-  and ``nimbus_hl7_oldest_pending_seconds{tenant}``;
+  and ``nimbus_hl7_oldest_pending_seconds{tenant}``; ``nimbus_hl7_held{tenant}``,
+  messages held after a restore until someone resends them;
 - ``nimbus_listener_up{kind,host,port}``: listeners that beat recently;
 - ``nimbus_database_up``, ``nimbus_redis_up``, ``nimbus_storage_up`` and
   ``nimbus_worker_up{queue}``: the checks of ``/readyz`` (ops/readiness.py),
@@ -47,6 +48,8 @@ RECEIVED_KEY = "nimbus:metrics:ingest-received"
 # kombu's Redis transport keeps priorities 3, 6 and 9 in lists of their own.
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 _PENDING_STATES = ("pending", "retrying")
+# Held after a restore: waiting for a person, not for the RIS.
+_HELD_STATE = "held"
 
 RENDER_SECONDS = Histogram(
     "nimbus_render_seconds",
@@ -191,20 +194,28 @@ class SharedStateCollector(Collector):
             "Age of the oldest HL7 message not yet accepted, seconds.",
             labels=["tenant"],
         )
+        held = GaugeMetricFamily(
+            "nimbus_hl7_held",
+            "HL7 messages held after a restore until someone resends them.",
+            labels=["tenant"],
+        )
         try:
             rows = hl7_backlog()
         except Exception as error:  # noqa: BLE001 - the database may be down
             logger.warning("HL7 backlog left out of the metrics: %s", error)
             return
-        for schema, count, age in rows:
+        for schema, count, age, on_hold in rows:
             backlog.add_metric([schema], count)
             oldest.add_metric([schema], age)
+            held.add_metric([schema], on_hold)
         yield backlog
         yield oldest
+        yield held
 
 
-def hl7_backlog() -> list[tuple[str, int, float]]:
-    """(schema, messages pending, age of the oldest in seconds) for each tenant.
+def hl7_backlog() -> list[tuple[str, int, float, int]]:
+    """(schema, messages pending, age of the oldest in seconds, messages held)
+    for each tenant.
 
     One query over every tenant's schema rather than one per tenant: a scrape
     every 15 seconds of 50 tenants would otherwise be 50 round trips.
@@ -221,17 +232,18 @@ def hl7_backlog() -> list[tuple[str, int, float]]:
     # Schema names are identifiers django-tenants validated, quoted besides.
     quote = connection.ops.quote_name
     select = (
-        "SELECT %s, count(*), greatest(0, coalesce("
-        "extract(epoch FROM clock_timestamp() - min(created_at)), 0))"
-        " FROM {}.reporting_outboundmessage WHERE state IN (%s, %s)"
+        "SELECT %s, count(*) FILTER (WHERE state <> %s), greatest(0, coalesce("
+        "extract(epoch FROM clock_timestamp() - min(created_at)"
+        " FILTER (WHERE state <> %s)), 0)), count(*) FILTER (WHERE state = %s)"
+        " FROM {}.reporting_outboundmessage WHERE state IN (%s, %s, %s)"
     )
     parts = [select.format(quote(schema)) for schema in schemas]
     params: list[str] = []
     for schema in schemas:
-        params += [schema, *_PENDING_STATES]
+        params += [schema, *[_HELD_STATE] * 3, *_PENDING_STATES, _HELD_STATE]
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
-        return [(str(s), int(c), float(a)) for s, c, a in cursor.fetchall()]
+        return [(str(s), int(c), float(a), int(h)) for s, c, a, h in cursor.fetchall()]
 
 
 _collector: SharedStateCollector | None = None

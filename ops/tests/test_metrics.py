@@ -114,7 +114,12 @@ def test_the_hl7_backlog_counts_messages_the_ris_has_not_accepted(
         study=Study.objects.get(study_instance_uid=result.study_instance_uid)
     )
     for number, state in enumerate(
-        [DeliveryState.PENDING, DeliveryState.RETRYING, DeliveryState.DELIVERED]
+        [
+            DeliveryState.PENDING,
+            DeliveryState.RETRYING,
+            DeliveryState.DELIVERED,
+            DeliveryState.HELD,
+        ]
     ):
         OutboundMessage.objects.create(
             report=report, message_control_id=f"M{number}", payload="MSH|", state=state
@@ -126,6 +131,8 @@ def test_the_hl7_backlog_counts_messages_the_ris_has_not_accepted(
     assert value(text, "nimbus_hl7_backlog", tenant="hospital_a") == 2
     assert value(text, "nimbus_hl7_backlog", tenant="hospital_b") == 0
     assert value(text, "nimbus_hl7_oldest_pending_seconds", tenant="hospital_a") >= 0
+    assert value(text, "nimbus_hl7_held", tenant="hospital_a") == 1
+    assert value(text, "nimbus_hl7_held", tenant="hospital_b") == 0
 
 
 @pytest.mark.django_db
