@@ -5,9 +5,12 @@ handler has chosen the tenant from the called AE title:
 
 - a known remote AE flagged "comes over the internet" is accepted only over
   DICOM TLS with a verified client certificate;
+- a known remote AE title that proposes more than Verification must call
+  from its own host (the peer's IP address is one of the host's addresses),
+  whatever the allow-list says: anyone can type a title, so a title from
+  another host is somebody using another peer's name;
 - where the tenant turns the allow-list on, every association that proposes
-  more than Verification must come from a known remote AE *and* from its
-  host (the peer's IP address is one of the host's addresses), and an
+  more than Verification must come from a known remote AE, and an
   association that proposes to store (a storage context in which the
   requestor may act as SCU) needs "may store";
 - one peer (calling AE title and IP address) holds at most
@@ -22,10 +25,10 @@ logged on the ``nimbus.security`` logger (AE titles and addresses, never
 patient data) and audited in the tenant's trail.
 
 Then, per request, whatever the allow-list says: C-FIND and C-MOVE are
-served only to a known remote AE, C-GET only to one with "may retrieve"
-(queries and retrieves read patient data). Any other caller's request is
-answered 0x0124 (Refused: Not Authorized, PS3.7 C.5) before a handler runs,
-and audited as the operation it asked for.
+served only to a known remote AE calling from its own host, C-GET only to
+one with "may retrieve" (queries and retrieves read patient data). Any
+other caller's request is answered 0x0124 (Refused: Not Authorized, PS3.7
+C.5) before a handler runs, and audited as the operation it asked for.
 """
 
 import ipaddress
@@ -155,12 +158,16 @@ def refusal(
     if remote is not None and remote.comes_over_internet:
         if not getattr(assoc, "nimbus_peer_certificate", None):
             return "internet peer without a verified TLS client certificate"
-    if not allow_list or proposes_only_verification(assoc):
+    if proposes_only_verification(assoc):
+        return ""
+    # Checked with the allow-list off too: a known title is what query and
+    # retrieve trust, and a title is only as good as the host it calls from.
+    if remote is not None and not comes_from(remote, assoc.requestor.address):
+        return "calling AE title from another host than its own"
+    if not allow_list:
         return ""
     if remote is None:
         return "calling AE title not in the allow-list"
-    if not comes_from(remote, assoc.requestor.address):
-        return "calling AE title from another host than its own"
     if proposes_storage(assoc) and not remote.may_store:
         return "calling AE title may not store"
     return ""
@@ -252,12 +259,14 @@ def known_remote(schema: str, ae_title: str) -> RemoteApplicationEntity | None:
 def query_retrieve_refusal(assoc: Association, request: QueryRetrieveRequest) -> str:
     """Why a C-FIND, C-MOVE or C-GET may not be served (empty when it may).
 
-    The calling AE's host was checked with the association when the tenant's
-    allow-list is on; without it, the title alone names the peer.
+    The calling AE's host was checked with the association; it is checked
+    again here so that no path to a handler trusts the title alone.
     """
     remote: RemoteApplicationEntity | None = getattr(assoc, "nimbus_remote", None)
     if remote is None:
         return "calling AE title is not a known remote AE"
+    if not comes_from(remote, assoc.requestor.address):
+        return "calling AE title from another host than its own"
     if isinstance(request, C_GET) and not remote.may_retrieve:
         return "calling AE title may not retrieve"
     return ""

@@ -112,6 +112,31 @@ def test_it_refuses_c_find_from_a_known_ae_on_another_host_when_hosts_are_checke
     assert not events(EventType.DICOM_QUERY)
 
 
+def test_it_refuses_a_known_ae_title_from_another_host_with_the_allow_list_off(
+    archive, tmp_path
+):
+    committed(ingest, "hospital_a", CT_SLICES[:1])
+    committed(add_remote, "hospital_a", "VIEWER", 104, may_retrieve=True)
+    committed(move_remote, "hospital_a", "VIEWER", "192.0.2.10")
+    patient = pydicom.dcmread(CT_SLICES[0], stop_before_pixels=True)
+
+    find = findscu(archive, "VIEWER")
+    get = getscu(archive, "VIEWER", tmp_path)
+    echo = dcmtk(
+        "echoscu", "-aet", "VIEWER", "-aec", "NIMBUS_A", "127.0.0.1", str(archive)
+    )
+
+    assert "Calling AE Title Not Recognized" in find.stdout + find.stderr
+    assert "Calling AE Title Not Recognized" in get
+    assert str(patient.PatientID) not in find.stdout + find.stderr
+    assert not list(tmp_path.glob("*.*.*"))
+    assert echo.returncode == 0, echo.stderr  # a connection test stays open
+    reasons = [event.detail["reason"] for event in rejections("hospital_a")]
+    assert reasons == ["calling AE title from another host than its own"] * 2
+    assert {event.source_ip for event in rejections("hospital_a")} == {"127.0.0.1"}
+    assert not events(EventType.DICOM_QUERY) and not events(EventType.DICOM_GET)
+
+
 def test_it_refuses_c_move_from_an_unknown_ae_without_contacting_the_destination(
     archive, storescp
 ):

@@ -14,12 +14,19 @@ from pathlib import Path
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 from pynetdicom import AE
-from pynetdicom.sop_class import CTImageStorage, Verification
+from pynetdicom.association import Association
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    CTImageStorage,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    Verification,
+)
 
 from tests.security.conftest import Attack, dicom_copy
 from tests.support.stack import wait_for
 
 INSTANCE_STORED, ACCESS_DENIED = 300, 110
+ASSOCIATION_REJECTED, DICOM_QUERY, DICOM_GET = 151, 232, 231
 READS = {201, 202, 210, 221}
 
 
@@ -86,6 +93,85 @@ def quarantined(attack: Attack, sop_uid: str) -> list[tuple]:
         "e2e",
         "SELECT quarantine_path, error FROM pacs_ingestfailure WHERE sop_instance_uid = %s",
         sop_uid,
+    )
+
+
+# --- A known AE title from another address -------------------------------------------
+
+
+def associate_as(
+    attack: Attack, title: str, source: str, *contexts: str
+) -> Association:
+    """An association calling as ``title`` from the loopback address ``source``."""
+    ae = AE(ae_title=title)
+    for context in contexts:
+        ae.add_requested_context(context)
+    return ae.associate(
+        "127.0.0.1",
+        attack.stack.dicom_port,
+        ae_title=attack.stack.ae_title,
+        bind_address=(source, 0),
+    )
+
+
+def find_study_uids(assoc: Association) -> list[str]:
+    query = pydicom.Dataset()
+    query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", ""
+    answers = assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)
+    return [str(found.StudyInstanceUID) for status, found in answers if found]
+
+
+def dicom_events(attack: Attack, since: int) -> list[tuple]:
+    return attack.sql(
+        "e2e",
+        "SELECT event_type, outcome, actor_username, host(source_ip),"
+        " detail->>'reason' FROM audit_auditevent WHERE id > %s ORDER BY id",
+        since,
+    )
+
+
+def test_it_rejects_a_known_query_retrieve_title_calling_from_another_address(
+    attack,
+):
+    # The allow-list ("only known peers may store") stays off, as by default.
+    attack.stack.manage(
+        "create_remote_ae", "--tenant", "e2e", "--ae-title", "KNOWN_SCP",
+        "--host", "127.0.0.1", "--port", "11399", "--may-retrieve",
+    )  # fmt: skip
+    query_retrieve = (
+        StudyRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelGet,
+    )
+    since = attack.mark()
+
+    spoofed = associate_as(attack, "KNOWN_SCP", "127.0.0.2", *query_retrieve)
+    storing = associate_as(attack, "KNOWN_SCP", "127.0.0.2", CTImageStorage)
+    echo = associate_as(attack, "KNOWN_SCP", "127.0.0.2", Verification)
+
+    assert spoofed.is_rejected and storing.is_rejected
+    assert echo.is_established and echo.send_c_echo().Status == 0
+    echo.release()
+    reason = "calling AE title from another host than its own"
+    assert dicom_events(attack, since) == [
+        (ASSOCIATION_REJECTED, "failure", "KNOWN_SCP", "127.0.0.2", reason),
+        (ASSOCIATION_REJECTED, "failure", "KNOWN_SCP", "127.0.0.2", reason),
+    ]
+
+    # From its own address the same title queries as before.
+    since = attack.mark()
+    genuine = associate_as(attack, "KNOWN_SCP", "127.0.0.1", *query_retrieve)
+    assert genuine.is_established
+    try:
+        assert attack.studies["xss"]["study"] in find_study_uids(genuine)
+    finally:
+        genuine.release()
+    wait_for(
+        lambda: (
+            (DICOM_QUERY, "success", "KNOWN_SCP", "127.0.0.1", None)
+            in dicom_events(attack, since)
+        ),
+        30,
+        "the query audited",
     )
 
 
