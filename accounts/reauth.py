@@ -5,6 +5,12 @@ NIMBUS_REAUTH_MINUTES (accounts:reauthenticate). Bearer-token clients are
 machines, issued by hospital IT for one integration: they have no second
 factor to enter and keep working as DESIGN.md describes; every export they
 make is audited like any other.
+
+What counts as export: every answer that carries a study's raw data out of
+Nimbus (DICOMweb instances, metadata, frames and bulk data, which together
+rebuild an instance; report exports; the audit trail as CSV, which names
+patients). The in-app viewer renders frames server-side through its own
+endpoints and needs no second factor per frame. A refusal is audited.
 """
 
 import functools
@@ -12,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext_lazy
 from rest_framework import exceptions, permissions, status
@@ -21,6 +27,8 @@ from rest_framework.views import APIView
 
 from accounts.authentication import BearerTokenAuthentication
 from accounts.sessions import reauthenticated_recently
+from audit.actions import do_record_event
+from audit.models import EventType, Outcome
 
 REAUTH_REQUIRED = gettext_lazy(
     "Enter a one-time password again before exporting patient data."
@@ -30,6 +38,24 @@ REAUTH_REQUIRED = gettext_lazy(
 def reauthentication_url(request: HttpRequest) -> str:
     query = urlencode({"next": request.get_full_path()})
     return f"{reverse('accounts:reauthenticate')}?{query}"
+
+
+def record_missing_reauthentication(request: HttpRequest) -> None:
+    """Audit an export refused for want of a fresh one-time password."""
+    match = request.resolver_match
+    do_record_event(
+        EventType.ACCESS_DENIED,
+        request=request,
+        outcome=Outcome.FAILURE,
+        object_type="export",
+        object_id=match.view_name if match else "",
+        study_instance_uid=str(match.kwargs.get("study_uid", ""))[:64] if match else "",
+        detail={
+            "reason": "one-time password not re-entered",
+            "answer": 403,
+            "path": request.path[:500],
+        },
+    )
 
 
 class ReauthenticationRequired(exceptions.APIException):
@@ -46,6 +72,7 @@ class RecentlyReauthenticated(permissions.BasePermission):
             return True
         if reauthenticated_recently(request.session):
             return True
+        record_missing_reauthentication(request._request)
         raise ReauthenticationRequired(
             {
                 "detail": REAUTH_REQUIRED,
@@ -74,6 +101,10 @@ def reauthenticated_for_export(
             or reauthenticated_recently(request.session)
         ):
             return view(request, *args, **kwargs)
+        record_missing_reauthentication(request)
+        if request.headers.get("Sec-Fetch-Mode") == "navigate":
+            # A link followed in the browser: the page that asks for the code.
+            return HttpResponseRedirect(reauthentication_url(request))
         message = f"{REAUTH_REQUIRED} {reauthentication_url(request)}"
         response = HttpResponse(message, status=403, content_type="text/plain")
         response["Cache-Control"] = "no-store"

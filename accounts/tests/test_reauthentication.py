@@ -81,8 +81,38 @@ def test_a_dicom_download_by_a_person_waits_for_reauthentication_too(
         f"/dicomweb/studies/{UID}", HTTP_AUTHORIZATION=f"Bearer {raw}"
     )
     assert by_token.status_code != 403
-    # Metadata is for the viewer, not a download.
-    assert client_a.get(f"/dicomweb/studies/{UID}/metadata").status_code != 403
+
+
+# Together these rebuild an instance: each is raw data leaving Nimbus.
+RAW_DATA = (
+    f"/dicomweb/studies/{UID}/metadata",
+    f"/dicomweb/studies/{UID}/series/1.2.3/metadata",
+    f"/dicomweb/studies/{UID}/series/1.2.3/instances/1.2.3.4/metadata",
+    f"/dicomweb/studies/{UID}/series/1.2.3/instances/1.2.3.4/frames/1",
+    f"/dicomweb/studies/{UID}/series/1.2.3/instances/1.2.3.4/bulkdata/7FE00010",
+)
+
+
+@pytest.mark.parametrize("path", RAW_DATA)
+def test_dicomweb_metadata_frames_and_bulk_data_wait_for_reauthentication(
+    tenant_a, radiologist, client_a, study, path
+):
+    _token, raw = ApiToken.issue(radiologist)
+
+    refused = client_a.get(path)
+
+    assert refused.status_code == 403
+    assert b"/accounts/reauthenticate/" in refused.content
+    [record] = AuditEvent.objects.filter(event_type=EventType.ACCESS_DENIED)
+    assert record.outcome == Outcome.FAILURE
+    assert record.actor_username == radiologist.username
+    assert record.object_type == "export" and record.detail["path"] == path
+    assert record.study_instance_uid == UID
+    assert record.detail["reason"] == "one-time password not re-entered"
+    # A machine with a token, and a person who just re-entered a code, pass.
+    assert client_a.get(path, HTTP_AUTHORIZATION=f"Bearer {raw}").status_code != 403
+    reauthenticate(client_a, current_totp())
+    assert client_a.get(path).status_code != 403
 
 
 def test_the_reauthentication_page_never_sends_a_user_off_site(tenant_a, client_a):

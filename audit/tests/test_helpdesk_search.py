@@ -7,6 +7,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import schema_context
 
 from accounts.models import Role, User
+from accounts.testing import mark_reauthenticated
 from audit.actions import do_record_event
 from audit.models import AuditEvent, EventType, Outcome
 from conftest import PASSWORD, current_totp, make_user, tenant_client
@@ -30,7 +31,8 @@ def helpdesk(public: Tenant) -> User:
 
 @pytest.fixture
 def helpdesk_client(public: Tenant, helpdesk: User) -> Client:
-    return tenant_client(public, helpdesk)
+    # Re-authenticated: the CSV export waits for a fresh one-time password.
+    return mark_reauthenticated(tenant_client(public, helpdesk), public)
 
 
 def record_in(schema: str, event_type: EventType, **fields: object) -> AuditEvent:
@@ -185,6 +187,33 @@ def test_it_exports_the_search_as_csv_up_to_the_row_cap_and_audits_it(
     assert [row[9] for row in rows] == ["4", "3", "2"]
     exported = events_in("public", EventType.AUDIT_EXPORTED)
     assert exported[0].detail["limit"] == 3
+
+
+def test_it_exports_only_after_a_fresh_one_time_password_and_audits_a_refusal(
+    public: Tenant, helpdesk: User
+) -> None:
+    record_in("hospital_a", EventType.STUDY_OPENED, patient_id=PATIENT_ID)
+    client = tenant_client(public, helpdesk)
+
+    refused = client.get(URL + "export.csv", {"patient_id": PATIENT_ID})
+    followed = client.get(URL + "export.csv", HTTP_SEC_FETCH_MODE="navigate")
+
+    assert refused.status_code == 403
+    assert refused["Content-Type"].startswith("text/plain")  # no rows
+    assert followed.status_code == 302
+    assert followed["Location"].startswith("/accounts/reauthenticate/?next=")
+    denied = events_in("public", EventType.ACCESS_DENIED)
+    assert [(e.actor_username, e.object_type, e.detail["reason"]) for e in denied] == [
+        ("help.desk", "export", "one-time password not re-entered")
+    ] * 2
+    assert {(e.detail["path"], e.patient_id) for e in denied} == {
+        (URL + "export.csv", "")
+    }
+    assert events_in("public", EventType.AUDIT_EXPORTED) == []
+    mark_reauthenticated(client, public)
+    assert PATIENT_ID in str(
+        rows_of(client.get(URL + "export.csv", {"patient_id": PATIENT_ID}))
+    )
 
 
 def test_it_defuses_a_formula_in_an_exported_cell(helpdesk_client: Client) -> None:

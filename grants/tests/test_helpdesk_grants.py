@@ -14,6 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Role, User
+from accounts.testing import mark_reauthenticated
 from audit.models import AuditEvent, EventType
 from conftest import make_user, tenant_client
 from grants.actions import do_record_expired_grants
@@ -37,7 +38,8 @@ def admin(tenant_a: Tenant) -> User:
 
 @pytest.fixture
 def helpdesk_client(tenant_a: Tenant, helpdesk: User) -> Client:
-    return tenant_client(tenant_a, helpdesk)
+    # Re-authenticated: the DICOMweb metadata below is an export.
+    return mark_reauthenticated(tenant_client(tenant_a, helpdesk), tenant_a)
 
 
 @pytest.fixture

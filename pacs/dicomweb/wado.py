@@ -193,6 +193,7 @@ def transcode_to_explicit_le(path: str) -> bytes:
 # --- Metadata -------------------------------------------------------------------
 
 
+@reauthenticated_for_export
 @require_safe
 @dicomweb_endpoint
 def retrieve_study_metadata(
@@ -206,6 +207,7 @@ def retrieve_study_metadata(
     return _metadata_response(request, user, instances, "study")
 
 
+@reauthenticated_for_export
 @require_safe
 @dicomweb_endpoint
 def retrieve_series_metadata(
@@ -219,6 +221,7 @@ def retrieve_series_metadata(
     return _metadata_response(request, user, instances, "series")
 
 
+@reauthenticated_for_export
 @require_safe
 @dicomweb_endpoint
 def retrieve_instance_metadata(
@@ -296,6 +299,7 @@ def _fill_bulk_data_uris(dataset: dict[str, Any], prefix: str) -> None:
 # --- Frames and bulk data -----------------------------------------------------------
 
 
+@reauthenticated_for_export
 @require_safe
 @dicomweb_endpoint
 def retrieve_frames(
@@ -330,6 +334,7 @@ def retrieve_frames(
     return _frames(request, user, (study_uid, series_uid, sop_uid), numbers)
 
 
+@reauthenticated_for_export
 @require_safe
 @dicomweb_endpoint
 def retrieve_bulk_data(

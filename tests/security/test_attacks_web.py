@@ -241,6 +241,40 @@ def test_it_refuses_an_api_token_of_the_other_tenant_on_dicomweb_and_audits_it(a
     assert [(e[1], e[3]) for e in denials] == [("failure", "dicomweb")]
 
 
+def test_it_keeps_every_raw_data_route_behind_a_fresh_one_time_password(attack):
+    # The referrer has a share of this study but has not re-entered a code
+    # since signing in: the instance itself is refused, and so is each route
+    # that would rebuild it (header, pixel data, any other bulk data).
+    wado = paths(attack, "xss")["wado"]
+    study = wado.split("/series/")[0]
+    routes = [
+        wado,
+        f"{study}/metadata",
+        f"{wado.split('/instances/')[0]}/metadata",
+        f"{wado}/metadata",
+        f"{wado}/frames/1",
+        f"{wado}/bulkdata/7FE00010",
+    ]
+    since = attack.mark()
+
+    answers = [attack.browser("referrer").get(route) for route in routes]
+
+    assert [a.status_code for a in answers] == [403] * len(routes)
+    assert all("/accounts/reauthenticate/" in a.text for a in answers)
+    assert {a.headers["Content-Type"].split(";")[0] for a in answers} == {"text/plain"}
+    assert all(b"DICM" not in a.content for a in answers)
+    exports = attack.sql(
+        "e2e",
+        "SELECT actor_username, study_instance_uid, detail->>'path' FROM"
+        " audit_auditevent WHERE id > %s AND event_type = 110"
+        " AND object_type = 'export' ORDER BY id",
+        since,
+    )
+    assert exports == [("referrer", attack.studies["xss"]["study"], r) for r in routes]
+    reads = [e for e in attack.events(since) if e[0] == 221]
+    assert reads == []
+
+
 def test_it_refuses_a_radiologist_the_audit_search_and_audits_it(attack):
     since = attack.mark()
 
