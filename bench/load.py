@@ -71,7 +71,7 @@ from bench.run import (  # noqa: E402
     nimbus_server,
     orthanc,
 )
-from bench.viewer import signed_in_session  # noqa: E402
+from bench.viewer import frame_urls, signed_in_session  # noqa: E402
 from tests.support.stack import (  # noqa: E402
     PASSWORD,
     TOTP_SECRET,
@@ -341,8 +341,8 @@ def nimbus_viewers(
     viewers = []
     for session, (study_uid, series_uid) in zip(sessions, pairs, strict=True):
         path = f"/viewer/studies/{study_uid}/series/{series_uid}/"
-        images = session.get(base + path, timeout=60).json()["images"]
-        viewers.append(Viewer(session, base, [image["url"] for image in images]))
+        listing = session.get(base + path, timeout=60).json()
+        viewers.append(Viewer(session, base, frame_urls(listing)))
     return viewers
 
 
@@ -494,9 +494,9 @@ def long_series_rows(
         started = time.monotonic()
         if session.get(viewer, timeout=120).status_code != 200:
             raise RuntimeError("Nimbus did not open the long series' study")
-        images = session.get(f"{viewer}series/{series_uid}/", timeout=120).json()
-        for image in images["images"][:FRAMES_OPENED]:
-            session.get(base + image["url"], timeout=120).raise_for_status()
+        listing = session.get(f"{viewer}series/{series_uid}/", timeout=120).json()
+        for url in frame_urls(listing)[:FRAMES_OPENED]:
+            session.get(base + url, timeout=120).raise_for_status()
         geometry = session.get(f"{viewer}series/{series_uid}/volume.json", timeout=600)
         if not geometry.json().get("available", False):
             raise RuntimeError(f"MPR refused the long series: {geometry.text[:200]}")

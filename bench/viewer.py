@@ -85,14 +85,26 @@ class Target:
 # --- The two servers, as a viewer reaches them -------------------------------
 
 
+def frame_urls(listing: dict) -> list[str]:
+    """Every frame's URL of a viewer series list (docs/viewer.md), in order."""
+    urls = []
+    for listed in listing["instances"]:
+        instance = {**listing["common"], **listed}
+        url = listing["frame_url"].replace(
+            "{sop_instance_uid}", instance["sop_instance_uid"]
+        )
+        for frame in range(1, max(instance["number_of_frames"], 1) + 1):
+            urls.append(url.replace("{frame}", str(frame)))
+    return urls
+
+
 def nimbus_target(stack: Stack, study_uid: str, series_uid: str) -> Target:
     base = f"http://127.0.0.1:{stack.web_port}"
     session = signed_in_session(stack, base)
     series_url = f"/viewer/studies/{study_uid}/series/{series_uid}/"
 
     def open_series() -> list[str]:
-        images = session.get(base + series_url, timeout=60).json()["images"]
-        return [image["url"] for image in images]
+        return frame_urls(session.get(base + series_url, timeout=60).json())
 
     def open_study() -> list[str]:
         page = session.get(f"{base}/viewer/studies/{study_uid}/", timeout=60)

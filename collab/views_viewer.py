@@ -34,16 +34,17 @@ from viewer.frame_query import (
     InvalidRenderOption,
     InvalidWindow,
 )
+from viewer.hanging import Hanging
 from viewer.selectors import ordered_instances, study_series, window_presets
 from viewer.views import (
     STUDY_SLOT,
     THUMBNAIL,
     UID_SLOT,
-    VIEWPORT_COUNT,
-    image_entry,
+    VIEWER_MODULES,
     png_response,
-    series_default_window,
+    series_listing_response,
     viewer_labels,
+    viewport_slots,
 )
 
 NAMESPACE = "collab_viewer"
@@ -60,10 +61,16 @@ def study_viewer(request: HttpRequest, share_key: UUID, study_uid: str) -> HttpR
     study = get_shared_study(request, share, study_uid)
     with in_owner_schema(share):
         series_list = list(study_series(study))
+        first = series_list[0].series_instance_uid if series_list else ""
+        opening = Hanging("1x1", [(study_uid, first)] if first else [], False)
+        slots = viewport_slots(
+            opening,
+            {(study_uid, s.series_instance_uid): s for s in series_list},
+            lambda *frame: _url("frame", share, *frame),
+        )
     modalities = sorted({s.modality for s in series_list if s.modality})
 
     do_record_shared_study_opened(request, share, study)
-    first = series_list[0].series_instance_uid if series_list else ""
     config = {
         "mode": "simple",
         "studyUid": study_uid,
@@ -90,7 +97,9 @@ def study_viewer(request: HttpRequest, share_key: UUID, study_uid: str) -> HttpR
         "prior": None,
         "prior_series": [],
         "key_images": [],
-        "viewport_slots": range(VIEWPORT_COUNT),
+        "viewport_slots": slots,
+        "layout": opening.layout,
+        "viewer_modules": VIEWER_MODULES,
         "config": config,
         "simple": True,
     }
@@ -106,24 +115,8 @@ def series_images(
     series = get_shared_series(request, share, study_uid, series_uid)
     with in_owner_schema(share):
         instances = list(ordered_instances(series).defer("metadata"))
-
-    images = []
-    for instance in instances:
-        for frame in range(1, max(instance.number_of_frames, 1) + 1):
-            entry = image_entry(study_uid, series, instance, frame)
-            entry["url"] = _url(
-                "frame", share, study_uid, series_uid, instance.sop_instance_uid, frame
-            )
-            images.append(entry)
-    return JsonResponse(
-        {
-            "series_instance_uid": series.series_instance_uid,
-            "series_number": series.series_number,
-            "series_description": series.series_description,
-            "modality": series.modality,
-            "default_window": series_default_window(instances),
-            "images": images,
-        }
+    return series_listing_response(
+        study_uid, series, instances, lambda *frame: _url("frame", share, *frame)
     )
 
 

@@ -201,6 +201,15 @@ function onKeyDown(event) {
 
 // --- Start ---------------------------------------------------------------------
 
+// Thumbnails wait for the first image: on a slow line they would share its
+// bandwidth and the browser's six connections.
+function loadThumbnails() {
+  for (const img of root.querySelectorAll(".series-thumb img[data-src]")) {
+    img.src = img.dataset.src;
+    img.removeAttribute("data-src");
+  }
+}
+
 function bind() {
   for (const viewport of hub.viewports) attachPointer(viewport, hub);
   hub.onChange(refreshToolbar);
@@ -266,9 +275,11 @@ async function start() {
   const plan = opening();
   if (!plan.viewports.length) {
     hub.viewports[0].showMessage(labels.empty);
+    loadThumbnails();
     return;
   }
   hub.setLayout(plan.layout, plan.viewports);
+  hub.viewports[0].ready.finally(loadThumbnails);
   await showReference(hub.viewports[0]);
   if (plan.linked) {
     await Promise.all(hub.visible().map((v) => v.ready));

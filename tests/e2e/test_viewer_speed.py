@@ -22,7 +22,8 @@ def open_study(page: Page, stack: Stack, study_uid: str):  # type: ignore[no-unt
     viewport = page.locator('.viewport[data-slot="0"]')
     wait_for(
         lambda: viewport.locator(".vp-image").evaluate(
-            "img => img.complete && img.naturalWidth > 0"
+            # The script's own copy (blob:), not the page's first frame.
+            "img => img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:')"
         ),
         what="the first frame",
     )

@@ -112,10 +112,17 @@ def viewport(page: Page, slot: int = 0):  # type: ignore[no-untyped-def]
 
 
 def frame_shown(page: Page, slot: int = 0) -> bool:
+    """Whether the viewport shows the script's own copy of a frame.
+
+    The page's first frame is in the HTML (it shows before the script has
+    run); a blob: URL means the script has the series and drives the view.
+    """
     return bool(
         viewport(page, slot)
         .locator(".vp-image")
-        .evaluate("img => img.complete && img.naturalWidth > 0 && !!img.src")
+        .evaluate(
+            "img => img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:')"
+        )
     )
 
 

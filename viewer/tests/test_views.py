@@ -1,6 +1,7 @@
 import io
 import json
 import re
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -13,6 +14,7 @@ from audit.models import AuditEvent, EventType
 from conftest import CT_SERIES, SHARED_DATA, make_user, tenant_client
 from pacs.models import Instance, Series, Study
 
+STATIC = Path(__file__).resolve().parents[2] / "static"
 MR_SAGITTAL = SHARED_DATA / "dcm_qa_decubitus" / "HFS" / "3_t1_fl2d_sag"
 CT_FILES = ["1-030.dcm", "1-031.dcm", "1-032.dcm", "1-033.dcm"]
 
@@ -50,6 +52,20 @@ def series_url(series: Series) -> str:
     )
 
 
+def listed_images(data: dict) -> list[dict]:
+    """The series list as the page expands it (static/js/viewer/config.js)."""
+    images = []
+    for listed in data["instances"]:
+        instance = {**data["common"], **listed}
+        url = data["frame_url"].replace(
+            "{sop_instance_uid}", instance["sop_instance_uid"]
+        )
+        for frame in range(1, max(instance["number_of_frames"], 1) + 1):
+            url_of_frame = url.replace("{frame}", str(frame))
+            images.append({**instance, "frame": frame, "url": url_of_frame})
+    return images
+
+
 def events(event_type: EventType) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(event_type=event_type))
 
@@ -66,6 +82,61 @@ def test_it_shows_the_viewer_page_to_a_radiologist(client_a, ct_study):
     assert 'data-modality="CT"' in html and ">Lung</button>" in html
     assert ct_study.patient.patient_id in html
     assert 'type="module"' in html and "js/viewer.js" in html
+
+
+def imported_modules(module: Path, seen: set[Path]) -> set[Path]:
+    """Every module ``module`` imports, directly or not (static imports)."""
+    for name in re.findall(
+        r'^\s*(?:import|}) .*?from "(\.[^"]+)"', module.read_text(), re.M
+    ):
+        target = (module.parent / name).resolve()
+        if target not in seen:
+            seen.add(target)
+            imported_modules(target, seen)
+    return seen
+
+
+@pytest.mark.django_db
+def test_it_names_every_module_of_the_page_up_front(client_a, ct_study):
+    response = client_a.get(reverse("viewer:study", args=[ct_study.study_instance_uid]))
+
+    preloaded = re.findall(
+        r'<link rel="modulepreload" href="/static/([^"]+)">', response.content.decode()
+    )
+    graph = imported_modules(STATIC / "js" / "viewer.js", set())
+    assert len(graph) >= 10
+    assert sorted(preloaded) == sorted(str(p.relative_to(STATIC)) for p in graph)
+
+
+@pytest.mark.django_db
+def test_the_page_names_its_first_frame_and_holds_the_thumbnails_back(
+    client_a, ct_series
+):
+    study_uid = ct_series.study.study_instance_uid
+
+    html = client_a.get(reverse("viewer:study", args=[study_uid])).content.decode()
+
+    first = ct_series.instances.order_by("-slice_position").first()
+    image = re.search(r'<img class="vp-image" id="viewer-image"[^>]*>', html)[0]
+    assert f'src="{frame_url(first)}"' in image
+    assert 'fetchpriority="high"' in image
+    thumbnail = re.search(r"<img [^>]*thumbnail.png[^>]*>", html)[0]
+    assert "data-src=" in thumbnail and " src=" not in thumbnail
+
+
+@pytest.mark.django_db
+def test_a_second_window_and_a_key_image_name_their_own_first_frame(
+    client_a, ct_series
+):
+    page = reverse("viewer:study", args=[ct_series.study.study_instance_uid])
+    series = f"?series={ct_series.series_instance_uid}"
+
+    alone = client_a.get(page + series).content.decode()
+    at_key_image = client_a.get(page + series + "&sop=1.2.3&frame=1").content.decode()
+
+    assert 'data-layout="1x1"' in alone
+    assert "/frames/1.png" in re.search(r'id="viewer-image"[^>]*>', alone)[0]
+    assert "src=" not in re.search(r'id="viewer-image"[^>]*>', at_key_image)[0]
 
 
 @pytest.mark.django_db
@@ -87,12 +158,38 @@ def test_it_lists_an_axial_series_head_first_with_display_defaults(client_a, ct_
     response = client_a.get(series_url(ct_series))
 
     data = response.json()
-    positions = [image["slice_position"] for image in data["images"]]
+    images = listed_images(data)
+    positions = [image["slice_position"] for image in images]
     assert response.status_code == 200
     assert len(positions) == len(CT_FILES)
     assert positions == sorted(positions, reverse=True)
     assert data["default_window"] == {"center": 60.0, "width": 400.0}
-    assert data["images"][0]["url"].endswith("/frames/1.png")
+    first = ct_series.instances.get(sop_instance_uid=images[0]["sop_instance_uid"])
+    assert images[0]["url"] == frame_url(first)
+    assert images[0]["rows"] == 512 and images[0]["renderable"] is True
+
+
+@pytest.mark.django_db
+def test_it_sends_what_every_instance_shares_once(client_a, ct_series):
+    response = client_a.get(series_url(ct_series))
+
+    data = response.json()
+    # 520 bytes a slice with a URL per frame; the UID and position remain.
+    per_slice = json.dumps(data["instances"], separators=(",", ":"))
+    assert len(per_slice) / len(CT_FILES) < 150
+    assert data["common"] == {
+        "number_of_frames": 1,
+        "window_center": 60.0,
+        "window_width": 400.0,
+        "rows": 512,
+        "columns": 512,
+        "renderable": True,
+    }
+    assert set(data["instances"][0]) == {
+        "sop_instance_uid",
+        "instance_number",
+        "slice_position",
+    }
 
 
 @pytest.mark.django_db
@@ -108,7 +205,7 @@ def test_it_lists_a_sagittal_series_from_the_right_to_the_left(client_a, ingest)
         for p in files
     ]
     by_uid = dict(zip((i.sop_instance_uid for i in instances), x, strict=True))
-    listed = [by_uid[image["sop_instance_uid"]] for image in data["images"]]
+    listed = [by_uid[image["sop_instance_uid"]] for image in listed_images(data)]
     assert listed == sorted(x)
 
 
@@ -119,7 +216,7 @@ def test_it_orders_by_instance_number_when_there_is_no_position(client_a, ingest
 
     data = client_a.get(series_url(instance.series)).json()
 
-    assert [image["frame"] for image in data["images"]] == list(range(1, 31))
+    assert [image["frame"] for image in listed_images(data)] == list(range(1, 31))
     assert data["default_window"] is None
 
 

@@ -27,6 +27,21 @@ export function seriesUrl(studyUid, seriesUid) {
     .replace(config.uidSlot, encodeURIComponent(seriesUid));
 }
 
+// The series list names each instance once, with the facts every instance
+// shares in `common` and a frame URL template (docs/viewer.md); the page
+// works with one entry per frame.
+export function seriesImages(series) {
+  const images = [];
+  for (const listed of series.instances) {
+    const instance = { ...series.common, ...listed };
+    const url = series.frame_url.replace("{sop_instance_uid}", instance.sop_instance_uid);
+    for (let frame = 1; frame <= Math.max(instance.number_of_frames, 1); frame += 1) {
+      images.push({ ...instance, frame, url: url.replace("{frame}", frame) });
+    }
+  }
+  return images;
+}
+
 export function studyUrl(template, studyUid) {
   return template.replace(config.studySlot, encodeURIComponent(studyUid));
 }

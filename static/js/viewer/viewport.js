@@ -4,7 +4,15 @@
 // placed by one matrix (geometry.js), so zoom, pan, rotation and flips move
 // both together and a pointer maps back to the same image pixel.
 
-import { config, format, getJson, labels, number, seriesUrl } from "./config.js";
+import {
+  config,
+  format,
+  getJson,
+  labels,
+  number,
+  seriesImages,
+  seriesUrl,
+} from "./config.js";
 import {
   FrameLoader,
   LatestOnly,
@@ -64,6 +72,10 @@ export class Viewport {
     this.facts = null;
     this.wlTimer = null;
     this.wlLast = 0;
+    // The page named the first frame in the <img> (viewer/views.py,
+    // viewport_slots): it is on screen, or on its way, before the series
+    // list; no "Loading" over it while this script catches up.
+    this.pageImage = Boolean(this.img.getAttribute("src"));
     new ResizeObserver(() => this.place()).observe(element);
   }
 
@@ -89,7 +101,7 @@ export class Viewport {
   async load(studyUid, seriesUid, { index = 0 } = {}) {
     this.stopCine();
     this.generation += 1;
-    this.setLoading(true);
+    this.setLoading(!this.pageImage);
     let series;
     try {
       series = await getJson(seriesUrl(studyUid, seriesUid));
@@ -102,7 +114,7 @@ export class Viewport {
     this.studyUid = studyUid;
     this.seriesUid = seriesUid;
     this.modality = series.modality || "";
-    this.images = series.images;
+    this.images = seriesImages(series);
     this.window = null;
     this.voi = 0;
     this.shownWindow = null;
@@ -212,12 +224,15 @@ export class Viewport {
     if (source === "user") this.hub.scrolled(this);
     this.hub.frameChanged(this);
 
-    const timer = setTimeout(() => this.setLoading(true), LOADING_DELAY_MS);
+    const timer = this.pageImage
+      ? null
+      : setTimeout(() => this.setLoading(true), LOADING_DELAY_MS);
     this.previews.cancel();
     try {
       const frame = await this.frames.load(url);
       if (generation !== this.generation) return;
       this.img.src = frame.blobUrl;
+      this.pageImage = false;
       this.lossyMarker.hidden = true;
       this.previews.release();
       this.displayedUrl = url;
