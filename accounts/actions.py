@@ -109,6 +109,9 @@ def do_confirm_totp_enrolment(
     device.save(update_fields=["confirmed"])
     TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
     otp_login(request, device)
+    # The session now opens patient data: a key known from before the second
+    # factor (planted, or seen over the password-only session) opens nothing.
+    request.session.cycle_key()
     _record_user_event(EventType.OTP_DEVICE_ENROLLED, request, user)
     return do_issue_backup_codes(user, request=request)
 

@@ -93,6 +93,26 @@ def test_enrolment_shows_ten_backup_codes_once_and_keeps_only_their_hashes(
     assert AuditEvent.objects.filter(event_type=EventType.BACKUP_CODES_ISSUED).exists()
 
 
+def test_confirming_the_second_factor_gives_the_session_a_new_key(tenant_a, newcomer):
+    # Whoever learnt the password-only session's key (fixation) must not
+    # share the session once it has its second factor.
+    client = signed_in_newcomer(tenant_a)
+    client.get("/accounts/enrol/")
+    before = client.cookies["sessionid"].value
+    device = TOTPDevice.objects.get(user=newcomer)
+
+    client.post("/accounts/enrol/", {"otp_token": code_for(device)})
+
+    assert client.cookies["sessionid"].value not in ("", before)
+    assert client.get("/").status_code == 200
+    attacker = tenant_client(tenant_a)
+    attacker.cookies["sessionid"] = before
+    replay = attacker.get("/")
+    assert replay.status_code == 302 and "/accounts/login/" in replay["Location"]
+    [enrolled] = AuditEvent.objects.filter(event_type=EventType.OTP_DEVICE_ENROLLED)
+    assert enrolled.actor_username == "new.rad" and enrolled.outcome == "success"
+
+
 def test_a_backup_code_signs_in_once(tenant_a, radiologist):
     code = do_issue_backup_codes(radiologist)[0]
 
