@@ -35,7 +35,12 @@ from viewer.frame_query import (
     InvalidWindow,
 )
 from viewer.hanging import Hanging
-from viewer.selectors import ordered_instances, study_series, window_presets
+from viewer.selectors import (
+    ordered_instances,
+    study_series,
+    thumbnail_instance,
+    window_presets,
+)
 from viewer.views import (
     STUDY_SLOT,
     THUMBNAIL,
@@ -159,10 +164,10 @@ def series_thumbnail(
     share = get_incoming_share(request, share_key)
     series = get_shared_series(request, share, study_uid, series_uid)
     with in_owner_schema(share):
-        instances = list(ordered_instances(series))
-        if not instances:
+        middle = thumbnail_instance(series)
+        if middle is None:
             return HttpResponse(status=204)
-        rendered = cached_render(instances[len(instances) // 2], 0, THUMBNAIL)
+        rendered = cached_render(middle, 0, THUMBNAIL)
     return png_response(rendered)
 
 

@@ -48,6 +48,7 @@ from viewer.selectors import (
     ordered_instances,
     study_key_images,
     study_series,
+    thumbnail_instance,
     window_presets,
 )
 from viewer.tiles import LARGE_IMAGE_SIDE
@@ -300,11 +301,10 @@ def series_thumbnail(
     request: HttpRequest, study_uid: str, series_uid: str
 ) -> HttpResponse:
     series = get_series_for_user(request.user, study_uid, series_uid)
-    instances = list(ordered_instances(series))
-    if not instances:
+    middle = thumbnail_instance(series)
+    if middle is None:
         return HttpResponse(status=204)
 
-    middle = instances[len(instances) // 2]
     return png_response(cached_render(middle, 0, THUMBNAIL))
 
 

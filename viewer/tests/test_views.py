@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django_tenants.utils import tenant_context
 from PIL import Image
@@ -282,6 +284,26 @@ def test_it_serves_a_small_thumbnail(client_a, ct_series):
 
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
     assert max(Image.open(io.BytesIO(response.content)).size) <= 128
+
+
+@pytest.mark.django_db
+def test_a_thumbnail_reads_one_instance_without_its_stored_header(client_a, ct_series):
+    study_uid = ct_series.study.study_instance_uid
+    url = reverse("viewer:thumbnail", args=[study_uid, ct_series.series_instance_uid])
+    middle = ct_series.instances.order_by("-slice_position")[len(CT_FILES) // 2]
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client_a.get(url)
+
+    assert response.status_code == 200
+    instance_reads = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and 'FROM "pacs_instance"' in q["sql"]
+    ]
+    assert not any('"pacs_instance"."metadata"' in sql for sql in instance_reads)
+    assert any("LIMIT 1 OFFSET 2" in sql for sql in instance_reads)
+    assert response.content == client_a.get(frame_url(middle), {"size": "128"}).content
 
 
 @pytest.mark.django_db
