@@ -46,7 +46,7 @@ from viewer.mpr import (
 from viewer.render3d import PRESETS, Quality, RenderMode, render_volume
 from viewer.rendering import Rendered, Window, apply_window, encode_png, error_png
 from viewer.selectors import CT_PRESETS, ordered_instances, window_presets
-from viewer.views import png_response, series_default_window
+from viewer.views import png_response
 from viewer.volume import (
     Volume,
     VolumeError,
@@ -296,11 +296,28 @@ def windowed_png(values: np.ndarray, volume: Volume, window: Window) -> HttpResp
 
 def default_window(series: Series, volume: Volume) -> Window:
     """The series' own window, else one spanning the volume's values."""
-    found = series_default_window(list(ordered_instances(series)))
+    found = series_window(series)
     if found is not None:
         return (found["center"], max(found["width"], 1.0))
     width = max(volume.maximum - volume.minimum + 1.0, 1.0)
     return (volume.minimum + width / 2, width)
+
+
+def series_window(series: Series) -> dict[str, float] | None:
+    """The first window of the series in reading order, as the stack viewer's.
+
+    One row, not every instance: planes ask for it on each request.
+    """
+    first = (
+        ordered_instances(series)
+        .filter(window_center__isnull=False, window_width__isnull=False)
+        .exclude(window_width=0)
+        .values("window_center", "window_width")
+        .first()
+    )
+    if first is None:
+        return None
+    return {"center": first["window_center"], "width": first["window_width"]}
 
 
 def refusal_png(error: VolumeError) -> HttpResponse:
@@ -355,7 +372,7 @@ def geometry_description(series: Series, geometry: VolumeGeometry) -> dict[str, 
             "max": [round(float(x), 4) for x in corners.max(axis=0)],
         },
         "memory_mb": round(geometry.cache_bytes / 2**20, 1),
-        "default_window": series_default_window(list(ordered_instances(series))),
+        "default_window": series_window(series),
         "planes": planes,
     }
 

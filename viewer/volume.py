@@ -566,6 +566,17 @@ class VolumeCache:
                 self._store(key, volume)
         return volume
 
+    def current(self, key: CacheKey, instance_ids: frozenset[int]) -> Volume | None:
+        """The cached volume for ``key`` if it holds exactly these instances."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if frozenset(entry.volume.geometry.instance_ids) != instance_ids:
+                return None
+            self._entries.move_to_end(key)
+            return entry.volume
+
     def _lookup(self, key: CacheKey, geometry: VolumeGeometry) -> Volume | None:
         with self._lock:
             entry = self._entries.get(key)
@@ -611,6 +622,13 @@ def series_volume(series: Series, cache: VolumeCache | None = None) -> Volume:
     VolumeError
         The series is not a regular volume, too large, or unreadable.
     """
-    geometry = plan_volume(series)
+    cache = cache or volume_cache()
     key = (connection.schema_name, series.series_instance_uid)
-    return (cache or volume_cache()).get(key, geometry)
+    # Every plane asks for the volume: when the series still has the cached
+    # volume's instances, its ids say so without planning from every row's
+    # header again (a tenth of a second at 500 slices).
+    ids = frozenset(series.instances.values_list("pk", flat=True))
+    volume = cache.current(key, ids)
+    if volume is not None:
+        return volume
+    return cache.get(key, plan_volume(series))

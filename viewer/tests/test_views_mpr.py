@@ -261,3 +261,27 @@ def test_a_signed_out_visitor_is_sent_to_sign_in(ct_series, tenant_a):
 
     assert response.status_code == 302
     assert "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_a_loaded_volume_is_not_planned_again_for_each_plane(
+    client_a, ct_series, ingest, monkeypatch
+):
+    client_a.get(url("mpr_plane", ct_series, "axial"))
+    planned = []
+    plan = volume_module.plan_volume
+    monkeypatch.setattr(
+        volume_module, "plan_volume", lambda series: planned.append(1) or plan(series)
+    )
+
+    again = client_a.get(url("mpr_plane", ct_series, "sagittal"))
+    planned_for_the_loaded_volume = len(planned)
+    ingest(CT_SERIES / "1-046.dcm")
+    grown = client_a.get(url("volume", ct_series))
+    after_growth = client_a.get(url("mpr_plane", ct_series, "sagittal"))
+
+    assert again.status_code == 200 and planned_for_the_loaded_volume == 0
+    # A new slice: the volume is planned and loaded again, one row taller.
+    assert grown.json()["dimensions"]["slices"] == 7
+    assert after_growth["X-Plane-Grid"].split(";")[4] == "7"
+    assert len(planned) == 1
