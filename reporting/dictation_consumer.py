@@ -24,6 +24,8 @@ from django.utils.translation import gettext as _
 from django_tenants.utils import schema_context
 
 from accounts.models import Role
+from audit.actions import do_record_event
+from audit.models import EventType, Outcome
 from pacs.access import get_study_for_user
 from pacs.models import Study
 from reporting.actions import (
@@ -223,6 +225,17 @@ class DictationConsumer(SessionBoundConsumerMixin, AsyncWebsocketConsumer):
             # As the dictation API: outsiders get 404 first, then only
             # radiologists may write.
             if getattr(user, "role", None) != Role.RADIOLOGIST:
+                # A referrer or helpdesk user who may read the study, reaching
+                # for its report: recorded, as a refusal to an outsider is.
+                do_record_event(
+                    EventType.ACCESS_DENIED,
+                    actor=user,
+                    outcome=Outcome.FAILURE,
+                    object_type="report",
+                    object_id=study_uid,
+                    study_instance_uid=study_uid,
+                    detail={"reason": "only radiologists dictate", "via": "websocket"},
+                )
                 raise PermissionError(_("Only radiologists may write or sign reports."))
             report = do_get_or_create_report(study)
             if report.is_signed:

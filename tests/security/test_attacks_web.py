@@ -555,6 +555,23 @@ def test_it_closes_a_websocket_to_the_other_tenants_report_and_audits_it(attack)
     assert attack.events(rival_since, RIVAL_SCHEMA) == []
 
 
+def test_it_refuses_a_referrer_dictation_on_a_shared_study_and_audits_it(attack):
+    # The referrer may read this study and its report, never write to it.
+    study = attack.studies["xss"]["study"]
+    since = attack.mark()
+
+    outcome, _ = websocket_open(
+        attack,
+        f"/ws/studies/{study}/dictation/",
+        {"Authorization": f"Bearer {attack.people['referrer'].token}"},
+    )
+
+    assert outcome in (403, 4403)
+    denials = attack.denials(since, "referrer")
+    assert [(d[3], d[4]) for d in denials] == [("report", study)]
+    assert 311 not in [e[0] for e in attack.events(since)]  # nothing dictated
+
+
 def test_it_closes_a_referrers_websocket_to_a_report_not_shared_and_audits_it(attack):
     since = attack.mark()
 
