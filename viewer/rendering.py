@@ -551,6 +551,26 @@ def apply_lut(
     return table[index], min(max(bits, 1), 16)
 
 
+def lut_input_window(attrs: Dataset, lut_index: int) -> Window | None:
+    """The window spanning a VOI LUT's input range (PS3.3 C.11.2.1.1).
+
+    The LUT Descriptor gives the number of entries and the first value
+    mapped; a reader who starts changing W/L on an image shown through the
+    LUT starts from this window. Signed when Pixel Representation says so or
+    a negative Rescale Intercept makes modality values go below zero.
+    """
+    items = attrs.get("VOILUTSequence") or []
+    if not 0 <= lut_index < len(items) or "LUTDescriptor" not in items[lut_index]:
+        return None
+    entries, first, _ = (int(value) for value in items[lut_index].LUTDescriptor)
+    entries = entries or 65536
+    intercept = finite_number(attrs.get("RescaleIntercept")) or 0.0
+    signed = int(attrs.get("PixelRepresentation", 0) or 0) == 1 or intercept < 0
+    if signed and first > 32767:
+        first -= 65536
+    return (first + entries / 2.0, float(entries))
+
+
 def full_range_window(values: np.ndarray) -> Window:
     """A window spanning every modality value of the frame, for files without one."""
     low, high = float(values.min()), float(values.max())

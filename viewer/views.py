@@ -380,6 +380,7 @@ def viewer_labels() -> dict[str, str]:
         "detectorSpacing": _("at the detector"),
         "voiChoice": _("Window %(n)s: %(explanation)s"),
         "voiLut": _("VOI LUT %(n)s: %(explanation)s"),
+        "voiLutShown": _("VOI LUT %(n)s"),
         "measureFailed": _("The measurement could not be saved."),
         "seriesProgress": _("Series loaded: %(loaded)s of %(total)s images"),
         "lossyPreview": _("Lossy preview"),

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pydicom
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -17,6 +18,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 from tests.e2e.conftest import fresh_copies, sign_in, store_files
 from tests.support.stack import Stack, wait_for
+from viewer.tests.datasets import image, lut_item, write
 
 pytestmark = pytest.mark.e2e
 
@@ -234,6 +236,52 @@ def test_the_window_menu_offers_each_window_in_the_file(stack, studies, viewer):
 
     expect(viewer.locator("#overlay-wl")).not_to_have_text(first)
     wait_for(lambda: frame_shown(viewer), what="the second window's frame")
+
+
+@pytest.fixture(scope="module")
+def lut_studies(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Generated 12-bit ramps shown through a VOI LUT Sequence: ``only`` has
+    nothing else, ``both`` a window first (two choices in the menu)."""
+    folder = tmp_path_factory.mktemp("lut")
+    stored = np.tile(np.arange(0, 4096, 16, dtype=np.uint16), (256, 1))
+    lut = lut_item((4096, 0, 12), list(range(4096)))
+    only = image(stored, bits_stored=12, VOILUTSequence=[lut])
+    both = image(
+        stored, bits_stored=12, WindowCenter=1000, WindowWidth=500, VOILUTSequence=[lut]
+    )
+    store_files(
+        stack, [write(only, folder / "only.dcm"), write(both, folder / "both.dcm")]
+    )
+    uids = {"only": only.StudyInstanceUID, "both": both.StudyInstanceUID}
+    for uid in uids.values():
+        wait_indexed(stack, uid, 1)
+    return uids
+
+
+def test_w_l_drag_starts_from_a_voi_luts_input_range(stack, lut_studies, viewer):
+    open_viewer(viewer, stack, lut_studies["only"])
+    overlay = viewer.locator("#overlay-wl")
+    expect(overlay).to_have_text("VOI LUT 1")
+    x, y = centre(viewer)
+
+    drag(viewer, (x, y), (x + 60, y + 30), button="right")
+
+    expect(overlay).to_have_text(re.compile(r"^W: \d+ L: \d+$"))
+    width, center = (int(v) for v in re.findall(r"\d+", overlay.inner_text()))
+    assert width > 4096 and center > 2048  # from W 4096 L 2048, moved right, down
+    wait_for(lambda: frame_shown(viewer), what="the windowed frame")
+
+
+def test_choosing_a_voi_lut_in_the_menu_names_it_in_the_overlay(
+    stack, lut_studies, viewer
+):
+    open_viewer(viewer, stack, lut_studies["both"])
+    overlay = viewer.locator("#overlay-wl")
+    expect(overlay).to_have_text("W: 500 L: 1000")
+
+    viewer.locator("#voi-select").select_option("1")
+
+    expect(overlay).to_have_text("VOI LUT 2")
 
 
 def measure_all(page: Page) -> None:

@@ -17,6 +17,7 @@ from audit.models import AuditEvent, EventType
 from conftest import CT_SERIES, SHARED_DATA, make_user, tenant_client
 from pacs.models import Instance
 from viewer.models import Annotation, KeyImage
+from viewer.tests.datasets import image, lut_item, write
 
 CT_SLICE = CT_SERIES / "1-030.dcm"
 COLOUR_CINE = SHARED_DATA / "pydicom" / "examples_ybr_color.dcm"
@@ -351,6 +352,26 @@ def test_it_offers_every_window_of_the_file(client_a, ingest):
 
     assert len(facts["voi_choices"]) == 2
     assert [c["index"] for c in facts["voi_choices"]] == [0, 1]
+
+
+@pytest.mark.django_db
+def test_a_voi_lut_offers_the_window_of_its_input_range(client_a, ingest, tmp_path):
+    # 16-bit values 1000..1255 shown only through a 256-entry VOI LUT.
+    stored = np.arange(1000, 1256, dtype=np.uint16).reshape(16, 16)
+    lut = lut_item((256, 1000, 8), list(range(256)), LUTExplanation="RAMP")
+    instance = ingest(write(image(stored, VOILUTSequence=[lut]), tmp_path / "l.dcm"))
+
+    facts = client_a.get(reverse("viewer:frame_info", args=frame_args(instance))).json()
+
+    assert facts["voi_choices"] == [
+        {
+            "index": 0,
+            "kind": "lut",
+            "explanation": "RAMP",
+            "center": 1128.0,
+            "width": 256.0,
+        }
+    ]
 
 
 # --- Frames: the file's second window, sized to the viewport ------------------------

@@ -98,6 +98,7 @@ export class Hub {
       if (viewport.image !== image) return;
       viewport.facts = facts;
       viewport.setFps(facts.cine_fps);
+      viewport.setWindowOverlay();  // a VOI LUT is named from the facts
       if (viewport === this.active) this.changed();
     }).catch(() => {});
     if (viewport === this.active) this.changed();

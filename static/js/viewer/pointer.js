@@ -37,7 +37,8 @@ export function attachPointer(viewport, hub) {
   };
 
   function startDrag(event, mode) {
-    const start = viewport.currentWindow() || viewport.seriesDefault;
+    const start = viewport.currentWindow() || viewport.seriesDefault
+      || viewport.voiWindow();
     if (mode === "wl" && !start) return; // a colour image has no window
     const [x, y] = local(event);
     drag = {

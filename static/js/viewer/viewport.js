@@ -284,6 +284,20 @@ export class Viewport {
     return this.window || this.shownWindow;
   }
 
+  // The file's VOI choice the frame is shown with (from the frame's facts),
+  // as the server picks it: the chosen one, else the first.
+  voiChoice() {
+    const choices = (this.facts && this.facts.voi_choices) || [];
+    return choices[this.voi] || choices[0] || null;
+  }
+
+  // Where a W/L drag starts on a frame shown through a VOI LUT: the window
+  // spanning the LUT's input range (viewer/image_info.py).
+  voiWindow() {
+    const choice = this.voiChoice();
+    return choice && choice.center !== null ? { wc: choice.center, ww: choice.width } : null;
+  }
+
   setWindow(wc, ww, { throttled = false, source = "user" } = {}) {
     this.window = { wc: Math.round(wc), ww: Math.max(1, Math.round(ww)) };
     this.setWindowOverlay();
@@ -458,9 +472,18 @@ export class Viewport {
 
   setWindowOverlay() {
     const shown = this.currentWindow();
-    this.overlay.wl.textContent = shown
-      ? format(labels.window, { ww: Math.round(shown.ww), wc: Math.round(shown.wc) })
-      : "";
+    const choice = shown ? null : this.voiChoice();
+    if (shown) {
+      this.overlay.wl.textContent = format(labels.window, {
+        ww: Math.round(shown.ww),
+        wc: Math.round(shown.wc),
+      });
+    } else if (choice && choice.kind === "lut" && this.displayedUrl) {
+      // Numbered as in the window menu (viewer.js, refreshVoiMenu).
+      this.overlay.wl.textContent = format(labels.voiLutShown, { n: choice.index + 1 });
+    } else {
+      this.overlay.wl.textContent = "";
+    }
   }
 
   setFps(fps) {
