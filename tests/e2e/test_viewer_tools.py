@@ -389,22 +389,28 @@ def test_each_layout_shows_that_many_viewports_with_a_series(
 
 
 def test_a_second_window_follows_scrolling_and_windowing(stack, studies, desk):
+    # The study as it hangs (the series beside its linked prior) receives;
+    # a window of the series alone, as on a second monitor, is read.
     main = desk.new_page()
     open_viewer(main, stack, studies["current"])
-    main.click('[data-layout="1x1"]')
+    expect(main.locator("#link-toggle")).to_have_attribute("aria-pressed", "true")
+    wait_for(lambda: frame_shown(main, 1), what="the prior's frame")
     series_uid = viewport(main).get_attribute("data-series-uid")
     second = desk.new_page()
     open_viewer(second, stack, studies["current"], f"?series={series_uid}&layout=1x1")
     expect(second.locator("#viewports")).to_have_attribute("data-layout", "1x1")
 
-    main.locator("#viewport").focus()
+    second.locator("#viewport").focus()
     for _ in range(3):
-        main.keyboard.press("ArrowDown")
-    main.keyboard.press("4")
+        second.keyboard.press("ArrowDown")
+    second.keyboard.press("4")
 
-    expect(second.locator("#overlay-position")).to_have_text(re.compile(r"^Im: 4/"))
-    expect(second.locator("#overlay-wl")).to_have_text("W: 1500 L: -600")
-    wait_for(lambda: frame_shown(second), what="the second window's frame")
+    expect(main.locator("#overlay-position")).to_have_text(re.compile(r"^Im: 4/"))
+    expect(main.locator("#overlay-wl")).to_have_text("W: 1500 L: -600")
+    # The prior linked to it in the receiving window follows as well.
+    prior_position = viewport(main, 1).locator(".ov-position")
+    expect(prior_position).to_have_text(re.compile(r"^Im: 4/"))
+    wait_for(lambda: frame_shown(main), what="the receiving window's frame")
     shot(second, "viewer-second-window.png")
 
 

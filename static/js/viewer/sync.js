@@ -73,6 +73,7 @@ export class WindowSync {
 
 // Apply a message from another window, without sending anything back.
 export function applyRemote(message, viewports, linked) {
+  let moved = null;
   for (const viewport of viewports) {
     if (!viewport.hasImages) continue;
     const sameSeries = viewport.seriesUid === message.series;
@@ -84,12 +85,17 @@ export function applyRemote(message, viewports, linked) {
       }
     } else if (message.type === "scroll" && sameSeries) {
       if (viewport.current !== message.index) viewport.show(message.index);
+      moved = moved || viewport;
     } else if (
       message.type === "scroll" && linked && message.position !== null
       && viewport.studyUid === message.study
     ) {
       const index = viewport.nearestIndex(message.position);
       if (index >= 0 && index !== viewport.current) viewport.show(index);
+      moved = moved || viewport;
     }
   }
+  // This window's own linked viewports (a prior beside the series) follow
+  // as if the reader had scrolled here.
+  if (moved) follow(moved, viewports, linked);
 }
