@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
-from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from pacs.models import Instance, PixelStatus, Series
 from viewer.rendering import MAX_FRAME_PIXELS, decode_frame, load_dataset
@@ -48,6 +49,7 @@ MIN_SLICES = 2
 PYRAMID_SIDES = (128, 256)
 
 Vector = np.ndarray
+PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010), little endian
 
 
 # Why a series is not shown as a volume, by reason code (the JSON's "reason").
@@ -454,20 +456,27 @@ def read_volume(geometry: VolumeGeometry, instances: list[Instance]) -> Volume:
     """Decode ``instances`` (in slice order) into one array of modality LUT values."""
     started = time.perf_counter()
     voxels = np.empty(geometry.shape, dtype=geometry.dtype)
+    fast = 0
     for k, instance in enumerate(instances):
-        voxels[k] = slice_values(instance, geometry)
+        native = native_slice_values(instance, geometry)
+        if native is None:
+            voxels[k] = slice_values(instance, geometry)
+        else:
+            voxels[k] = native
+            fast += 1
 
     logger.info(
-        "volume loaded series=%s shape=%s ms=%d",
+        "volume loaded series=%s shape=%s native=%d ms=%d",
         geometry.series_instance_uid,
         geometry.shape,
+        fast,
         (time.perf_counter() - started) * 1000,
     )
     return Volume(geometry, voxels, float(voxels.min()), float(voxels.max()))
 
 
 def slice_values(instance: Instance, geometry: VolumeGeometry) -> np.ndarray:
-    """One slice as modality LUT output (PS3.3 C.11.1)."""
+    """One slice as modality LUT output (PS3.3 C.11.1), decoded by pydicom."""
     try:
         ds = load_dataset(instance)
         pixels, _photometric = decode_frame(ds, 0)
@@ -480,16 +489,75 @@ def slice_values(instance: Instance, geometry: VolumeGeometry) -> np.ndarray:
         raise VolumeError("unreadable") from error
     if pixels.shape != geometry.shape[1:]:
         raise VolumeError("differing_sizes")
-    return modality_values(pixels, ds, geometry.dtype)
-
-
-def modality_values(
-    pixels: np.ndarray, ds: Dataset, dtype: np.dtype[Any]
-) -> np.ndarray:
     if "ModalityLUTSequence" in ds:
-        return np.asarray(apply_modality_lut(pixels, ds), dtype=dtype)
+        return np.asarray(apply_modality_lut(pixels, ds), dtype=geometry.dtype)
     slope = float(ds.get("RescaleSlope", 1) or 1)
     intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    return rescaled(pixels, slope, intercept, geometry.dtype)
+
+
+def native_slice_values(
+    instance: Instance, geometry: VolumeGeometry
+) -> np.ndarray | None:
+    """One slice read straight from the end of its file, or None to ask pydicom.
+
+    Parsing every header with pydicom took about 4 of the 5 ms a slice cost.
+    For an uncompressed little endian file (PS3.5 A.1, A.2) whose last element
+    is the top-level Pixel Data (7FE0,0010) - nearly every CT and MR slice -
+    the pixels are the file's last bytes, and what they mean (size, bits,
+    sign, rescale) is in the index already, read from the same file at
+    ingest. Anything else (compressed, deflated, trailing elements, a
+    Modality LUT Sequence) returns None.
+    """
+    explicit = instance.transfer_syntax_uid == ExplicitVRLittleEndian
+    if not explicit and instance.transfer_syntax_uid != ImplicitVRLittleEndian:
+        return None
+    bits_allocated = int(meta_number(instance, "00280100", 0))
+    if bits_allocated not in (8, 16) or "00283000" in instance.metadata:
+        return None
+    rows, columns = geometry.shape[1:]
+    length = rows * columns * bits_allocated // 8
+    padded = length + length % 2  # values are padded to an even length
+
+    with default_storage.open(instance.storage_path, "rb") as handle:
+        data = handle.read()
+    start = len(data) - padded
+    size = padded.to_bytes(4, "little")
+    if explicit:
+        headers = [PIXEL_DATA_TAG + vr + b"\0\0" + size for vr in (b"OW", b"OB")]
+        header = data[start - 12 : start]
+    else:
+        headers = [PIXEL_DATA_TAG + size]
+        header = data[start - 8 : start]
+    if start < 132 or header not in headers:
+        return None
+
+    signed = meta_number(instance, "00280103", 0) == 1
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{bits_allocated // 8}")
+    pixels = np.frombuffer(data, dtype, rows * columns, start).reshape(rows, columns)
+    pixels = clear_unused_bits(pixels, bits_allocated, instance)
+    slope = meta_number(instance, "00281053", 1.0)
+    intercept = meta_number(instance, "00281052", 0.0)
+    return rescaled(pixels, slope, intercept, geometry.dtype)
+
+
+def clear_unused_bits(
+    pixels: np.ndarray, bits_allocated: int, instance: Instance
+) -> np.ndarray:
+    """Bits above Bits Stored cleared, or filled with the sign bit (PS3.5 8.1.1)."""
+    bits_stored = int(meta_number(instance, "00280101", bits_allocated))
+    unused = bits_allocated - bits_stored
+    if not 0 < unused < bits_allocated:
+        return pixels
+    if pixels.dtype.kind == "i":
+        return (pixels << unused) >> unused
+    return pixels & pixels.dtype.type((1 << bits_stored) - 1)
+
+
+def rescaled(
+    pixels: np.ndarray, slope: float, intercept: float, dtype: np.dtype[Any]
+) -> np.ndarray:
+    """Stored values through Rescale Slope and Intercept (PS3.3 C.11.1.1.2)."""
     if dtype == np.int16:
         # Whole numbers in range (checked by voxel_dtype): exact in int32.
         values = pixels.astype(np.int32)

@@ -10,6 +10,7 @@ from conftest import CT_SERIES, SHARED_DATA
 from pacs import spool
 from pacs.ingest import do_ingest_spooled_file
 from pacs.models import PixelStatus, Series
+from viewer import volume as volume_module
 from viewer.tests.volumes import instance_rows, plan, synthetic_volume
 from viewer.volume import (
     VolumeCache,
@@ -63,6 +64,52 @@ def test_it_loads_hounsfield_units_in_slice_order(ingest):
         ds = pydicom.dcmread(CT_SERIES / name)
         expected = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
         np.testing.assert_array_equal(volume.voxels[k], expected)
+
+
+def hounsfield(ds: pydicom.Dataset) -> np.ndarray:
+    return ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+
+
+@pytest.mark.django_db
+def test_it_reads_native_slices_without_parsing_them_with_pydicom(ingest, monkeypatch):
+    for name in ("1-040.dcm", "1-041.dcm"):
+        ingest(CT_SERIES / name)
+
+    def no_pydicom(instance):
+        raise AssertionError("parsed with pydicom")
+
+    monkeypatch.setattr(volume_module, "load_dataset", no_pydicom)
+    volume = load_volume(plan_volume(Series.objects.get()))
+
+    expected = hounsfield(pydicom.dcmread(CT_SERIES / "1-041.dcm"))
+    np.testing.assert_array_equal(volume.voxels[0], expected)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("trailing_padding", [False, True])
+def test_bits_above_bits_stored_are_cleared_however_the_slice_is_read(
+    ingest, tmp_path, trailing_padding
+):
+    written = []
+    for name in ("1-040.dcm", "1-041.dcm"):
+        ds = pydicom.dcmread(CT_SERIES / name)
+        stored = ds.pixel_array.copy()
+        # Garbage in the 4 unused bits (Bits Stored 12 of 16), which readers
+        # must ignore (PS3.5 8.1.1).
+        ds.PixelData = (stored | 0xF000).astype("<u2").tobytes()
+        if trailing_padding:  # an element after Pixel Data: read by pydicom
+            ds.DataSetTrailingPadding = b"\0\0"
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+        path = tmp_path / name
+        ds.save_as(path, enforce_file_format=True)
+        ingest(path)
+        written.append(stored * float(ds.RescaleSlope) + float(ds.RescaleIntercept))
+
+    volume = load_volume(plan_volume(Series.objects.get()))
+
+    # 1-041 is the lower slice: first along the normal.
+    np.testing.assert_array_equal(volume.voxels[0], written[1])
+    np.testing.assert_array_equal(volume.voxels[1], written[0])
 
 
 @pytest.mark.django_db
