@@ -199,6 +199,37 @@ def test_zoom_pan_rotate_flip_and_invert_change_the_view_and_reset_restores_it(
     )
 
 
+def test_reset_shows_the_files_window_before_its_frame_is_back(stack, studies, viewer):
+    open_viewer(viewer, stack, studies["current"])
+    overlay = viewer.locator("#overlay-wl")
+    files_window = overlay.inner_text()
+    viewer.locator("#viewport").focus()
+    viewer.keyboard.press("4")
+    expect(overlay).to_have_text("W: 1500 L: -600")
+    image = viewport(viewer).locator(".vp-image")
+    wait_for(
+        lambda: image.evaluate("img => img.naturalWidth > 0 && img.complete"),
+        what="the lung window's frame",
+    )
+    cdp = viewer.context.new_cdp_session(viewer)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 3000,
+            "downloadThroughput": -1,
+            "uploadThroughput": -1,
+        },
+    )
+    shown = image.get_attribute("src")
+
+    viewer.keyboard.press("x")
+
+    expect(overlay).to_have_text(files_window, timeout=1000)
+    assert image.get_attribute("src") == shown  # its frame is still on its way
+
+
 def test_keyboard_shortcuts_choose_tools_presets_and_the_files_window(
     stack, studies, viewer
 ):

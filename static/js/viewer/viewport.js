@@ -291,6 +291,18 @@ export class Viewport {
     return choices[this.voi] || choices[0] || null;
   }
 
+  // The window the server applies when the reader chose none, known before
+  // the frame comes back: the file's choice from the frame's facts (none
+  // for a LUT), else the image's window from the series list.
+  fileWindow() {
+    const choice = this.voiChoice();
+    if (choice) return choice.kind === "window" ? { wc: choice.center, ww: choice.width } : null;
+    const image = this.image;
+    return image && image.window_center !== null && image.window_width
+      ? { wc: image.window_center, ww: image.window_width }
+      : null;
+  }
+
   // Where a W/L drag starts on a frame shown through a VOI LUT: the window
   // spanning the LUT's input range (viewer/image_info.py).
   voiWindow() {
@@ -321,6 +333,8 @@ export class Viewport {
   setVoi(index, { source = "user" } = {}) {
     this.window = null;
     this.voi = index;
+    this.shownWindow = this.fileWindow();
+    this.setWindowOverlay();  // not the old window until the frame is back
     if (source === "user") this.hub.windowChanged(this);
     this.show(this.current);
   }
@@ -391,6 +405,8 @@ export class Viewport {
     this.setInvert(false);
     this.window = null;
     this.voi = 0;
+    this.shownWindow = this.fileWindow();
+    this.setWindowOverlay();  // not the old window until the frame is back
     this.hub.windowChanged(this);
     this.place();
     this.show(this.current);
