@@ -17,7 +17,8 @@ the same frame asked again (Orthanc keeps no rendered frames, so its two
 figures differ only by its file cache). Scrolling fetches 64 consecutive
 frames six at a time, as a browser does over HTTP/1.1. `viewer_section()`
 returns the rows for bench/run.py's table, with bench/viewer_mpr.py's MPR
-figures (in-process, Nimbus only) added. Nothing here asserts a target.
+figures (over HTTP through the same signed-in session, and in-process;
+Nimbus only) added. Nothing here asserts a target.
 """
 
 from __future__ import annotations
@@ -307,6 +308,8 @@ def viewer_section(
                 for metric, figure in measure(target, repeat).items():
                     print(f"  {metric}: {figure}")
                     rows.setdefault(metric, {})[name] = figure
+                if mpr and name == NIMBUS:
+                    rows.update(mpr_over_http(target, series, max(5, repeat // 2)))
 
     if mpr:
         from bench.viewer_mpr import bench_mpr
@@ -314,6 +317,17 @@ def viewer_section(
         for metric, figure in bench_mpr(slices, max(5, repeat // 2)).items():
             rows[f"MPR: {metric}"] = {NIMBUS: figure}
     return rows
+
+
+def mpr_over_http(target: Target, series: tuple[str, list[Path]], repeat: int) -> Rows:
+    """bench/viewer_mpr.py's HTTP figures, through the signed-in session."""
+    from bench.viewer_mpr import bench_mpr_http
+
+    print("measuring MPR and 3D over HTTP on Nimbus")
+    figures = bench_mpr_http(
+        target.session, target.base, series[0], series_uid_of(series[1][0]), repeat
+    )
+    return {f"MPR over HTTP: {metric}": {NIMBUS: v} for metric, v in figures.items()}
 
 
 def print_viewer_table(rows: Rows, slices: int, repeat: int) -> None:
