@@ -17,18 +17,21 @@ from viewer.rendering import (
 INFO_CACHE_SECONDS = 10 * 60
 
 
-def frame_info(instance: Instance, frame_index: int) -> dict[str, object]:
+def frame_info(
+    instance: Instance, frame_index: int, ds: Dataset | None = None
+) -> dict[str, object]:
     """Pixel spacing, value unit, the file's VOI choices and cine rate, cached.
 
-    Read from the file's header, which the index does not hold; cached like
-    rendered frames, per tenant (the cache key function adds the schema).
+    Read from the file's header (``ds`` when the caller has read it), which
+    the index does not hold; cached like rendered frames, per tenant (the
+    cache key function adds the schema).
     """
     key = f"viewer:info:{instance.sop_instance_uid}:{frame_index}"
     info = cache.get(key)
     if isinstance(info, dict):
         return info
 
-    ds = load_header(instance)
+    ds = ds if ds is not None else load_header(instance)
     spacing = pixel_spacing(ds, frame_index)
     attrs = frame_attributes(ds, frame_index)
     info = {

@@ -50,6 +50,11 @@ FRAME = (
 )
 
 urlpatterns += [
+    path(
+        "studies/<str:study_uid>/series/<str:series_uid>/facts.json",
+        views_tools.series_facts,
+        name="series_facts",
+    ),
     path(f"{FRAME}/info.json", views_tools.frame_facts, name="frame_info"),
     path(
         f"{FRAME}/annotations/",

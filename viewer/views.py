@@ -219,11 +219,18 @@ def series_images(
     # Not the stored headers: parsing 300 of them was most of a series' opening.
     instances = list(ordered_instances(series).defer("metadata"))
     do_remember_instance_files(series, instances)
-    return series_listing_response(study_uid, series, instances, staff_frame_url)
+    facts_url = reverse("viewer:series_facts", args=[study_uid, series_uid])
+    return series_listing_response(
+        study_uid, series, instances, staff_frame_url, facts_url
+    )
 
 
 def series_listing_response(
-    study_uid: str, series: Series, instances: list[Instance], frame_url: FrameUrl
+    study_uid: str,
+    series: Series,
+    instances: list[Instance],
+    frame_url: FrameUrl,
+    facts_url: str = "",
 ) -> JsonResponse:
     """A series list: each instance once, what they all share once.
 
@@ -253,6 +260,8 @@ def series_listing_response(
             "modality": series.modality,
             "default_window": series_default_window(instances),
             "frame_url": template,
+            # Frame facts a block at a time (viewer.views_tools.series_facts).
+            "facts_url": facts_url,
             "common": common,
             "instances": listed,
         },

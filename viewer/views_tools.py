@@ -16,9 +16,10 @@ from django.views.decorators.http import (
     require_http_methods,
     require_POST,
 )
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from pacs.access import get_instance_for_user, get_study_for_user
+from pacs.access import get_instance_for_user, get_series_for_user, get_study_for_user
 from pacs.models import Instance
 from viewer.access import check_may_mark, get_annotation_for_user
 from viewer.actions import (
@@ -31,7 +32,8 @@ from viewer.image_info import frame_info
 from viewer.measure import parse_points
 from viewer.measurements import MeasurementError
 from viewer.models import Annotation, KeyImage
-from viewer.selectors import study_key_images, user_annotations
+from viewer.rendering import load_header
+from viewer.selectors import ordered_instances, study_key_images, user_annotations
 
 MAX_BODY_BYTES = 16 * 1024
 
@@ -46,14 +48,62 @@ def frame_facts(
     try:
         info = frame_info(instance, frame - 1)
     except (OSError, InvalidDicomError):
-        info = {
-            "pixel_spacing": None,
-            "spacing_source": None,
-            "value_unit": "",
-            "voi_choices": [],
-            "cine_fps": None,
-        }
+        info = NO_FACTS
     return JsonResponse(info)
+
+
+FACTS_BLOCK_MAX = 64
+NO_FACTS = {
+    "pixel_spacing": None,
+    "spacing_source": None,
+    "value_unit": "",
+    "voi_choices": [],
+    "cine_fps": None,
+}
+
+
+@require_GET
+@login_required
+def series_facts(request: HttpRequest, study_uid: str, series_uid: str) -> JsonResponse:
+    """The facts of frames ``start`` to ``start + count - 1`` in reading order.
+
+    The page asks for a block of frames ahead of the reader instead of one
+    info.json per scroll step; each entry names its instance and frame.
+    """
+    series = get_series_for_user(request.user, study_uid, series_uid)
+    try:
+        start = max(int(request.GET.get("start", "0")), 0)
+        count = min(max(int(request.GET.get("count", "32")), 1), FACTS_BLOCK_MAX)
+    except ValueError:
+        return JsonResponse(
+            {"detail": _("start and count must be numbers.")}, status=400
+        )
+
+    frames = [
+        (instance, frame)
+        for instance in ordered_instances(series).defer("metadata")
+        for frame in range(1, max(instance.number_of_frames, 1) + 1)
+    ][start : start + count]
+    headers: dict[int, Dataset | None] = {}
+    facts = []
+    for instance, frame in frames:
+        entry = {"sop_instance_uid": instance.sop_instance_uid, "frame": frame}
+        facts.append({**entry, **frame_facts_of(instance, frame, headers)})
+    return JsonResponse({"start": start, "facts": facts})
+
+
+def frame_facts_of(
+    instance: Instance, frame: int, headers: dict[int, Dataset | None]
+) -> dict[str, object]:
+    """One frame's facts; a multi-frame instance's header is read once."""
+    try:
+        if instance.pk not in headers:
+            headers[instance.pk] = None
+            if instance.number_of_frames > 1:
+                headers[instance.pk] = load_header(instance)
+        return frame_info(instance, frame - 1, headers[instance.pk])
+    except (OSError, InvalidDicomError):
+        return NO_FACTS
 
 
 @require_POST

@@ -230,6 +230,24 @@ def test_reset_shows_the_files_window_before_its_frame_is_back(stack, studies, v
     assert image.get_attribute("src") == shown  # its frame is still on its way
 
 
+def test_scrolling_asks_for_frame_facts_a_block_at_a_time(stack, studies, viewer):
+    asked: list[str] = []
+    viewer.on("request", lambda request: asked.append(request.url))
+    open_viewer(viewer, stack, studies["current"])
+    viewer.click('[data-layout="1x1"]')
+    viewer.locator("#viewport").focus()
+
+    for _ in range(20):
+        viewer.keyboard.press("ArrowDown")
+        viewer.wait_for_timeout(50)
+
+    expect(viewer.locator("#overlay-position")).to_have_text(re.compile(r"^Im: 21/"))
+    assert not [url for url in asked if url.endswith("/info.json")]
+    blocks = [url for url in asked if "/facts.json?" in url]
+    # The current study and its prior, each from frame 0 to 32, and no more.
+    assert 1 <= len(blocks) <= 4, blocks
+
+
 def test_keyboard_shortcuts_choose_tools_presets_and_the_files_window(
     stack, studies, viewer
 ):

@@ -374,6 +374,57 @@ def test_a_voi_lut_offers_the_window_of_its_input_range(client_a, ingest, tmp_pa
     ]
 
 
+@pytest.mark.django_db
+def test_it_gives_a_block_of_frame_facts_in_reading_order(client_a, ingest):
+    slices = [ingest(CT_SERIES / f"1-03{n}.dcm") for n in range(4)]
+    series = slices[0].series
+    url = reverse(
+        "viewer:series_facts",
+        args=[series.study.study_instance_uid, series.series_instance_uid],
+    )
+
+    block = client_a.get(url, {"start": "1", "count": "2"}).json()
+
+    in_order = list(series.instances.order_by("-slice_position"))
+    assert block["start"] == 1
+    assert [(f["sop_instance_uid"], f["frame"]) for f in block["facts"]] == [
+        (instance.sop_instance_uid, 1) for instance in in_order[1:3]
+    ]
+    assert block["facts"][0]["pixel_spacing"] == [1.07421875, 1.07421875]
+    assert block["facts"][0]["value_unit"] == "HU"
+
+
+@pytest.mark.django_db
+def test_it_gives_each_frame_of_a_multi_frame_image_its_facts(client_a, ingest):
+    instance = ingest(COLOUR_CINE)
+    series = instance.series
+    url = reverse(
+        "viewer:series_facts",
+        args=[series.study.study_instance_uid, series.series_instance_uid],
+    )
+
+    block = client_a.get(url, {"start": "0", "count": "64"}).json()
+
+    assert [f["frame"] for f in block["facts"]] == list(range(1, 31))
+    assert block["facts"][29]["cine_fps"] == pytest.approx(1000 / 33.333)
+
+
+@pytest.mark.django_db
+def test_another_tenant_gets_no_frame_facts(
+    tenant_a, client_a, ct_slice, tenant_b, radiologist_b
+):
+    series = ct_slice.series
+    url = reverse(
+        "viewer:series_facts",
+        args=[series.study.study_instance_uid, series.series_instance_uid],
+    )
+
+    other = tenant_client(tenant_b, radiologist_b)
+
+    assert client_a.get(url).status_code == 200
+    assert other.get(url).status_code == 404
+
+
 # --- Frames: the file's second window, sized to the viewport ------------------------
 
 

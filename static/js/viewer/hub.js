@@ -94,7 +94,7 @@ export class Hub {
   frameChanged(viewport) {
     const image = viewport.image;
     viewport.setKey(this.store.isKey(image));
-    this.store.frameFacts(image).then((facts) => {
+    this.store.frameFacts(viewport.images, viewport.current, viewport.factsUrl).then((facts) => {
       if (viewport.image !== image) return;
       viewport.facts = facts;
       viewport.setFps(facts.cine_fps);

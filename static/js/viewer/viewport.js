@@ -115,6 +115,7 @@ export class Viewport {
     this.seriesUid = seriesUid;
     this.modality = series.modality || "";
     this.images = seriesImages(series);
+    this.factsUrl = series.facts_url || "";
     this.window = null;
     this.voi = 0;
     this.shownWindow = null;
