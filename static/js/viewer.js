@@ -51,9 +51,18 @@ function refreshToolbar(viewport) {
   refreshCine(viewport);
 }
 
+// The file's own windows and VOI LUTs. A modality without presets of the
+// tenant (MR, CR, DX, MG as seeded: their values have no fixed scale) has
+// them as its presets, even when there is one; otherwise the menu shows
+// when there is a choice to make.
+function fileChoices(viewport) {
+  return (viewport.facts && viewport.facts.voi_choices) || [];
+}
+
 function refreshVoiMenu(viewport) {
-  const choices = (viewport.facts && viewport.facts.voi_choices) || [];
-  voiSelect.closest("label").hidden = choices.length < 2;
+  const choices = fileChoices(viewport);
+  const asPresets = visiblePresets().length === 0;
+  voiSelect.closest("label").hidden = choices.length < (asPresets ? 1 : 2);
   const wanted = choices.map((choice) => String(choice.index)).join(",");
   if (voiSelect.dataset.choices !== wanted) {
     voiSelect.replaceChildren(...choices.map((choice) => {
@@ -191,8 +200,10 @@ function onKeyDown(event) {
   } else if (key === "0") {
     viewport.setVoi(0);
   } else if (/^[1-9]$/.test(key)) {
-    const preset = visiblePresets()[Number(key) - 1];
-    if (preset) applyPreset(preset);
+    const presets = visiblePresets();
+    const index = Number(key) - 1;
+    if (presets[index]) applyPreset(presets[index]);
+    else if (!presets.length && index < fileChoices(viewport).length) viewport.setVoi(index);
   } else {
     return;
   }

@@ -333,6 +333,30 @@ def test_choosing_a_voi_lut_in_the_menu_names_it_in_the_overlay(
     expect(overlay).to_have_text("VOI LUT 2")
 
 
+def test_without_presets_the_files_windows_are_the_presets(stack, lut_studies, viewer):
+    # Generated images of modality OT: the tenant has presets for CT only.
+    open_viewer(viewer, stack, lut_studies["only"])
+    menu = viewer.locator("#voi-select")
+    expect(menu).to_be_visible()
+    expect(menu.locator("option")).to_have_count(1)
+    expect(viewer.locator(".preset[data-modality]:visible")).to_have_count(0)
+
+    open_viewer(viewer, stack, lut_studies["both"])
+    viewer.locator("#viewport").focus()
+    viewer.keyboard.press("2")
+
+    expect(viewer.locator("#overlay-wl")).to_have_text("VOI LUT 2")
+    viewer.keyboard.press("1")
+    expect(viewer.locator("#overlay-wl")).to_have_text("W: 500 L: 1000")
+
+
+def test_a_ct_with_one_window_keeps_its_presets_and_no_menu(stack, studies, viewer):
+    open_viewer(viewer, stack, studies["current"])
+
+    expect(viewer.locator(".preset[data-modality='CT']:visible")).to_have_count(8)
+    expect(viewer.locator("#voi-select")).to_be_hidden()
+
+
 def measure_all(page: Page) -> None:
     x, y = centre(page)
     page.click('[data-tool="length"]')
