@@ -1,19 +1,52 @@
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import SESSION_KEY, logout
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from accounts.actions import do_expire_session
 from accounts.otp import has_second_factor
+from accounts.session_store import names_another_tenant
 from accounts.sessions import expiry_reason, note_activity
+from accounts.wrong_host import SESSION_OF_ANOTHER_HOST, record_wrong_host
 
 MACHINE_PATHS = ("/api/", "/dicomweb/")
 DEFAULT_IDLE_MINUTES = 15
+
+
+class ForeignSessionMiddleware:
+    """Answer 404 to a session cookie another tenant issued, and record it.
+
+    Placed after SessionMiddleware. The session would not load here anyway
+    (each tenant's sessions are in its own schema); refusing the request,
+    rather than serving it signed out, answers as for another tenant's
+    object, and the record shows someone carried a cookie across hosts.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        key = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+        schema = connection.schema_name
+        if key and names_another_tenant(key, schema):
+            record_wrong_host(
+                schema,
+                address=request.META.get("REMOTE_ADDR"),
+                reason=SESSION_OF_ANOTHER_HOST,
+                credential=key,
+                detail={"answer": 404},
+            )
+            response = HttpResponseNotFound(content_type="text/plain")
+            response["Cache-Control"] = "no-store"
+            return response
+        return self.get_response(request)
 
 
 class SessionTimeoutMiddleware:

@@ -124,6 +124,7 @@ MIDDLEWARE = [
     "config.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "accounts.middleware.ForeignSessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -261,7 +262,7 @@ NIMBUS_REAUTH_MINUTES = env_int("NIMBUS_REAUTH_MINUTES", 5)
 # Read from Redis, written through to PostgreSQL: a session lookup was a
 # database round trip on every request, and the table still lists every
 # session (for signing out everywhere).
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_ENGINE = "accounts.session_store"  # cached_db, keys tagged by tenant
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -26,8 +26,14 @@ from django_otp.models import Device
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from accounts.authentication import bearer_token_from_header, user_for_bearer_token
+from accounts.session_store import names_another_tenant
 from accounts.sessions import expiry_reason, user_group_name
-from tenants.models import Domain, Tenant
+from accounts.wrong_host import (
+    SESSION_OF_ANOTHER_HOST,
+    UNKNOWN_HOST,
+    record_wrong_host,
+)
+from tenants.models import Domain, Tenant, normalise_host
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:
@@ -88,6 +94,7 @@ def _origin_allowed(origin: str, headers: dict[str, str], secure: bool) -> bool:
 
 
 def tenant_for_host(hostname: str) -> Tenant | None:
+    hostname = normalise_host(hostname)  # as for HTTP (tenants.middleware)
     with schema_context(get_public_schema_name()):
         domain = Domain.objects.select_related("tenant").filter(domain=hostname).first()
     if (
@@ -130,22 +137,81 @@ def _session_user(session_key: str, idle_minutes: int) -> Any:
     return user
 
 
+def _session_key(headers: dict[str, str]) -> str:
+    morsel = SimpleCookie(headers.get("cookie", "")).get(settings.SESSION_COOKIE_NAME)
+    return "" if morsel is None else morsel.value
+
+
+def _client_address(scope: dict[str, Any]) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
 @database_sync_to_async
-def authenticate_scope(headers: dict[str, str]) -> tuple[str | None, Any, bool]:
-    """The tenant's schema, the user, and whether a browser session (not a token)."""
+def authenticate_scope(
+    headers: dict[str, str], address: str | None = None
+) -> tuple[str | None, Any, bool]:
+    """The tenant's schema, the user, and whether a browser session (not a token).
+
+    A credential refused here is recorded in the host's tenant's trail
+    (accounts.wrong_host); a cookie of this tenant that is simply not found
+    (an expired session, a page reconnecting) is not.
+    """
     tenant = tenant_for_host(_hostname(headers))
+    key = _session_key(headers)
     if tenant is None:
+        if key or "authorization" in headers:
+            record_wrong_host(
+                get_public_schema_name(),
+                address=address,
+                reason=UNKNOWN_HOST,
+                credential=key or headers["authorization"],
+                detail={"host": _hostname(headers)[:100], "via": "websocket"},
+            )
         return None, None, False
-    with schema_context(tenant.schema_name):
+    schema = tenant.schema_name
+    with schema_context(schema):
         raw_token = bearer_token_from_header(headers.get("authorization", ""))
         if raw_token is not None:
-            return tenant.schema_name, user_for_bearer_token(raw_token), False
-        cookies = SimpleCookie(headers.get("cookie", ""))
-        morsel = cookies.get(settings.SESSION_COOKIE_NAME)
-        if morsel is None:
-            return tenant.schema_name, None, False
-        user = _session_user(morsel.value, tenant.idle_timeout_minutes)
-        return tenant.schema_name, user, True
+            user = user_for_bearer_token(raw_token)
+            if user is None:
+                record_wrong_host(
+                    schema,
+                    address=address,
+                    reason="invalid or revoked bearer token",
+                    credential=raw_token,
+                    detail={"via": "websocket"},
+                )
+            return schema, user, False
+        if not key:
+            return schema, None, False
+        if names_another_tenant(key, schema):
+            record_wrong_host(
+                schema,
+                address=address,
+                reason=SESSION_OF_ANOTHER_HOST,
+                credential=key,
+                detail={"via": "websocket"},
+            )
+            return schema, None, True
+        return schema, _session_user(key, tenant.idle_timeout_minutes), True
+
+
+@database_sync_to_async
+def record_refused_handshake(
+    headers: dict[str, str], address: str | None, reason: str
+) -> None:
+    """Record a handshake refused before its credentials were looked at."""
+    tenant = tenant_for_host(_hostname(headers))
+    schema = get_public_schema_name() if tenant is None else tenant.schema_name
+    origin = headers.get("origin", "")
+    record_wrong_host(
+        schema,
+        address=address,
+        reason=reason,
+        credential=_session_key(headers) or headers.get("authorization", ""),
+        detail={"origin": origin[:100], "via": "websocket"},
+    )
 
 
 class TenantAuthMiddleware:
@@ -160,11 +226,16 @@ class TenantAuthMiddleware:
         # Browsers always send Origin: a foreign one is cross-site websocket
         # hijacking. Clients without Origin must present a bearer token.
         secure = _request_is_secure(scope, headers)
+        address = _client_address(scope)
         if origin is not None and not _origin_allowed(origin, headers, secure):
+            await record_refused_handshake(headers, address, "websocket origin refused")
             return await self._deny(send)
         if origin is None and "authorization" not in headers:
+            await record_refused_handshake(
+                headers, address, "websocket without origin or token"
+            )
             return await self._deny(send)
-        schema, user, by_session = await authenticate_scope(headers)
+        schema, user, by_session = await authenticate_scope(headers, address)
         if schema is None or user is None:
             return await self._deny(send)
         scope = dict(scope, tenant_schema=schema, user=user or AnonymousUser())

@@ -3,6 +3,7 @@ import threading
 import time
 from typing import Any
 
+from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
@@ -12,6 +13,7 @@ from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_public_schema_name
 
 from accounts.language import language_for
+from accounts.wrong_host import UNKNOWN_HOST, record_wrong_host
 from tenants.models import Domain, Tenant, normalise_host
 
 # How long a process trusts its copy of a host's tenant. A change made in
@@ -44,6 +46,22 @@ class TenantByHostMiddleware(TenantMainMiddleware):
         if tenant.is_active or tenant.schema_name == get_public_schema_name():
             return None
         return suspended_response(request, tenant)
+
+    def no_tenant_found(self, request: HttpRequest, hostname: str) -> Any:
+        # A credential sent to a host no tenant has: someone trying hosts
+        # with a cookie or token of one of them. Recorded in the platform's
+        # trail; a request without one is only a scanner (404, no record).
+        key = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+        token = request.META.get("HTTP_AUTHORIZATION", "")
+        if key or token:
+            record_wrong_host(
+                get_public_schema_name(),
+                address=request.META.get("REMOTE_ADDR"),
+                reason=UNKNOWN_HOST,
+                credential=key or token,
+                detail={"host": hostname[:100], "answer": 404},
+            )
+        return super().no_tenant_found(request, hostname)
 
     def get_tenant(self, domain_model: Any, hostname: str) -> Tenant:
         now = time.monotonic()

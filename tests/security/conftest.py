@@ -420,7 +420,7 @@ def paths(attack: Attack, key: str) -> dict[str, str]:
 
 
 def websocket_open(
-    attack: Attack, path: str, headers: dict[str, str]
+    attack: Attack, path: str, headers: dict[str, str], host: str = ""
 ) -> tuple[int, bytes]:
     """Open a websocket through Daphne (RFC 6455 handshake, then one frame).
 
@@ -433,7 +433,7 @@ def websocket_open(
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
             f"GET {path} HTTP/1.1",
-            f"Host: {attack.stack.host}:{attack.stack.web_port}",
+            f"Host: {host or attack.stack.host}:{attack.stack.web_port}",
             "Upgrade: websocket",
             "Connection: Upgrade",
             f"Sec-WebSocket-Key: {key}",

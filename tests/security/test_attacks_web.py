@@ -11,6 +11,7 @@ and the traffic goes through Daphne.
 import json
 import re
 
+from accounts.session_store import tenant_tag
 from tests.security.conftest import (
     RIVAL_HOST,
     RIVAL_SCHEMA,
@@ -340,16 +341,64 @@ def test_it_refuses_a_helpdesk_user_the_report_pdf_and_audits_it(attack):
 # --- Host header and schema confusion ------------------------------------------------
 
 
-def test_it_serves_nothing_to_a_host_outside_every_tenant(attack):
+def session_cookie(browser: Browser) -> str:
+    return f"sessionid={browser.session.cookies['sessionid']}"
+
+
+def refused_credentials(attack: Attack, since: int, schema: str = "e2e") -> list[tuple]:
+    """(reason, source address, actor) of each refused credential after ``since``."""
+    return attack.sql(
+        schema,
+        "SELECT detail->>'reason', host(source_ip), actor_username"
+        " FROM audit_auditevent WHERE id > %s AND event_type = 110"
+        " AND object_type = 'session' ORDER BY id",
+        since,
+    )
+
+
+def test_it_serves_nothing_to_a_host_outside_every_tenant_and_audits_it(attack):
     since, rival_since = attack.mark(), attack.mark(RIVAL_SCHEMA)
-    forged = Browser(attack.stack, "evil.localhost")
-    forged.session.cookies = attack.browser("reader").session.cookies
+    public_since = attack.mark("public")
+    # Sent by hand: a cookie jar offers a cookie only to the host it came from.
+    stolen = {"Cookie": session_cookie(attack.browser("reader"))}
 
-    answer = forged.get(paths(attack, "xss")["report"])
+    answer = Browser(attack.stack, "evil.localhost").get(
+        paths(attack, "xss")["report"], headers=stolen
+    )
+    scanner = Browser(attack.stack, "evil.localhost").get("/")  # no credential
 
-    assert answer.status_code in (400, 404)
+    assert answer.status_code == 404 and scanner.status_code == 404
     assert "Findings" not in answer.text
     assert attack.events(since) == [] and attack.events(rival_since, RIVAL_SCHEMA) == []
+    assert refused_credentials(attack, public_since, "public") == [
+        ("unknown host", "127.0.0.1", "")
+    ]
+
+
+def test_it_refuses_the_other_tenants_session_on_our_host_and_audits_it(attack):
+    # The rival's own cookie, however our host name is written.
+    stolen = {"Cookie": session_cookie(attack.browser("rival"))}
+    since, rival_since = attack.mark(), attack.mark(RIVAL_SCHEMA)
+    answers = []
+    for host in (attack.stack.host, attack.stack.host.upper(), attack.stack.host + "."):
+        forged = Browser(attack.stack, host)
+        answers.append(forged.get(paths(attack, "xss")["report"], headers=stolen))
+        answers.append(forged.get("/", headers=stolen))
+
+    assert [a.status_code for a in answers] == [404] * len(answers)
+    assert all("Findings" not in a.text and "ATTACK-" not in a.text for a in answers)
+    # One record for the one cookie tried six times within the minute.
+    assert refused_credentials(attack, since) == [
+        ("session of another host", "127.0.0.1", "")
+    ]
+    assert attack.events(rival_since, RIVAL_SCHEMA) == []
+    # Our own cookie, signed out or expired, is no attack: no record.
+    expired = {"Cookie": f"sessionid={tenant_tag('e2e')}{'0' * 32}"}
+    assert (
+        Browser(attack.stack, attack.stack.host).get("/", headers=expired).status_code
+        == 302
+    )
+    assert len(refused_credentials(attack, since)) == 1
 
 
 def test_a_host_with_a_trailing_dot_is_its_tenant_and_needs_its_own_sign_in(attack):
@@ -553,6 +602,46 @@ def test_it_closes_a_websocket_to_the_other_tenants_report_and_audits_it(attack)
     assert outcome in (403, 4404)
     assert_denied(attack, since, "reader2", "study")
     assert attack.events(rival_since, RIVAL_SCHEMA) == []
+
+
+def test_it_refuses_our_session_on_the_other_tenants_socket_and_audits_it(attack):
+    reader = attack.browser("reader")
+    cookie = "; ".join(f"{c.name}={c.value}" for c in reader.session.cookies)
+    rival_since = attack.mark(RIVAL_SCHEMA)
+
+    outcome, _ = websocket_open(
+        attack,
+        f"/ws/studies/{attack.studies['rival']['study']}/report/",
+        {"Cookie": cookie, "Origin": f"http://{RIVAL_HOST}:{attack.stack.web_port}"},
+        host=RIVAL_HOST,
+    )
+
+    assert outcome == 403
+    assert refused_credentials(attack, rival_since, RIVAL_SCHEMA) == [
+        ("session of another host", "127.0.0.1", "")
+    ]
+
+
+def test_it_refuses_a_socket_from_a_foreign_or_null_origin_and_audits_it(attack):
+    reader = attack.browser("reader")
+    cookie = "; ".join(f"{c.name}={c.value}" for c in reader.session.cookies)
+    report = f"/ws/studies/{attack.studies['xss']['study']}/report/"
+    bearer = f"Bearer {attack.people['referrer'].token}"
+    since = attack.mark()
+
+    foreign, _ = websocket_open(
+        attack, report, {"Cookie": cookie, "Origin": "http://evil.example"}
+    )
+    null, _ = websocket_open(
+        attack, report, {"Authorization": bearer, "Origin": "null"}
+    )
+
+    assert (foreign, null) == (403, 403)
+    assert (
+        refused_credentials(attack, since)
+        == [("websocket origin refused", "127.0.0.1", "")] * 2
+    )
+    assert 210 not in [e[0] for e in attack.events(since)]  # no report read
 
 
 def test_it_refuses_a_referrer_dictation_on_a_shared_study_and_audits_it(attack):

@@ -146,9 +146,14 @@ def test_our_session_does_not_open_their_host(
     page = forged.get(f"/viewer/studies/{study}/")
     api = forged.get(f"/api/studies/{study}/report")
 
-    assert page.status_code == 302 and "/accounts/login/" in page["Location"]
-    assert api.status_code in (401, 403)
+    assert (page.status_code, api.status_code) == (404, 404)
     assert b"Study" not in api.content
+    # In the trail of the host it was tried on; once for the one cookie.
+    [refused] = denials("hospital_b")
+    assert refused.object_type == "session" and refused.actor_username == ""
+    assert refused.detail == {"reason": "session of another host", "answer": 404}
+    assert refused.source_ip == "127.0.0.1"
+    assert not denials("hospital_a")
 
 
 def test_a_forged_host_header_selects_no_other_tenant(
@@ -164,6 +169,12 @@ def test_a_forged_host_header_selects_no_other_tenant(
     assert unknown.status_code == 404
     assert forwarded.status_code == 404  # still hospital A: their UID is unknown
     assert len(denials("hospital_a")) == 1
+    [refused] = denials("public")  # a cookie sent to a host no tenant has
+    assert refused.detail == {
+        "reason": "unknown host",
+        "host": "evil.localhost",
+        "answer": 404,
+    }
 
 
 # --- websockets ------------------------------------------------------------------
@@ -208,6 +219,31 @@ def test_a_websocket_to_their_report_is_refused_and_audited(
     assert dictation == (False, 4404)
     assert len(denials("hospital_a")) == 2
     assert not denials("hospital_b")
+
+
+def test_our_session_on_their_websocket_is_refused_and_audited_in_their_trail(
+    client_a: Client, theirs: Instance
+) -> None:
+    study = theirs.series.study.study_instance_uid
+    headers = [
+        (b"host", b"b.localhost"),
+        (b"origin", b"http://b.localhost"),
+        (b"cookie", session_cookie(client_a).encode()),
+    ]
+
+    async def attempt():  # type: ignore[no-untyped-def]
+        socket = WebsocketCommunicator(
+            application, f"/ws/studies/{study}/report/", headers=headers
+        )
+        connected, code = await socket.connect(timeout=10)
+        await socket.disconnect()
+        return connected, code
+
+    assert async_to_sync(attempt)() == (False, 4403)
+    [refused] = denials("hospital_b")
+    assert refused.object_type == "session"
+    assert refused.detail == {"reason": "session of another host", "via": "websocket"}
+    assert not denials("hospital_a")
 
 
 # --- cache keys and file storage --------------------------------------------------
