@@ -1,8 +1,10 @@
+import base64
 import datetime
 import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import tenant_context
 
@@ -47,6 +49,21 @@ def test_create_user_prints_the_credentials_and_is_idempotent(tenant_b):
     with tenant_context(tenant_b):
         user = User.objects.get(username="dr.x")
         assert TOTPDevice.objects.filter(user=user, confirmed=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_create_user_without_a_secret_prints_a_new_one_that_signs_in(tenant_b):
+    # As README.md says: no QR enrolment for this user, the printed secret is it.
+    output = run(
+        "create_user", "--tenant", "hospital_b", "--username", "dr.y",
+        "--role", "radiologist",
+    )  # fmt: skip
+
+    secret = output.split("TOTP secret: ", 1)[1].split()[0]
+    with tenant_context(tenant_b):
+        device = TOTPDevice.objects.get(user__username="dr.y")
+        assert device.confirmed
+        assert device.verify_token(f"{totp(base64.b32decode(secret)):06d}")
 
 
 @pytest.mark.django_db
