@@ -214,8 +214,8 @@ def header_refusal(data: bytes, sop_instance_uid: str) -> tuple[int, str] | None
     pydicom reads almost any bytes leniently, so the test is that the SOP
     Instance UID inside matches the C-STORE request's Affected SOP Instance
     UID (PS3.4 B.2.3); a dataset that garbles it is not understood. Only
-    the elements up to that UID are read here; the ingest worker reads the
-    rest and quarantines a file it cannot index. A deflated data set
+    the elements up to the Series Instance UID are read here; the ingest
+    worker reads the rest and quarantines a file it cannot index. A deflated data set
     (PS3.5 A.5) is first inflated in bounded steps and counted
     (``pacs.deflate``): pydicom would inflate it whole.
 
@@ -232,28 +232,44 @@ def header_refusal(data: bytes, sop_instance_uid: str) -> tuple[int, str] | None
         The C-STORE status and the reason kept with the quarantined file:
         0xA700 (Refused: Out of Resources) for a data set that inflates past
         ``NIMBUS_MAX_INFLATED_MB``, 0xC000 (Error: Cannot Understand) for
-        one that does not read up to the announced SOP Instance UID.
+        one that does not read up to the announced SOP Instance UID or
+        whose Study or Series Instance UID is missing or not a valid UID
+        (PS3.5 9.1; a path such as ``../../x`` never reaches ingest).
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = deflate.read_through(data, SOP_INSTANCE_UID)
+            ds = deflate.read_through(data, SERIES_INSTANCE_UID)
             announced = str(ds.get("SOPInstanceUID", "")).strip() == sop_instance_uid
+            uids = [str(ds.get(keyword, "") or "").strip() for keyword in PATH_UIDS]
     except deflate.InflateLimitExceeded as error:
         security_logger.warning("C-STORE refused: deflated data set over the cap")
         return STATUS_OUT_OF_RESOURCES, f"{INFLATE_REASON}: {error}"
     except Exception:  # noqa: BLE001 - any parse failure means unreadable
-        announced = False
-    return None if announced else (STATUS_CANNOT_UNDERSTAND, UNREADABLE_REASON)
+        return STATUS_CANNOT_UNDERSTAND, UNREADABLE_REASON
+    if not announced:
+        return STATUS_CANNOT_UNDERSTAND, UNREADABLE_REASON
+    # Ingest would quarantine it anyway ("UID missing or invalid"): the
+    # modality must hear now that the image is not archived, not Success.
+    if not all(dicom.is_valid_uid(uid) for uid in uids):
+        security_logger.warning("C-STORE refused: Study or Series Instance UID invalid")
+        return STATUS_CANNOT_UNDERSTAND, INVALID_UID_REASON
+    return None
 
 
 SOP_INSTANCE_UID = 0x00080018
+SERIES_INSTANCE_UID = 0x0020000E
+# The UIDs that name the stored file's folders (pacs/storage paths).
+PATH_UIDS = ("StudyInstanceUID", "SeriesInstanceUID")
 
 UNREADABLE_REASON = (
     "C-STORE data set unreadable: not DICOM, truncated before its SOP Instance "
     "UID, or not the instance the request announced"
 )
 INFLATE_REASON = "C-STORE data set refused: decompression bomb"
+INVALID_UID_REASON = (
+    "C-STORE data set refused: Study or Series Instance UID missing or invalid"
+)
 
 
 def record_quarantine(

@@ -246,13 +246,30 @@ def test_it_keeps_a_c_store_whose_study_uid_is_a_path_in_quarantine_and_audits_i
 
     status = c_store(attack, ds)
 
-    assert status in (0x0000, 0xC000)  # acknowledged once spooled, or refused at once
+    # Refused at once: the modality must not believe the image archived.
+    assert status == 0xC000
     [(kept, error)] = wait_for(lambda: quarantined(attack, str(ds.SOPInstanceUID)), 30)
-    assert "/quarantine/" in kept and "UID" in error
+    assert "/quarantine/" in kept and "UID missing or invalid" in error
     assert not Path("/tmp/nimbus-attack-study").exists()
     stored = [e for e in attack.events(since) if e[0] == INSTANCE_STORED]
     assert [(e[1], e[4]) for e in stored] == [("failure", str(ds.SOPInstanceUID))]
     assert listener_answers_echo(attack)
+
+
+def test_it_refuses_a_c_store_whose_series_uid_climbs_out_and_audits_it(
+    attack, tmp_path
+):
+    _path, ds = dicom_copy(tmp_path, "series-climb")
+    ds.SeriesInstanceUID = "1.2.3/../../../x"
+    since = attack.mark()
+
+    status = c_store(attack, ds)
+
+    assert status == 0xC000
+    [(kept, error)] = quarantined(attack, str(ds.SOPInstanceUID))
+    assert "/quarantine/" in kept and "UID missing or invalid" in error
+    stored = [e for e in attack.events(since) if e[0] == INSTANCE_STORED]
+    assert [(e[1], e[4]) for e in stored] == [("failure", str(ds.SOPInstanceUID))]
 
 
 def test_it_stores_a_stow_part_under_its_uids_whatever_its_file_name(attack, tmp_path):
