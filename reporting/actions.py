@@ -244,6 +244,7 @@ def do_sign_report(
         report.locked_by = None
         report.lock_expires_at = None
         _save_new_version(report, user, report.text)
+        _record_issued(report)
         _mark_study(study, ReadingStatus.SIGNED)
         message = _create_outbound_message(report, user)
         _notify_referrers(report, NotificationKind.REPORT_SIGNED)
@@ -397,6 +398,13 @@ def _save_new_version(report: Report, user: User, text: str) -> None:
         text=text,
         saved_by=user,
     )
+
+
+def _record_issued(report: Report) -> None:
+    # Referrers, patients and exports read this copy, not the live text.
+    report.issued_text = report.text
+    report.issued_version = report.version
+    report.save(update_fields=["issued_text", "issued_version"])
 
 
 def _save_addendum_version(report: Report, addendum: Addendum, user: User) -> None:
@@ -738,7 +746,12 @@ def do_requeue_stalled_messages() -> int:
 def do_issue_preliminary_report(
     user: User, study: Study, *, request: HttpRequest | None = None
 ) -> Report:
-    """Show the draft to the referrer, marked preliminary; it stays editable."""
+    """Show the text to the referrer as it is now, marked preliminary.
+
+    The report stays editable; later edits reach the referrer (and the RIS)
+    only when the report is issued again or signed. Issuing an unchanged
+    preliminary report does nothing.
+    """
     with transaction.atomic():
         report = _locked_report(study)
         if report.is_signed:
@@ -746,12 +759,14 @@ def do_issue_preliminary_report(
         _check_lock(report, user)
         if not report.text.strip():
             raise EmptyReport
-        if report.is_preliminary:
+        if report.is_preliminary and not report.has_unissued_changes:
             return report
 
+        reissued = report.is_preliminary
         report.status = ReportStatus.PRELIMINARY
         report.preliminary_at = timezone.now()
         _save_new_version(report, user, report.text)
+        _record_issued(report)
         message = _create_outbound_message(report, user)
         _notify_referrers(report, NotificationKind.REPORT_PRELIMINARY)
         _record(
@@ -762,6 +777,7 @@ def do_issue_preliminary_report(
             detail={
                 "version": report.version,
                 "message_control_id": message.message_control_id,
+                "reissued": reissued,
             },
         )
         transaction.on_commit(

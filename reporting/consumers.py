@@ -9,7 +9,12 @@ from django.http import Http404
 from django_tenants.utils import schema_context
 
 from reporting.actions import do_read_report, report_group_name
-from reporting.selectors import get_readable_study, report_state, state_for
+from reporting.selectors import (
+    get_readable_study,
+    report_state,
+    shows_nothing_new,
+    state_for,
+)
 from tenants.channels import SessionBoundConsumerMixin
 
 logger = logging.getLogger(__name__)
@@ -27,6 +32,9 @@ class ReportConsumer(SessionBoundConsumerMixin, AsyncJsonWebsocketConsumer):
     """
 
     group_name: str | None = None
+    # The last state sent, so that a referrer, who sees the report as issued,
+    # is not sent the same state again for each save of an unsigned edit.
+    last_sent: dict[str, Any] | None = None
 
     async def connect(self) -> None:
         schema: str = self.scope["tenant_schema"]
@@ -44,7 +52,7 @@ class ReportConsumer(SessionBoundConsumerMixin, AsyncJsonWebsocketConsumer):
         self.group_name = report_group_name(schema, report_id)
         await self.channel_layer.group_add(self.group_name, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "report", **state})
+        await self._send_state(state)
 
     async def disconnect(self, code: int) -> None:
         if self.group_name is not None:
@@ -57,6 +65,12 @@ class ReportConsumer(SessionBoundConsumerMixin, AsyncJsonWebsocketConsumer):
     async def report_update(self, event: dict[str, Any]) -> None:
         # One broadcast for every reader: each socket sends what its user may see.
         state = state_for(self.scope["user"], event["report"])
+        if shows_nothing_new(self.last_sent, state):
+            return
+        await self._send_state(state)
+
+    async def _send_state(self, state: dict[str, Any]) -> None:
+        self.last_sent = state
         await self.send_json({"type": "report", **state})
 
     async def report_command(self, event: dict[str, Any]) -> None:

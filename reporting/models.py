@@ -68,6 +68,12 @@ class Report(models.Model):
         related_name="+",
     )
     critical_flagged_at = models.DateTimeField(null=True, blank=True)
+    # The text as last issued (preliminary or signed) and its version: what
+    # referrers, patients, exports and the RIS read. A preliminary report
+    # stays editable, and its unsigned edits are the radiologists' until
+    # issued again or signed.
+    issued_text = models.TextField(blank=True)
+    issued_version = models.PositiveIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"report on {self.study.study_instance_uid}"
@@ -84,6 +90,26 @@ class Report(models.Model):
     def visible_to_referrer(self) -> bool:
         """Referrers see preliminary and signed reports, never drafts."""
         return self.status in (ReportStatus.PRELIMINARY, ReportStatus.SIGNED)
+
+    @property
+    def text_as_issued(self) -> str:
+        """What anyone but a radiologist reads: never an unsigned edit.
+
+        A signed text never changes, so it is its own issued text (also for
+        a report written before issued texts were kept, or by hand).
+        """
+        return self.text if self.is_signed else self.issued_text
+
+    @property
+    def version_as_issued(self) -> int | None:
+        if self.issued_version is None and self.is_signed:
+            return self.version
+        return self.issued_version
+
+    @property
+    def has_unissued_changes(self) -> bool:
+        """A preliminary report edited since it was issued."""
+        return self.is_preliminary and self.text != self.issued_text
 
     @property
     def has_signed_addenda(self) -> bool:

@@ -68,6 +68,9 @@ def report_state(report: Report) -> dict[str, Any]:
         "status": report.status,
         "text": report.text,
         "version": report.version,
+        "issued_text": report.text_as_issued,
+        "issued_version": report.version_as_issued,
+        "unissued_changes": report.has_unissued_changes,
         "versions": versions,
         "signed_by": report.signed_by.username if report.signed_by else "",
         "signed_at": _iso(report.signed_at),
@@ -103,20 +106,43 @@ def report_state(report: Report) -> dict[str, Any]:
 def state_for(user: Any, state: dict[str, Any]) -> dict[str, Any]:
     """What ``user`` may see of a report's state (from ``report_state``).
 
-    Radiologists see everything. Anyone else (a referrer) sees the report as
-    issued: signed addenda only, and not the history of drafts.
+    Radiologists see everything, the live text included. Anyone else (a
+    referrer) sees the report as issued: the text and version of the last
+    preliminary issue or of the signature, never an unsigned edit made
+    since; signed addenda only; not the history of drafts, nor who is
+    editing now.
     """
     if getattr(user, "reads_studies", False):
         return state
+    issued = {key: value for key, value in state.items() if key != "issued_text"}
     return {
-        **state,
+        **issued,
+        "text": state["issued_text"],
+        "version": state["issued_version"] or 0,
+        "unissued_changes": False,
         "versions": [],
+        "lock": {"holder": "", "expires_at": None, "as_of": state["lock"]["as_of"]},
         "addenda": [
             addendum
             for addendum in state["addenda"]
             if addendum["status"] == AddendumStatus.SIGNED
         ],
     }
+
+
+def shows_nothing_new(sent: dict[str, Any] | None, state: dict[str, Any]) -> bool:
+    """Whether ``state`` shows nothing new since ``sent`` (the lock's read time aside).
+
+    A referrer's socket hears of every save; what it may see changes only
+    when the report is issued, signed, or gains a signed addendum.
+    """
+    if sent is None:
+        return False
+    return _without_read_time(sent) == _without_read_time(state)
+
+
+def _without_read_time(state: dict[str, Any]) -> dict[str, Any]:
+    return {**state, "lock": {**state["lock"], "as_of": None}}
 
 
 def critical_state(report: Report) -> dict[str, Any]:
@@ -168,8 +194,12 @@ def viewer_url(reference: Any) -> str:
 
 
 def report_text_with_addenda(report: Report) -> str:
-    """The signed text followed by each signed addendum, as sent to the RIS."""
-    parts = [report.text]
+    """The issued text followed by each signed addendum: what leaves Nimbus.
+
+    The RIS, PDF and FHIR exports and the patient's pages read it; an
+    unsigned edit of a preliminary report is not part of it.
+    """
+    parts = [report.text_as_issued]
     for addendum in report.addenda.filter(status=AddendumStatus.SIGNED):
         heading = _("ADDENDUM %(number)s") % {"number": addendum.number}
         parts.append(f"{heading}:\n{addendum.text}")

@@ -102,8 +102,23 @@ class KeyImageReferenceSerializer(serializers.Serializer[None]):
 class ReportSerializer(serializers.Serializer[None]):
     study_instance_uid = serializers.CharField()
     status = serializers.ChoiceField(choices=ReportStatus.choices)
-    text = serializers.CharField(allow_blank=True)
-    version = serializers.IntegerField()
+    text = serializers.CharField(
+        allow_blank=True,
+        help_text=(
+            "Radiologists: the live text. Anyone else: the text as last issued "
+            "(preliminary or signed), never a later unsigned edit."
+        ),
+    )
+    version = serializers.IntegerField(
+        help_text="The version of that text (for a referrer, the issued one)."
+    )
+    issued_version = serializers.IntegerField(
+        allow_null=True,
+        help_text="The version last issued as preliminary or signed; null for a draft.",
+    )
+    unissued_changes = serializers.BooleanField(
+        help_text="Preliminary and edited since issued: the referrer does not see it."
+    )
     versions = ReportVersionSerializer(many=True)
     signed_by = serializers.CharField(allow_blank=True)
     signed_at = serializers.DateTimeField(allow_null=True)

@@ -87,6 +87,8 @@ def editor_strings() -> dict[str, str]:
         "status_draft": _("Draft"),
         "status_preliminary": _("Preliminary"),
         "status_signed": _("Signed"),
+        "issue_preliminary": _("Issue as preliminary"),
+        "issue_changes": _("Issue the changes as preliminary"),
         "signed_by": _("Signed by %(user)s on %(date)s"),
         "delivery_none": _("Not sent yet"),
         "delivery_pending": _("Waiting to be sent to the RIS"),

@@ -129,6 +129,22 @@ def test_it_marks_a_preliminary_report_as_preliminary(
     assert events.filter(event_type=EventType.REPORT_READ).exists()
 
 
+def test_it_shows_the_preliminary_text_as_issued_until_issued_again(
+    gp: Client, client_a: Client, shared: Study
+) -> None:
+    path = f"/referrals/studies/{shared.study_instance_uid}/"
+    issue(client_a, shared)
+    put(client_a, shared, "", {"text": "DRAFT-SECRET-AFTER-PRELIM"})
+
+    edited = gp.get(path).content.decode()
+    issue(client_a, shared, "Small nodule, left apex, 4 mm.")
+    reissued = gp.get(path).content.decode()
+
+    assert "Small nodule, left apex." in edited
+    assert "DRAFT-SECRET" not in edited
+    assert "Small nodule, left apex, 4 mm." in reissued
+
+
 def test_it_never_shows_a_draft(
     gp: Client, client_a: Client, referrer: User, shared: Study
 ) -> None:

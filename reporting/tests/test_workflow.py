@@ -203,10 +203,12 @@ def test_a_referrers_report_socket_never_carries_a_draft_addendum(
     monkeypatch.setattr("channels.db.close_old_connections", lambda: None)
     sign(client_a, study)
 
-    def draft_addendum() -> None:
+    def draft_addendum_then_a_critical_finding() -> None:
         # The broadcast waits for the commit; run it as the commit would.
         with django_capture_on_commit_callbacks(execute=True):
             put(client_a, study, "/addendum", {"text": "Draft: the wrong patient?"})
+        with django_capture_on_commit_callbacks(execute=True):
+            post(client_a, study, "/critical")
 
     headers = [
         (b"host", b"a.localhost"),
@@ -221,9 +223,13 @@ def test_a_referrers_report_socket_never_carries_a_draft_addendum(
         connected, _ = await socket.connect()
         assert connected
         await socket.receive_json_from(timeout=5)  # the state on opening
-        await database_sync_to_async(draft_addendum)()
+        await database_sync_to_async(draft_addendum_then_a_critical_finding)()
+        # The draft changed nothing the referrer sees: the first update is
+        # the critical finding's, and it carries no addendum either.
         update = await socket.receive_json_from(timeout=5)
+        assert update["critical"]["flagged"]
         assert update["addenda"] == [] and update["versions"] == []
+        assert "wrong patient" not in str(update)
         await socket.disconnect()
 
     run(scenario)

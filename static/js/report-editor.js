@@ -306,8 +306,15 @@ function renderWorkflow(state) {
     lockReadAt = state.lock.as_of;
     renderLock(state.lock);
   }
+  // A preliminary report edited since issued can be issued again: until
+  // then referrers see it as issued.
   const preliminary = document.getElementById("preliminary-button");
-  if (preliminary) preliminary.hidden = state.status !== "draft";
+  if (preliminary) {
+    preliminary.hidden = state.status !== "draft" && !state.unissued_changes;
+    preliminary.textContent = state.unissued_changes ? strings.issue_changes : strings.issue_preliminary;
+  }
+  const unissued = document.getElementById("unissued-note");
+  if (unissued) unissued.hidden = !state.unissued_changes;
   const critical = document.getElementById("critical-button");
   if (critical) critical.hidden = state.critical.flagged || state.status === "draft";
   renderCritical(state.critical);
