@@ -79,10 +79,20 @@ def issued_report(study: Study) -> Report | None:
 
 
 def cited_image(study: Study, number: int) -> KeyImageReference | None:
-    """Key image ``number`` cited in the study's issued report; None in a draft."""
-    return KeyImageReference.objects.filter(
-        report__study=study, report__status__in=ISSUED, number=number
-    ).first()
+    """Key image ``number`` cited in the study's issued report.
+
+    None in a draft, and for an image cited since the report was issued.
+    """
+    reference = (
+        KeyImageReference.objects.filter(
+            report__study=study, report__status__in=ISSUED, number=number
+        )
+        .select_related("report")
+        .first()
+    )
+    if reference is None or not reference.is_issued:
+        return None
+    return reference
 
 
 def notices_for(user: User) -> QuerySet[Notification]:

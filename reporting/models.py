@@ -124,6 +124,14 @@ class Report(models.Model):
             return "C" if self.has_signed_addenda else "F"
         return ""
 
+    def last_issued_at(self) -> datetime.datetime | None:
+        """When the report or an addendum was last issued (preliminary or signed)."""
+        moments = [self.preliminary_at, self.signed_at]
+        moments += self.addenda.filter(status=AddendumStatus.SIGNED).values_list(
+            "signed_at", flat=True
+        )
+        return max((moment for moment in moments if moment), default=None)
+
     def lock_holder(self, now: datetime.datetime) -> "AbstractBaseUser | None":
         """The user who holds the lock at ``now``, None when free or expired."""
         if self.locked_by_id is None or self.lock_expires_at is None:
@@ -377,6 +385,16 @@ class KeyImageReference(models.Model):
 
     def __str__(self) -> str:
         return f"image {self.number} of {self.report}"
+
+    @property
+    def is_issued(self) -> bool:
+        """Cited before the text citing it was issued.
+
+        One cited since belongs to an unsigned edit or a draft addendum: the
+        radiologists' until issued, like the text.
+        """
+        issued_at = self.report.last_issued_at()
+        return issued_at is not None and self.created_at <= issued_at
 
 
 class NotificationKind(models.TextChoices):

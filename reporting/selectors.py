@@ -63,6 +63,7 @@ def report_state(report: Report) -> dict[str, Any]:
     ]
     now = timezone.now()
     holder = report.lock_holder(now)
+    issued_at = report.last_issued_at()
     return {
         "study_instance_uid": report.study.study_instance_uid,
         "status": report.status,
@@ -97,7 +98,10 @@ def report_state(report: Report) -> dict[str, Any]:
         ],
         "critical": critical_state(report),
         "image_references": [
-            image_reference_state(reference)
+            {
+                **image_reference_state(reference),
+                "issued": issued_at is not None and reference.created_at <= issued_at,
+            }
             for reference in report.image_references.all()
         ],
     }
@@ -126,6 +130,9 @@ def state_for(user: Any, state: dict[str, Any]) -> dict[str, Any]:
             addendum
             for addendum in state["addenda"]
             if addendum["status"] == AddendumStatus.SIGNED
+        ],
+        "image_references": [
+            reference for reference in state["image_references"] if reference["issued"]
         ],
     }
 

@@ -215,6 +215,25 @@ def test_it_hides_the_key_images_of_a_draft(
     assert denials(referrer, "key_image") == 1
 
 
+def test_it_shows_a_key_image_cited_after_issuing_only_once_issued_again(
+    gp: Client, client_a: Client, referrer: User, shared: Study
+) -> None:
+    base = f"/referrals/studies/{shared.study_instance_uid}/"
+    issue(client_a, shared)
+    put(client_a, shared, "", {"text": "Small nodule, left apex (image 1)."})
+    cite_first_frame(client_a, shared)
+
+    before = gp.get(base).content.decode()
+    hidden = gp.get(f"{base}key-images/1.png")
+    post(client_a, shared, "/preliminary")
+    after = gp.get(base).content.decode()
+
+    assert "key-images/1.png" not in before and hidden.status_code == 404
+    assert denials(referrer, "key_image") == 1
+    assert f'src="{base}key-images/1.png"' in after
+    assert gp.get(f"{base}key-images/1.png").status_code == 200
+
+
 # --- An unshared study: 404 and an audit record, whatever is asked for -------------
 
 

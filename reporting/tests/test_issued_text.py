@@ -23,7 +23,7 @@ from accounts.models import User
 from accounts.testing import mark_reauthenticated
 from audit.models import AuditEvent, EventType
 from conftest import current_totp, tenant_client
-from pacs.models import Study
+from pacs.models import Instance, Study
 from reporting.models import (
     Notification,
     NotificationKind,
@@ -119,6 +119,27 @@ def test_the_referrers_report_page_shows_the_issued_text(
     assert ISSUED in page
     assert SECRET not in page
     assert "unissued-note" not in page
+
+
+def test_a_key_image_cited_since_issuing_is_the_radiologists_until_issued(
+    edited: Study, client_a: Client, client_ref: Client
+) -> None:
+    instance = Instance.objects.select_related("series").get(series__study=edited)
+    cited = post(
+        client_a,
+        edited,
+        "/images",
+        {
+            "series_instance_uid": instance.series.series_instance_uid,
+            "sop_instance_uid": instance.sop_instance_uid,
+        },
+    )
+
+    assert cited.status_code == 200
+    assert len(client_a.get(url(edited)).json()["image_references"]) == 1
+    assert client_ref.get(url(edited)).json()["image_references"] == []
+    post(client_a, edited, "/preliminary")
+    assert len(client_ref.get(url(edited)).json()["image_references"]) == 1
 
 
 def test_the_referrers_pdf_and_fhir_carry_the_issued_text(
