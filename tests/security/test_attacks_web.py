@@ -18,10 +18,12 @@ from tests.security.conftest import (
     Attack,
     Browser,
     Persona,
+    dicom_copy,
     paths,
+    storescu,
     websocket_open,
 )
-from tests.support.stack import PASSWORD
+from tests.support.stack import PASSWORD, wait_for
 
 ACCESS_DENIED, LOGIN_FAILED, LOCKED_OUT = 110, 101, 190
 
@@ -96,6 +98,48 @@ def test_it_refuses_a_referrer_with_a_share_the_draft_versions_and_audits_it(att
     assert answer.status_code == 404
     assert "First draft" not in answer.text
     assert_denied(attack, since, "referrer", "report_version")
+
+
+def test_it_shows_a_referrer_the_preliminary_report_as_issued_not_a_later_edit(
+    attack, tmp_path
+):
+    # Security review finding L2: an unsigned edit after "issue as
+    # preliminary" reached the referrer at once.
+    path, ds = dicom_copy(tmp_path, "prelim", PatientID="ATTACK-PRELIM-4")
+    assert storescu(attack.stack, attack.stack.ae_title, path).returncode == 0
+    uid = str(ds.StudyInstanceUID)
+    wait_for(
+        lambda: attack.sql(
+            "e2e", "SELECT 1 FROM pacs_study WHERE study_instance_uid = %s", uid
+        ),
+        what="the preliminary study indexed",
+    )
+    attack.sql(
+        "e2e",
+        "INSERT INTO reporting_studyreferral (study_id, referrer_id, created_at)"
+        " SELECT s.id, u.id, now() FROM pacs_study s, accounts_user u"
+        " WHERE s.study_instance_uid = %s AND u.username = 'referrer'",
+        uid,
+    )
+    report = f"/api/studies/{uid}/report"
+    for method, suffix, body in (
+        ("PUT", "", {"text": "Issued: small effusion."}),
+        ("POST", "/preliminary", None),
+        ("PUT", "", {"text": "DRAFT-SECRET-AFTER-PRELIM"}),
+    ):
+        answer = attack.api("author", method, report + suffix, json=body)
+        assert answer.status_code == 200, answer.text[:300]
+
+    read = attack.api("referrer", "GET", report)
+    fhir = attack.api("referrer", "GET", f"{report}/fhir")
+
+    assert read.status_code == 200 and read.json()["text"] == "Issued: small effusion."
+    assert read.json()["version"] == 2
+    assert fhir.status_code == 200
+    for answer in (read, fhir):
+        assert "DRAFT-SECRET" not in answer.text
+    live = attack.api("author", "GET", report).json()
+    assert live["text"] == "DRAFT-SECRET-AFTER-PRELIM" and live["unissued_changes"]
 
 
 def test_it_refuses_the_other_tenants_radiologist_a_report_version_and_audits_it(
