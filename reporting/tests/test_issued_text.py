@@ -40,6 +40,7 @@ pytestmark = pytest.mark.django_db
 ISSUED = "Small left effusion."
 SECRET = "DRAFT-SECRET-AFTER-PRELIM"
 CORRECTED = "Small left effusion, no consolidation."
+SIGNED = "Small left effusion, no consolidation. No pneumothorax."
 
 
 @pytest.fixture(autouse=True)
@@ -230,6 +231,13 @@ def test_a_referrers_socket_never_carries_an_unsigned_edit(
         with django_capture_on_commit_callbacks(execute=True):
             assert post(client_a, study, "/preliminary").status_code == 200
 
+    def edit_then_sign() -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert put(client_a, study, "", {"text": SIGNED}).status_code == 200
+        with django_capture_on_commit_callbacks(execute=True):
+            signed = post(client_a, study, "/sign", {"otp": current_totp()})
+            assert signed.status_code == 200
+
     async def scenario() -> None:
         referrer = socket_for(study, cookie=session_cookie(client_ref))
         radiologist = socket_for(study, cookie=session_cookie(client_a))
@@ -248,6 +256,10 @@ def test_a_referrers_socket_never_carries_an_unsigned_edit(
             update = await referrer.receive_json_from(timeout=5)
             assert update["text"] == CORRECTED and update["version"] == 5
             assert SECRET not in json.dumps(update)
+
+            await database_sync_to_async(edit_then_sign)()
+            signed = await referrer.receive_json_from(timeout=5)
+            assert signed["status"] == "signed" and signed["text"] == SIGNED
             assert await referrer.receive_nothing(timeout=0.5)
         finally:
             await referrer.disconnect()
