@@ -101,6 +101,19 @@ def test_a_report_goes_from_template_to_preliminary_to_signed_with_an_addendum(
     expect(referrer.locator(".preliminary-note")).to_be_visible()
     referrer.screenshot(path=SCREENSHOTS / "report-preliminary-referrer.png")
 
+    # An edit after issuing stays the radiologists' until issued again.
+    expect(page.locator("#preliminary-button")).to_be_hidden()
+    page.locator("#report-text").press("End")
+    page.keyboard.type(" Edited after issuing.")
+    expect(page.locator("#unissued-note")).to_be_visible()
+    expect(watcher.locator("#report-text")).to_have_value(re.compile("after issuing"))
+    expect(referrer.locator("#report-text")).not_to_have_value(
+        re.compile("after issuing")
+    )
+    page.click("#preliminary-button")
+    expect(page.locator("#unissued-note")).to_be_hidden()
+    expect(referrer.locator("#report-text")).to_have_value(re.compile("after issuing"))
+
     page.click("#sign-button")
     page.fill("#sign-otp", stack.fresh_otp())
     page.click("#sign-confirm")
