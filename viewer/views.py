@@ -98,7 +98,7 @@ def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
     modalities = {s.modality for s in [*series_list, *prior_series] if s.modality}
 
     simple = is_referrer(request.user)  # type: ignore[arg-type]
-    opening = page_opening(request, hanging)
+    opening = page_opening(request, study_uid, hanging)
     known = {
         (owner.study_instance_uid, series.series_instance_uid): series
         for owner, listed in ((study, series_list), (prior, prior_series))
@@ -153,16 +153,15 @@ def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
     return render(request, "viewer/study.html", context)
 
 
-def page_opening(request: HttpRequest, hanging: Hanging) -> Hanging:
+def page_opening(request: HttpRequest, study_uid: str, hanging: Hanging) -> Hanging:
     """The layout the page's script will open with (viewer.js, ``opening``).
 
-    A second window (``?series=``) shows that one series alone.
+    A second window (``?series=``) shows that one series of the study alone.
     """
     series_uid = request.GET.get("series")
     if not series_uid:
         return hanging
-    study_uid = hanging.viewports[0][0] if hanging.viewports else ""
-    return Hanging("1x1", [(study_uid, series_uid)] if study_uid else [], False)
+    return Hanging("1x1", [(study_uid, series_uid)], False)
 
 
 def viewport_slots(
