@@ -26,6 +26,7 @@ fresh one (after ``migrate_schemas --shared``).
 """
 
 import contextlib
+import datetime
 import hashlib
 import hmac
 import json
@@ -33,15 +34,17 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, transaction
-from django.utils import timezone
+from django_tenants.utils import schema_context
 from psycopg.conninfo import make_conninfo
 
 from audit.heads import head_file
@@ -84,7 +87,14 @@ class BackupSummary:
 
 
 def do_backup_tenant(schema: str, folder: Path) -> BackupSummary:
-    """Write the backup of tenant ``schema`` into the new folder ``folder``."""
+    """Write the backup of tenant ``schema`` into the new folder ``folder``.
+
+    The dump, the counts, the list of files and ``created_at`` all come
+    from one snapshot of the database: a tenant in use keeps writing (every
+    read writes an audit record), and a manifest read after the dump would
+    promise rows the dump does not hold, so its restore would fail, after
+    drop_tenant had accepted the backup as covering them.
+    """
     tenant = Tenant.objects.filter(schema_name=schema).first()
     if tenant is None or schema == "public":
         raise BackupError(f"No tenant with schema {schema!r}.")
@@ -93,20 +103,18 @@ def do_backup_tenant(schema: str, folder: Path) -> BackupSummary:
 
     record = json.dumps(_tenant_record(tenant), indent=1, cls=DjangoJSONEncoder)
     (folder / "tenant.json").write_text(record)
-    _pg(
-        ["pg_dump", "--schema", schema, "--format", "custom", "--no-owner"]
-        + ["--no-privileges", "--file", str(folder / "schema.dump")]
-    )
     heads = head_file(schema)
     if heads.exists():
         shutil.copyfile(heads, folder / "audit.heads")
-
-    connection.set_tenant(tenant)
-    try:
-        names = _stored_names()
-        counts = _counts()
-    finally:
-        connection.set_schema_to_public()
+    with _snapshot() as snapshot:
+        taken_at, names, counts = _read_in_snapshot(snapshot.cursor(), schema)
+        _pg(
+            ["pg_dump", "--schema", schema, "--format", "custom", "--no-owner"]
+            + ["--no-privileges", "--snapshot", snapshot.identifier]
+            + ["--file", str(folder / "schema.dump")]
+        )
+    # A stored file never changes once an instance row names it, and only
+    # a tenant's deletion removes it: the snapshot's rows name whole files.
     for name in names:
         target = folder / "files" / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +125,9 @@ def do_backup_tenant(schema: str, folder: Path) -> BackupSummary:
     manifest = {
         "format": FORMAT,
         "schema": schema,
-        "created_at": timezone.now().isoformat(),
+        # The snapshot's time: drop_tenant accepts the backup only when the
+        # tenant's last change is older (tenants/actions.py).
+        "created_at": taken_at.isoformat(),
         "counts": counts,
         "extensions": _extensions(),
         "files": {
@@ -138,6 +148,49 @@ def do_backup_tenant(schema: str, folder: Path) -> BackupSummary:
     (folder / "manifest.json").chmod(0o600)
     logger.info("Tenant %s backed up: %d stored files", schema, len(names))
     return BackupSummary(folder, schema, counts, len(names))
+
+
+@dataclass
+class _Snapshot:
+    connection: psycopg.Connection[Any]
+    identifier: str
+
+    def cursor(self) -> psycopg.Cursor[Any]:
+        return self.connection.cursor()
+
+
+@contextlib.contextmanager
+def _snapshot() -> Iterator[_Snapshot]:
+    """A read-only REPEATABLE READ transaction whose snapshot pg_dump can share.
+
+    The snapshot lives as long as the transaction: pg_dump --snapshot must
+    start while it is open. A connection of its own, so that Django's stays
+    as it was (search path, autocommit).
+    """
+    conninfo, password = _conninfo()
+    with psycopg.connect(conninfo, password=password or None) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        with conn.transaction():
+            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+            assert row is not None
+            yield _Snapshot(conn, str(row[0]))
+
+
+def _read_in_snapshot(
+    cursor: psycopg.Cursor[Any], schema: str
+) -> tuple[datetime.datetime, list[str], dict[str, int]]:
+    """The snapshot's time (its transaction's start), stored files and counts."""
+    quote = connection.ops.quote_name
+    cursor.execute("SELECT now()")
+    taken_at = cursor.fetchone()[0]  # type: ignore[index]
+    cursor.execute(f"SELECT storage_path FROM {quote(schema)}.pacs_instance")  # noqa: S608 - a quoted schema name
+    names = [str(name) for (name,) in cursor.fetchall()]
+    counts = {}
+    for table in COUNTED_TABLES:
+        cursor.execute(f"SELECT count(*) FROM {quote(schema)}.{quote(table)}")  # noqa: S608 - quoted names
+        counts[table] = int(cursor.fetchone()[0])  # type: ignore[index]
+    return taken_at, names, counts
 
 
 def do_restore_tenant(folder: Path) -> BackupSummary:
@@ -165,7 +218,7 @@ def do_restore_tenant(folder: Path) -> BackupSummary:
             + ["--single-transaction", str(folder / "schema.dump")]
         )
         undo.schema_created = True
-        counts = _counts_in(schema)
+        counts = counts_in(schema)
         if counts != manifest["counts"]:
             raise BackupError(
                 f"Restored counts {counts} differ from {manifest['counts']}."
@@ -327,19 +380,11 @@ def _tenant_record(tenant: Tenant) -> dict[str, object]:
     return {"tenant": fields, "domains": domains}
 
 
-def _stored_names() -> list[str]:
-    from pacs.models import Instance
-
-    return list(Instance.objects.values_list("storage_path", flat=True))
-
-
-def _counts_in(schema: str) -> dict[str, int]:
-    # An unsaved tenant: its row is written only once the restore is whole.
-    connection.set_tenant(Tenant(schema_name=schema))
-    try:
+def counts_in(schema: str) -> dict[str, int]:
+    """The rows of ``schema`` that a manifest counts, as they are now."""
+    # By schema name alone: during a restore the tenant's row is written last.
+    with schema_context(schema):
         return _counts()
-    finally:
-        connection.set_schema_to_public()
 
 
 def _counts() -> dict[str, int]:
@@ -397,6 +442,21 @@ def _pg(command: list[str]) -> None:
     The password goes through the environment, never the command line
     (which every user of the machine can read).
     """
+    conninfo, password = _conninfo()
+    env = {**os.environ, "PGPASSWORD": password}
+    result = subprocess.run(  # noqa: S603 - fixed programs, no shell
+        [_pg_program(command[0]), *command[1:], "--dbname", conninfo],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BackupError(f"{command[0]} failed: {result.stderr.strip()[:2000]}")
+
+
+def _conninfo() -> tuple[str, str]:
+    """This deployment's database as a libpq conninfo, and its password apart."""
     db = settings.DATABASES["default"]
     options = {
         key: value
@@ -410,16 +470,7 @@ def _pg(command: list[str]) -> None:
         user=db["USER"] or None,
         **options,
     )
-    env = {**os.environ, "PGPASSWORD": str(db["PASSWORD"] or "")}
-    result = subprocess.run(  # noqa: S603 - fixed programs, no shell
-        [_pg_program(command[0]), *command[1:], "--dbname", conninfo],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise BackupError(f"{command[0]} failed: {result.stderr.strip()[:2000]}")
+    return conninfo, str(db["PASSWORD"] or "")
 
 
 def _pg_program(name: str) -> str:

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django_tenants.utils import schema_context
 
 from accounts.models import Role, User
@@ -37,6 +38,19 @@ from tenants.models import (
 logger = logging.getLogger(__name__)
 
 PUBLIC_SCHEMA = "public"
+
+# In production the web processes connect as a role that owns no schema, so
+# that it cannot switch off the audit trail's protections (docs/audit.md):
+# creating and dropping a schema is then the database owner's, on the command
+# line (docs/operations.md, "Database roles").
+OWNER_ONLY_CREATE = _lazy(
+    "This server's database role may not create schemas. Run create_tenant "
+    "and create_user as the database owner (docs/operations.md)."
+)
+OWNER_ONLY_DROP = _lazy(
+    "This server's database role does not own the tenant's schema. Run "
+    "drop_tenant as the database owner (docs/operations.md)."
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,8 @@ def do_create_tenant(spec: TenantSpec) -> tuple[Tenant, bool]:
 
     tenant = Tenant.objects.filter(schema_name=spec.schema).first()
     created = tenant is None
+    if created and not selectors.may_create_schemas():
+        raise ValidationError(OWNER_ONLY_CREATE)
     if tenant is None:
         tenant = Tenant(schema_name=spec.schema)
     tenant.name = spec.name
@@ -355,6 +371,8 @@ def deletion_refusal(
     """
     if tenant.is_active:
         return _("Suspend the tenant first.")
+    if not selectors.may_drop_schema(tenant):
+        return str(OWNER_ONLY_DROP)
     copy = _backup_copy(tenant, backup) if backup else _export_copy(tenant)
     if isinstance(copy, str):
         return copy
@@ -386,7 +404,7 @@ def _backup_copy(
     tenant: Tenant, folder: Path
 ) -> tuple[datetime.datetime | None, str] | str:
     """What the backup in ``folder`` covers, or why it cannot serve."""
-    from ops.backup import BackupError, read_verified_manifest
+    from ops.backup import BackupError, counts_in, read_verified_manifest
 
     try:
         manifest = read_verified_manifest(folder)
@@ -394,8 +412,14 @@ def _backup_copy(
         return _("The backup does not verify: %(error)s") % {"error": error}
     if manifest["schema"] != tenant.schema_name:
         return _("The backup is of another tenant.")
+    again = _("The tenant changed after the backup: back it up again.")
+    # A write that began before the backup's snapshot and committed after it
+    # carries a time older than the backup yet is not in it: the suspended
+    # tenant's rows must also be those the backup counted.
+    if counts_in(tenant.schema_name) != manifest["counts"]:
+        return again
     taken = datetime.datetime.fromisoformat(str(manifest["created_at"]))
-    return taken, _("The tenant changed after the backup: back it up again.")
+    return taken, again
 
 
 def do_delete_tenant(

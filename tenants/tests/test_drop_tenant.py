@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from audit.models import AuditEvent, EventType, Outcome
-from ops.backup import FORMAT, manifest_signature
+from ops.backup import FORMAT, counts_in, manifest_signature
 from pacs.models import Instance
 from tenants.models import Domain, Tenant
 from tenants.tests.test_export_and_deletion import (  # noqa: F401 - fixtures
@@ -23,8 +23,14 @@ from tenants.tests.test_export_and_deletion import (  # noqa: F401 - fixtures
 )
 
 
-def signed_backup(folder: Path, schema: str, taken: datetime.datetime) -> Path:
-    """A backup folder as backup_tenant signs it (the contents do not matter here)."""
+def signed_backup(
+    folder: Path,
+    schema: str,
+    taken: datetime.datetime,
+    counts: dict[str, int] | None = None,
+) -> Path:
+    """A backup folder as backup_tenant signs it: the tenant's counts as they
+    are now, unless ``counts``; the dump's contents do not matter here."""
     folder.mkdir()
     (folder / "schema.dump").write_bytes(b"PGDMP dump of " + schema.encode())
     (folder / "tenant.json").write_text(json.dumps({"tenant": {}, "domains": []}))
@@ -32,7 +38,7 @@ def signed_backup(folder: Path, schema: str, taken: datetime.datetime) -> Path:
         "format": FORMAT,
         "schema": schema,
         "created_at": taken.isoformat(),
-        "counts": {},
+        "counts": counts_in(schema) if counts is None else counts,
         "extensions": [],
         "files": {
             name: {
@@ -151,6 +157,24 @@ def test_a_backup_that_does_not_cover_the_tenant_is_refused(
 
     assert schema_exists("hospital_b")
     assert len(refusals()) == 1
+
+
+def test_a_backup_newer_than_the_last_change_but_missing_rows_is_refused(
+    hospital, tmp_path
+):
+    # A write that began before the backup's snapshot and committed after
+    # it: its time is older than the backup, its row is not in it.
+    suspend(hospital)
+    counts = counts_in("hospital_b")
+    counts["audit_auditevent"] -= 1
+    backup = signed_backup(tmp_path / "backup", "hospital_b", timezone.now(), counts)
+
+    with pytest.raises(CommandError, match="changed after the backup"):
+        drop(
+            "--confirm", "hospital_b", "--backup", str(backup), "--custody-handed-over"
+        )
+
+    assert schema_exists("hospital_b")
 
 
 def test_studies_within_retention_need_custody_handed_over(hospital, tmp_path):

@@ -7,10 +7,13 @@ one. The same studies, report and files come back, and the audit chain
 still verifies.
 """
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import shutil
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ops.backup import manifest_signature
+from ops.backup import COUNTED_TABLES, manifest_signature
 from tests.scaleout.test_two_of_each import new_series, storescu
 from tests.support.ris import RisListener
 from tests.support.stack import Stack, free_port, running_stack, wait_for
@@ -203,15 +206,14 @@ def test_restore_into_a_fresh_deployment(stack, backed_up, tmp_path):
 # --- A restore that fails on the way leaves nothing behind ----------------------
 
 
-@pytest.fixture(scope="module")
-def fresh(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextlib.contextmanager
+def empty_deployment(stack: Stack, var: Path, suffix: str) -> Iterator[Stack]:
     """An empty deployment (public schema only) beside the stack."""
     base = stack.env["DATABASE_URL"].rsplit("/", 1)[0]
-    name = f"{stack.env['DATABASE_URL'].rsplit('/', 1)[1]}_empty"
+    name = f"{stack.env['DATABASE_URL'].rsplit('/', 1)[1]}_{suffix}"
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
-    var = tmp_path_factory.mktemp("empty-deployment")
     deployment = Stack(
         env={**stack.env, "DATABASE_URL": f"{base}/{name}", "NIMBUS_VAR_DIR": str(var)},
         web_port=0,
@@ -225,6 +227,13 @@ def fresh(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     finally:
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def fresh(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    var = tmp_path_factory.mktemp("empty-deployment")
+    with empty_deployment(stack, var, "empty") as deployment:
+        yield deployment
 
 
 def reseal(folder: Path, key: str | None = BACKUP_KEY) -> None:
@@ -359,3 +368,141 @@ def test_after_the_refused_and_failed_restores_the_backup_restores_there(
 
     assert snapshot(stack, fresh.env["DATABASE_URL"]) == backed_up["before"]
     fresh.manage("verify_audit", "--tenant", stack.schema)
+
+
+# --- A backup of a tenant in use is one snapshot -----------------------------
+
+
+def counted(deployment: Stack, schema: str) -> dict[str, int]:
+    """The rows a manifest counts, in ``schema`` of ``deployment`` now."""
+    with psycopg.connect(deployment.env["DATABASE_URL"], autocommit=True) as conn:
+        return {
+            table: conn.execute(f"SELECT count(*) FROM {schema}.{table}").fetchone()[0]  # noqa: S608 - fixed names
+            for table in COUNTED_TABLES
+        }
+
+
+@pytest.fixture(scope="module")
+def draft_study(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A study whose report is still a draft: each PUT writes a report version."""
+    files, study_uid = new_series(tmp_path_factory.mktemp("draft") / "series", 1)
+    storescu(stack, files)
+    report = f"/api/studies/{study_uid}/report"
+    wait_for(lambda: stack.get(report, stack.token)[0] == 200, 60, what="the study")
+    return study_uid
+
+
+def use_the_tenant(stack: Stack, study_uid: str, number: int) -> None:
+    """A search (an audit record) and a report edit (a report version)."""
+    status, _ = stack.get("/dicomweb/studies", stack.token)
+    assert status == 200
+    status, body = stack.call(
+        "PUT",
+        f"/api/studies/{study_uid}/report",
+        {"text": f"Findings, edit {number}."},
+        stack.token,
+    )
+    assert status == 200, body
+
+
+def slow_pg_bin(folder: Path, pause: float) -> Path:
+    """Client tools that wait ``pause`` seconds after pg_dump has written the
+    dump, as a slow disk or a large tenant would: two new regular files."""
+    import ops.backup
+
+    folder.mkdir()
+    for name in ("pg_dump", "pg_restore"):
+        real = ops.backup._pg_program(name)
+        wrapper = folder / name
+        wrapper.write_text(
+            f'#!/bin/sh\n"{real}" "$@" || exit $?\n'
+            + (f"sleep {pause}\n" if name == "pg_dump" else "")
+        )
+        wrapper.chmod(0o700)
+    return folder
+
+
+def test_writes_while_pg_dump_finishes_are_neither_counted_nor_covered(
+    stack, draft_study, tmp_path
+):
+    # Before the fix the counts and created_at were read after pg_dump: the
+    # writes below were counted, not dumped, and the restore failed.
+    slow = dataclasses.replace(
+        stack,
+        env={**stack.env, "NIMBUS_PG_BIN_DIR": str(slow_pg_bin(tmp_path / "bin", 4))},
+    )
+    folder = tmp_path / "backup"
+    backup = threading.Thread(
+        target=slow.manage,
+        args=("backup_tenant", "--tenant", stack.schema, "--output", str(folder)),
+    )
+    backup.start()
+    wait_for(lambda: (folder / "schema.dump").exists(), 60, what="the dump")
+    time.sleep(0.5)  # pg_dump has returned; its wrapper sleeps
+    for number in range(3):
+        use_the_tenant(stack, draft_study, number)
+    backup.join(120)
+    manifest = json.loads((folder / "manifest.json").read_text())
+
+    with empty_deployment(stack, tmp_path / "var", "snapshot") as elsewhere:
+        elsewhere.manage("restore_tenant", "--input", str(folder))
+
+        assert counted(elsewhere, stack.schema) == manifest["counts"]
+    live = counted(stack, stack.schema)
+    assert (
+        live["reporting_reportversion"]
+        >= manifest["counts"]["reporting_reportversion"] + 3
+    )
+    assert live["audit_auditevent"] > manifest["counts"]["audit_auditevent"]
+
+
+def test_a_backup_taken_while_the_tenant_is_in_use_restores_and_does_not_cover_later_writes(
+    stack, draft_study, tmp_path
+):
+    running = threading.Event()
+    running.set()
+    edits = 0
+
+    def keep_writing() -> None:
+        nonlocal edits
+        while running.is_set():
+            use_the_tenant(stack, draft_study, 100 + edits)
+            edits += 1
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        time.sleep(0.5)
+        folder = tmp_path / "backup"
+        stack.manage("backup_tenant", "--tenant", stack.schema, "--output", str(folder))
+        time.sleep(0.5)
+    finally:
+        running.clear()
+        writer.join(60)
+    assert edits > 2
+    manifest = json.loads((folder / "manifest.json").read_text())
+
+    with empty_deployment(stack, tmp_path / "var", "in_use") as elsewhere:
+        elsewhere.manage("restore_tenant", "--input", str(folder))
+
+        assert counted(elsewhere, stack.schema) == manifest["counts"]
+    # The writes after the snapshot are not in the backup: dropping the
+    # tenant with it is refused.
+    stack.sql(
+        "UPDATE public.tenants_tenant SET is_active = false"
+        " WHERE schema_name = %s RETURNING id",
+        stack.schema,
+    )
+    try:
+        with pytest.raises(RuntimeError, match="changed after the backup"):
+            stack.manage(
+                "drop_tenant",
+                *("--tenant", stack.schema, "--confirm", stack.schema),
+                *("--backup", str(folder), "--custody-handed-over"),
+            )
+    finally:
+        stack.sql(
+            "UPDATE public.tenants_tenant SET is_active = true"
+            " WHERE schema_name = %s RETURNING id",
+            stack.schema,
+        )
