@@ -2,6 +2,7 @@
 
 import datetime
 
+from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -12,6 +13,29 @@ from audit.models import AuditEvent
 from pacs.models import RemoteApplicationEntity, Study
 from reporting.models import Addendum, Report
 from tenants.models import Tenant, TenantExport
+
+
+def may_create_schemas() -> bool:
+    """Whether this process's database role may create a tenant's schema.
+
+    The production application role may not (deploy/postgres/roles.sql):
+    tenants are then created by create_tenant run as the database owner.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT has_database_privilege(current_database(), 'CREATE')")
+        return bool(cursor.fetchone()[0])
+
+
+def may_drop_schema(tenant: Tenant) -> bool:
+    """Whether this process's database role owns the tenant's schema."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_has_role(nspowner, 'USAGE') FROM pg_namespace"
+            " WHERE nspname = %s",
+            [tenant.schema_name],
+        )
+        row = cursor.fetchone()
+    return row is None or bool(row[0])
 
 
 def last_change(tenant: Tenant) -> datetime.datetime | None:
