@@ -29,9 +29,17 @@ WHERE c.oid = ANY(%s::regclass[])
 def revoke_changes_from_other_roles(using: str = "default", **_kwargs: Any) -> None:
     """A post_migrate receiver: runs in the schema that was just migrated."""
     connection = connections[using]
-    if connection.vendor != "postgresql":
-        return
-    schema = getattr(connection, "schema_name", "public")
+    if connection.vendor == "postgresql":
+        revoke_audit_changes(getattr(connection, "schema_name", "public"), using)
+
+
+def revoke_audit_changes(schema: str, using: str = "default") -> None:
+    """Take UPDATE, DELETE and TRUNCATE on the schema's trail from all but its owner.
+
+    Also for a schema filled by pg_restore --no-privileges, whose tables got
+    the owner's default privileges and no migration ran.
+    """
+    connection = connections[using]
     quote = connection.ops.quote_name
     tables = [f"{quote(schema)}.{table}" for table in TABLES]
     with connection.cursor() as cursor:

@@ -9,6 +9,7 @@ process that cannot read its certificate.
 import re
 import shlex
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 
 import yaml
 
@@ -83,3 +84,91 @@ def test_each_systemd_worker_unit_takes_its_queue_from_the_instance_name() -> No
     [exec_start] = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
 
     assert queues_of(shlex.split(exec_start)) == {"%i"}
+
+
+# --- Database roles (docs/operations.md, "Database roles") -------------------
+
+SUPERUSER = "postgres"
+
+
+def database_user(url: str) -> str:
+    # Compose fills ${VAR:?message} in; its "?" would start a query here.
+    return urlparse(re.sub(r"\$\{[^}]*\}", "secret", url)).username or ""
+
+
+def env_file_values(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            name, value = line.split("=", 1)
+            values[name] = value
+    return values
+
+
+def unit_env_files(unit: Path) -> list[str]:
+    return re.findall(r"^EnvironmentFile=-?(\S+)$", unit.read_text(), re.MULTILINE)
+
+
+def test_only_the_migrate_service_connects_as_the_owner_the_rest_as_the_app() -> None:
+    users = {
+        name: database_user(str(service["environment"]["DATABASE_URL"]))  # type: ignore[index]
+        for name, service in nimbus_services().items()
+    }
+
+    assert users.pop("migrate") == "nimbus_owner"
+    assert {"web-1", "web-2", "dicom", "hl7", "beat"} <= set(users)
+    assert set(users.values()) == {"nimbus_app"}
+
+
+def test_the_compose_postgres_makes_both_roles_and_nimbus_is_not_its_superuser() -> (
+    None
+):
+    postgres = compose_services()["postgres"]
+    environment = postgres["environment"]
+    mounts = dict(str(volume).rsplit(":", 2)[:2] for volume in postgres["volumes"])  # type: ignore[union-attr]
+    init = DEPLOY / "postgres" / "init-roles.sh"
+
+    assert environment["POSTGRES_USER"] == SUPERUSER  # type: ignore[index]
+    assert "POSTGRES_DB" not in environment  # type: ignore[operator]
+    assert {"NIMBUS_OWNER_PASSWORD", "NIMBUS_APP_PASSWORD"} <= set(environment)  # type: ignore[arg-type]
+    assert mounts["./postgres/init-roles.sh"].startswith("/docker-entrypoint-initdb.d/")
+    sql_path = mounts["./postgres/roles.sql"]
+    assert f'"${{NIMBUS_ROLES_SQL:-{sql_path}}}"' in init.read_text()
+    assert init.stat().st_mode & 0o111, (
+        "the image sources, not runs, a script not executable"
+    )
+    # Over TCP: the first start's init server answers on the socket only.
+    assert "127.0.0.1" in postgres["healthcheck"]["test"]  # type: ignore[index]
+
+
+def test_the_init_script_makes_an_owner_and_an_app_role_neither_a_superuser() -> None:
+    init = (DEPLOY / "postgres" / "init-roles.sh").read_text()
+    sql = (DEPLOY / "postgres" / "roles.sql").read_text()
+
+    assert "-v owner=nimbus_owner" in init and "-v app=nimbus_app" in init
+    for role in (':"owner"', ':"app"'):
+        assert (
+            f"ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE" in sql
+        )
+    assert "CREATE DATABASE %I OWNER %I', :'database', :'owner'" in sql
+    assert 'GRANT :"owner" TO' not in sql
+
+
+def test_systemd_services_read_the_app_url_and_only_migrations_the_owners() -> None:
+    units = sorted((DEPLOY / "systemd").glob("*.service"))
+    app = env_file_values(DEPLOY / "nimbus.env.example")["DATABASE_URL"]
+    owner = env_file_values(DEPLOY / "owner.env.example")["DATABASE_URL"]
+    wrapper = (DEPLOY / "systemd" / "nimbus-owner").read_text()
+
+    assert database_user(app) == "nimbus_app"
+    assert database_user(owner) == "nimbus_owner"
+    assert len(units) >= 6
+    for unit in units:
+        expected = ["/etc/nimbus/nimbus.env"]
+        if unit.name == "nimbus-migrate.service":
+            expected.append("/etc/nimbus/owner.env")  # last: its URL wins
+        assert unit_env_files(unit) == expected, unit.name
+    assert re.findall(r"EnvironmentFile=(\S+)", wrapper) == [
+        "/etc/nimbus/nimbus.env",
+        "/etc/nimbus/owner.env",
+    ]

@@ -7,4 +7,4 @@ psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
     -v database="${NIMBUS_DATABASE:-nimbus}" \
     -v owner=nimbus_owner -v owner_password="$NIMBUS_OWNER_PASSWORD" \
     -v app=nimbus_app -v app_password="$NIMBUS_APP_PASSWORD" \
-    -f /nimbus/postgres/roles.sql
+    -f "${NIMBUS_ROLES_SQL:-/nimbus/postgres/roles.sql}"
