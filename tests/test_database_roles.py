@@ -292,3 +292,24 @@ def test_the_owner_creates_a_second_tenant_the_app_can_use(scratch: Scratch) -> 
         conn.execute("SET search_path = roles_second, public")
         with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
             conn.execute("DELETE FROM audit_auditevent")
+
+
+def test_migrating_a_schema_again_takes_back_a_granted_update(scratch: Scratch) -> None:
+    # As after restore_tenant (pg_restore --no-privileges: the owner's
+    # default privileges) or a DBA's GRANT by mistake.
+    grant = "GRANT UPDATE, DELETE, TRUNCATE ON {0}.audit_auditevent TO {1}"
+    with connect(scratch, scratch.owner) as conn:
+        conn.execute(grant.format(TENANT, scratch.app))
+
+    result = manage(
+        scratch, scratch.owner_url, "migrate_schemas", "--tenant", "--schema", TENANT
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    with connect(scratch, scratch.app) as conn:
+        row = conn.execute(
+            "SELECT has_table_privilege('audit_auditevent', 'UPDATE')"
+            " OR has_table_privilege('audit_auditevent', 'DELETE')"
+            " OR has_table_privilege('audit_auditevent', 'TRUNCATE')"
+        ).fetchone()
+    assert row == (False,)
