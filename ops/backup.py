@@ -15,14 +15,17 @@ A backup is a folder::
 
 Restore checks the manifest's signature and every checksum before it
 changes anything, then creates the extensions the schema uses, restores the
-schema with pg_restore in one transaction, compares the counts with the
+schema (made empty first, marked as a restore in progress, then filled
+by pg_restore in one transaction), compares the counts with the
 manifest, holds the HL7 messages that were not yet delivered (the source
 may have sent them since), puts the files into the archive (folder or
 bucket; a file already there is kept) and the audit anchor back, and
 creates the tenant's row and domains last: a failure on the way takes back
-what it did, and leaves no tenant row without its schema. It works on the
-deployment the backup came from (after the tenant was dropped) and on a
-fresh one (after ``migrate_schemas --shared``).
+what it did, and leaves no tenant row without its schema. A restore
+killed on the way leaves a marked schema without a tenant row: the next
+restore of that tenant drops it first (drop_tenant --orphan-schema by
+hand). It works on the deployment the backup came from (after the tenant
+was dropped) and on a fresh one (after ``migrate_schemas --shared``).
 """
 
 import contextlib
@@ -32,18 +35,22 @@ import hmac
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.sql
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 from django_tenants.utils import schema_context
 from psycopg.conninfo import make_conninfo
 
@@ -204,6 +211,14 @@ def do_restore_tenant(folder: Path) -> BackupSummary:
     manifest = read_verified_manifest(folder)
     schema = str(manifest["schema"])
     record = json.loads((folder / "tenant.json").read_text())
+    with restore_lock(schema):
+        return _restore(folder, manifest, schema, record)
+
+
+def _restore(
+    folder: Path, manifest: dict[str, Any], schema: str, record: dict[str, Any]
+) -> BackupSummary:
+    _drop_schema_of_a_killed_restore(schema)
     _check_nothing_in_the_way(schema, record)
     stored = [
         (folder / relative, relative.removeprefix("files/"))
@@ -213,11 +228,9 @@ def do_restore_tenant(folder: Path) -> BackupSummary:
     _create_extensions(manifest.get("extensions", []))
     undo = _Undo(schema)
     try:
-        _pg(
-            ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error"]
-            + ["--single-transaction", str(folder / "schema.dump")]
-        )
+        _create_marked_schema(schema)
         undo.schema_created = True
+        _pg_restore_into(schema, folder / "schema.dump")
         counts = counts_in(schema)
         if counts != manifest["counts"]:
             raise BackupError(
@@ -233,10 +246,11 @@ def do_restore_tenant(folder: Path) -> BackupSummary:
             shutil.copyfile(folder / "audit.heads", head_file(schema))
         with transaction.atomic():
             tenant = Tenant(schema_name=schema, **record["tenant"])
-            tenant.auto_create_schema = False  # pg_restore made it, with its data
+            tenant.auto_create_schema = False  # made above, filled by pg_restore
             tenant.save()
             for domain in record["domains"]:
                 Domain.objects.create(tenant=tenant, **domain)
+            _comment_on_schema(schema, None)
     except BaseException as error:
         undo.run()
         if isinstance(error, BackupError | KeyboardInterrupt | SystemExit):
@@ -251,6 +265,110 @@ def do_restore_tenant(folder: Path) -> BackupSummary:
         held,
     )
     return BackupSummary(folder, schema, counts, len(stored), held)
+
+
+# The comment on a schema that a restore is still filling. A restore killed
+# on the way (SIGKILL, a machine gone) cannot undo itself: the next one
+# recognises the schema it left by this comment and drops it.
+RESTORE_MARKER = "nimbus-restore-in-progress"
+
+
+@contextlib.contextmanager
+def restore_lock(schema: str) -> Iterator[None]:
+    """One restore of ``schema`` at a time: a second must not take the
+    first's schema, still being filled, for one left by a killed restore."""
+    key = ["nimbus.ops.backup.restore", schema]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s), hashtext(%s))", key)
+        if not cursor.fetchone()[0]:
+            raise BackupError(f"Another restore of {schema!r} is running.")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s), hashtext(%s))", key)
+
+
+def _create_marked_schema(schema: str) -> None:
+    """The schema, empty and marked, committed before pg_restore fills it.
+
+    pg_restore cannot put a dump's objects into a schema of another name,
+    so the restore cannot build the tenant aside and rename it: the schema
+    gets its final name at once, and the marker says it is not whole yet.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"CREATE SCHEMA {connection.ops.quote_name(schema)}")
+        _comment_on_schema(
+            schema,
+            f"{RESTORE_MARKER} since {timezone.now().isoformat(timespec='seconds')}",
+        )
+
+
+def _comment_on_schema(schema: str, comment: str | None) -> None:
+    # COMMENT takes no bound parameters: the text goes in as a quoted literal.
+    statement = psycopg.sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
+        psycopg.sql.Identifier(schema), psycopg.sql.Literal(comment)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement.as_string(connection.connection))
+
+
+def _pg_restore_into(schema: str, dump: Path) -> None:
+    """Restore ``dump`` into the existing ``schema``, in one transaction.
+
+    The dump's own CREATE SCHEMA is left out of the list pg_restore works
+    through: the marked schema made beforehand takes its place.
+    """
+    listing = subprocess.run(  # noqa: S603 - a fixed program, no shell
+        [_pg_program("pg_restore"), "--list", str(dump)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if listing.returncode != 0:
+        raise BackupError(f"pg_restore failed: {listing.stderr.strip()[:2000]}")
+    entries = [
+        line for line in listing.stdout.splitlines() if not _SCHEMA_ENTRY.match(line)
+    ]
+    with tempfile.NamedTemporaryFile("w", suffix=".list") as use_list:
+        use_list.write("\n".join(entries) + "\n")
+        use_list.flush()
+        _pg(
+            ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error"]
+            + ["--single-transaction", "--use-list", use_list.name, str(dump)]
+        )
+
+
+# "6; 2615 16385 SCHEMA - e2e postgres": the dump's CREATE SCHEMA.
+_SCHEMA_ENTRY = re.compile(r"^\d+; \d+ \d+ SCHEMA - ")
+
+
+def orphan_schema_state(schema: str) -> str | None:
+    """Whether ``schema`` exists without a tenant row: None when it does not,
+    else its comment ('' when none)."""
+    if Tenant.objects.filter(schema_name=schema).exists():
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(obj_description(oid, 'pg_namespace'), '')"
+            " FROM pg_namespace WHERE nspname = %s",
+            [schema],
+        )
+        row = cursor.fetchone()
+    return None if row is None else str(row[0])
+
+
+def _drop_schema_of_a_killed_restore(schema: str) -> None:
+    comment = orphan_schema_state(schema)
+    if comment is None or not comment.startswith(RESTORE_MARKER):
+        return
+    # Under the restore lock: the restore that marked it is gone. Its files
+    # are the backup's and are placed again; its anchor is written again.
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA {connection.ops.quote_name(schema)} CASCADE")
+    logger.warning(
+        "Schema %s left by a restore that did not finish (%s): dropped", schema, comment
+    )
 
 
 def _hold_unsent_messages(schema: str) -> int:

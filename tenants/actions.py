@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
@@ -477,6 +477,55 @@ def do_delete_tenant(
             partial(heads.do_archive_head_file, tenant.schema_name, heads_archive)
         )
     logger.info("tenant %s deleted", tenant.schema_name)
+
+
+def do_drop_orphan_schema(schema: str, *, actor_username: str) -> int:
+    """Drop a schema that has no tenant row, left by a restore killed after
+    pg_restore (restore_tenant drops one it marked by itself), and the
+    stored files its instance rows name; how many files. Audited."""
+    from ops.backup import BackupError, orphan_schema_state, restore_lock
+
+    try:
+        with restore_lock(schema):
+            return _drop_orphan_schema(
+                schema, orphan_schema_state(schema), actor_username
+            )
+    except BackupError as error:  # a restore of it is running
+        raise TenantNotDeletable(str(error)) from None
+
+
+def _drop_orphan_schema(schema: str, comment: str | None, actor_username: str) -> int:
+    if comment is None or schema == PUBLIC_SCHEMA or schema.startswith("pg_"):
+        raise TenantNotDeletable(
+            _("No schema %(schema)s without a tenant here.") % {"schema": schema}
+        )
+    quoted = connection.ops.quote_name(schema)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [f"{quoted}.pacs_instance"])
+        has_instances = cursor.fetchone()[0] is not None
+        stored: list[str] = []
+        if has_instances:
+            cursor.execute(f"SELECT storage_path FROM {quoted}.pacs_instance")  # noqa: S608 - a quoted schema name
+            stored = [str(name) for (name,) in cursor.fetchall()]
+    with transaction.atomic():
+        with schema_context(PUBLIC_SCHEMA):
+            do_record_event(
+                EventType.TENANT_DELETED,
+                request=None,
+                object_type="tenant",
+                object_id=schema,
+                detail={
+                    "orphan_schema": True,
+                    "comment": comment,
+                    "instances": len(stored),
+                },
+                actor_username=actor_username,
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA {quoted} CASCADE")
+        transaction.on_commit(partial(exports.delete_stored_files, stored))
+    logger.info("orphan schema %s dropped: %d stored files", schema, len(stored))
+    return len(stored)
 
 
 def _record_tenant_event(

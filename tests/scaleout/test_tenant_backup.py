@@ -11,8 +11,12 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
+import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +25,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+import ops.backup
 from ops.backup import COUNTED_TABLES, manifest_signature
 from tests.scaleout.test_two_of_each import new_series, storescu
 from tests.support.ris import RisListener
@@ -316,6 +321,82 @@ def test_a_restore_that_fails_writing_the_tenant_row_takes_everything_back(
     assert left_behind(fresh, stack.schema) == []
 
 
+def restore_killed_after_pg_restore(
+    deployment: Stack, folder: Path, tmp_path: Path, schema: str
+) -> None:
+    """Run restore_tenant and SIGKILL it once pg_restore has committed, as a
+    machine lost mid-restore would: pg_restore's wrapper then waits."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real = ops.backup._pg_program("pg_restore")
+    wrapper = bin_dir / "pg_restore"
+    wrapper.write_text(
+        f'#!/bin/sh\n"{real}" "$@" || exit $?\n'
+        'case "$*" in *--single-transaction*) sleep 60;; esac\n'
+    )
+    wrapper.chmod(0o700)
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "restore_tenant", "--input", str(folder)],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**deployment.env, "NIMBUS_PG_BIN_DIR": str(bin_dir)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        with psycopg.connect(deployment.env["DATABASE_URL"], autocommit=True) as conn:
+            wait_for(
+                lambda: conn.execute(
+                    "SELECT to_regclass(%s)", (f"{schema}.pacs_instance",)
+                ).fetchone()[0],
+                60,
+                what="pg_restore's commit",
+            )
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+    assert left_behind(deployment, schema)[:1] == ["schema"]
+
+
+def test_a_restore_killed_after_pg_restore_is_cleaned_up_by_the_next(
+    stack, backed_up, tmp_path
+):
+    with empty_deployment(stack, tmp_path / "var", "killed") as deployment:
+        restore_killed_after_pg_restore(
+            deployment, backed_up["folder"], tmp_path, stack.schema
+        )
+
+        deployment.manage("restore_tenant", "--input", str(backed_up["folder"]))
+
+        assert snapshot(stack, deployment.env["DATABASE_URL"]) == backed_up["before"]
+        with psycopg.connect(deployment.env["DATABASE_URL"]) as conn:
+            comment = conn.execute(
+                "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace"
+                " WHERE nspname = %s",
+                (stack.schema,),
+            ).fetchone()[0]
+        assert comment is None
+
+
+def test_drop_tenant_drops_the_schema_a_killed_restore_left(stack, backed_up, tmp_path):
+    with empty_deployment(stack, tmp_path / "var", "orphan") as deployment:
+        restore_killed_after_pg_restore(
+            deployment, backed_up["folder"], tmp_path, stack.schema
+        )
+        with pytest.raises(RuntimeError, match="No tenant with schema"):
+            deployment.manage(
+                "drop_tenant", "--tenant", stack.schema, "--confirm", stack.schema
+            )
+
+        output = deployment.manage(
+            "drop_tenant",
+            *("--orphan-schema", stack.schema, "--confirm", stack.schema),
+        )
+
+        assert f"Dropped orphan schema {stack.schema}" in output
+        assert left_behind(deployment, stack.schema) == []
+
+
 # --- The manifest is signed ---------------------------------------------------
 
 
@@ -408,8 +489,6 @@ def use_the_tenant(stack: Stack, study_uid: str, number: int) -> None:
 def slow_pg_bin(folder: Path, pause: float) -> Path:
     """Client tools that wait ``pause`` seconds after pg_dump has written the
     dump, as a slow disk or a large tenant would: two new regular files."""
-    import ops.backup
-
     folder.mkdir()
     for name in ("pg_dump", "pg_restore"):
         real = ops.backup._pg_program(name)

@@ -4,7 +4,11 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
-from tenants.actions import TenantNotDeletable, do_delete_tenant
+from tenants.actions import (
+    TenantNotDeletable,
+    do_delete_tenant,
+    do_drop_orphan_schema,
+)
 from tenants.models import Tenant
 
 
@@ -16,7 +20,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--tenant", required=True, help="Schema name.")
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--tenant", help="Schema name.")
+        which.add_argument(
+            "--orphan-schema",
+            help="A schema with no tenant row, left by a restore_tenant that "
+            "was killed: drop it and the stored files it names.",
+        )
         parser.add_argument(
             "--confirm",
             required=True,
@@ -34,10 +44,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, **options: object) -> None:
-        schema = str(options["tenant"])
+        schema = str(options["tenant"] or options["orphan_schema"])
         if options["confirm"] != schema:
             raise CommandError("--confirm must repeat the tenant's schema name.")
         connection.set_schema_to_public()
+        if options["orphan_schema"]:
+            self._drop_orphan(schema)
+            return
         tenant = Tenant.objects.exclude(schema_name="public").filter(schema_name=schema)
         if not tenant.exists():
             raise CommandError(f"No tenant with schema {schema!r}.")
@@ -56,3 +69,12 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Dropped tenant {schema}: schema, host names and stored files."
         )
+
+    def _drop_orphan(self, schema: str) -> None:
+        try:
+            files = do_drop_orphan_schema(
+                schema, actor_username=f"{getpass.getuser()} (drop_tenant)"
+            )
+        except TenantNotDeletable as refusal:
+            raise CommandError(str(refusal)) from None
+        self.stdout.write(f"Dropped orphan schema {schema} and {files} stored files.")
