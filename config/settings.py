@@ -392,6 +392,10 @@ NIMBUS_SPOOL_SWEEP_SECONDS = env_int("NIMBUS_SPOOL_SWEEP_SECONDS", 60)
 # with listeners on several machines, each names a queue of its own (say
 # ingest.<host>) that only that machine's ingest workers consume.
 NIMBUS_INGEST_QUEUE = env_str("NIMBUS_INGEST_QUEUE", "ingest")
+# Every ingest queue of the deployment, for /readyz and /metrics (which may
+# run where no listener does). Empty: the per-host queues (ingest.<host>)
+# that answering workers consume, or else NIMBUS_INGEST_QUEUE.
+NIMBUS_INGEST_QUEUES = env_list("NIMBUS_INGEST_QUEUES", [])
 # Where a tenant's export before deletion is written (tenants/, Django admin).
 NIMBUS_TENANT_EXPORT_DIR = Path(
     env_str("NIMBUS_TENANT_EXPORT_DIR", str(VAR_DIR / "tenant-exports"))

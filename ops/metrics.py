@@ -37,7 +37,7 @@ from prometheus_client.registry import REGISTRY, Collector
 from redis import Redis
 from redis.exceptions import RedisError
 
-from config.celery import QUEUES
+from config.celery import INGEST_QUEUE, QUEUES
 from ops import readiness
 from ops.heartbeat import live_listeners
 
@@ -141,7 +141,7 @@ class SharedStateCollector(Collector):
             "Whether a Celery worker that consumes the queue answers (1) or not (0).",
             labels=["queue"],
         )
-        for queue in QUEUES:
+        for queue in readiness.expected_queues(consumed):
             workers.add_metric([queue], int(queue in consumed))
         yield workers
 
@@ -161,16 +161,28 @@ class SharedStateCollector(Collector):
             "Tasks waiting in each Celery queue.",
             labels=["queue"],
         )
+        queues = self._queue_names(client)
         with client.pipeline() as pipe:
-            for queue in QUEUES:
+            for queue in queues:
                 for suffix in _PRIORITY_SUFFIXES:
                     pipe.llen(queue + suffix)
             lengths = pipe.execute()
         steps = len(_PRIORITY_SUFFIXES)
-        for index, queue in enumerate(QUEUES):
+        for index, queue in enumerate(queues):
             depth = sum(lengths[index * steps : (index + 1) * steps])
             family.add_metric([queue], depth)
         return family
+
+    def _queue_names(self, client: Redis) -> list[str]:
+        """The fixed queues, the configured ingest queues, and every per-host
+        ingest queue that holds tasks, consumed or not (a dead host's): the
+        listener may name one that the scraped process was never told of."""
+        waiting = {
+            key.decode(errors="replace").split("\x06")[0]
+            for key in client.scan_iter(match=f"{INGEST_QUEUE}.*", _type="list")
+        }
+        names = [*QUEUES, *settings.NIMBUS_INGEST_QUEUES, *sorted(waiting)]
+        return list(dict.fromkeys(names))
 
     def _listeners(self, client: Redis) -> GaugeMetricFamily:
         family = GaugeMetricFamily(
