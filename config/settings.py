@@ -371,7 +371,9 @@ USE_TZ = True
 # --- Static files and DICOM storage ------------------------------------------
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# Collected into the image (deploy/Dockerfile), outside the var volume, so an
+# upgraded image never serves the previous release's files.
+STATIC_ROOT = Path(env_str("NIMBUS_STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 

@@ -172,3 +172,41 @@ def test_systemd_services_read_the_app_url_and_only_migrations_the_owners() -> N
         "/etc/nimbus/nimbus.env",
         "/etc/nimbus/owner.env",
     ]
+
+
+def test_every_image_is_pinned_to_a_release() -> None:
+    for name, service in compose_services().items():
+        image = str(service.get("image", ""))
+        if image == NIMBUS_IMAGE:
+            continue  # built from this repository
+        assert ":" in image and not image.endswith(":latest"), (name, image)
+
+
+def test_the_nginx_upstream_names_the_web_units_the_docs_enable() -> None:
+    upstream = (DEPLOY / "nginx" / "upstream-systemd.conf").read_text()
+    enabled = re.findall(r"nimbus-web@(\d+)", (ROOT / "docs/operations.md").read_text())
+    assert sorted(re.findall(r"server 127\.0\.0\.1:(\d+);", upstream)) == sorted(
+        set(enabled)
+    )
+
+
+def test_static_files_are_collected_into_the_image_not_the_var_volume() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    static_root = re.search(r"NIMBUS_STATIC_ROOT=(\S+)", dockerfile)
+    assert static_root is not None
+    assert dockerfile.index("NIMBUS_STATIC_ROOT=") < dockerfile.index("collectstatic")
+    for service in nimbus_services().values():
+        for volume in service.get("volumes", []):
+            mount = PurePosixPath(str(volume).split(":")[1])
+            assert not PurePosixPath(static_root.group(1)).is_relative_to(mount)
+
+
+def test_backups_have_a_volume_the_nimbus_user_may_write() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(
+        r"install -d -o nimbus -g nimbus -m 0700 /var/backups/nimbus", dockerfile
+    )
+    for name, service in nimbus_services().items():
+        assert "nimbus-backups:/var/backups/nimbus" in [
+            str(v).split("  #")[0] for v in service.get("volumes", [])
+        ], name
