@@ -196,8 +196,9 @@ def edit_and_dictate(
 ) -> None:
     page.goto(f"{stack.base_url}/reports/studies/{study.StudyInstanceUID}/")
     editor = page.locator("#report-text")
-    # Read-only until the page holds the report's lock.
-    expect(editor).to_be_editable()
+    # Read-only until the page holds the report's lock, which a busy machine
+    # may take a while to hand over.
+    expect(editor).to_be_editable(timeout=30_000)
     editor.click()
     editor.press_sequentially(typed, delay=10)
     wait_for(
