@@ -221,6 +221,11 @@ def running_stack(
     )
     stack.env["NIMBUS_DICOM_PORT"] = str(stack.dicom_port)
     stack.env["NIMBUS_HL7_PORT"] = str(stack.hl7_port)
+    if "NIMBUS_AUDIT_HEAD_DIR" not in (env or {}):
+        # Every stack is a deployment of its own, with a tenant of the same
+        # schema name: the test run's head folder would hold an earlier
+        # stack's heads of that schema, and its chain would look cut short.
+        stack.env.pop("NIMBUS_AUDIT_HEAD_DIR", None)
     try:
         stack.manage("migrate_schemas", "--shared", "--verbosity", "0")
         stack.manage(
