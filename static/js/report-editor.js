@@ -261,13 +261,24 @@ function holdsLock() {
   return lockHolder !== "" && lockHolder === me;
 }
 
+const LOCK_RETRY_MS = 2000;
+
 async function acquireLock() {
-  const result = await callApi(`${apiUrl}/lock`, "POST");
+  let result;
+  try {
+    result = await callApi(`${apiUrl}/lock`, "POST");
+  } catch (error) {
+    result = { ok: false, status: 0, data: {} };
+  }
   if (result.ok) {
     lockHolder = result.data.lock.holder;
     applyServerState(result.data, { fromOwnSave: false });
   } else if (result.status === 409) {
     await refresh();
+  } else if ((result.status === 0 || result.status >= 500) && !holdsLock()) {
+    // A request lost on its way or a server error (a web process
+    // restarting): try again rather than stay read-only until reloaded.
+    setTimeout(acquireLock, LOCK_RETRY_MS);
   }
 }
 

@@ -66,7 +66,10 @@ def test_a_report_goes_from_template_to_preliminary_to_signed_with_an_addendum(
     editor_url = f"{stack.base_url}/reports/studies/{uid}/"
 
     page.goto(editor_url)
-    expect(page.locator("#lock-state")).to_have_attribute("data-holder", stack.username)
+    # A busy machine may take a while to hand the lock over.
+    expect(page.locator("#lock-state")).to_have_attribute(
+        "data-holder", stack.username, timeout=30_000
+    )
     page.select_option("#template-choice", label="CT abdomen")
     page.click("#insert-template")
     expect(page.locator("#report-text")).to_have_value(re.compile("FINDINGS:"))
