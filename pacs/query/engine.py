@@ -602,29 +602,26 @@ def first_instance_headers(
     """The stored header of each row of ``level`` by primary key (one query).
 
     An instance has its own; a series, study or patient is represented by
-    its first instance. With ``tags``, only those attributes.
+    its first instance. With ``tags`` (above the IMAGE level), only those
+    attributes.
     """
     if level is Level.IMAGE:
-        instances = Instance.objects.filter(pk__in=pks)
-        if tags is None:
-            return dict(instances.values_list("pk", "metadata"))
-        keys = [f"{tag:08X}" for tag in tags]
-        picked = instances.values_list("pk", *(_header_element(key) for key in keys))
-    else:
-        owner = {
-            Level.SERIES: "series_id",
-            Level.STUDY: "series__study_id",
-            Level.PATIENT: "series__study__patient_id",
-        }[level]
-        firsts = (
-            Instance.objects.filter(**{f"{owner}__in": pks})
-            .order_by(owner, F("instance_number").asc(nulls_last=True), "pk")
-            .distinct(owner)
-        )
-        if tags is None:
-            return dict(firsts.values_list(owner, "metadata"))
-        keys = [f"{tag:08X}" for tag in tags]
-        picked = firsts.values_list(owner, *(_header_element(key) for key in keys))
+        # Asked attributes of instance rows are picked out in ``find``.
+        return dict(Instance.objects.filter(pk__in=pks).values_list("pk", "metadata"))
+    owner = {
+        Level.SERIES: "series_id",
+        Level.STUDY: "series__study_id",
+        Level.PATIENT: "series__study__patient_id",
+    }[level]
+    firsts = (
+        Instance.objects.filter(**{f"{owner}__in": pks})
+        .order_by(owner, F("instance_number").asc(nulls_last=True), "pk")
+        .distinct(owner)
+    )
+    if tags is None:
+        return dict(firsts.values_list(owner, "metadata"))
+    keys = [f"{tag:08X}" for tag in tags]
+    picked = firsts.values_list(owner, *(_header_element(key) for key in keys))
     return {
         row[0]: {key: value for key, value in zip(keys, row[1:], strict=True) if value}
         for row in picked
